@@ -1,0 +1,1 @@
+"""The local stack: Google's emulators, fake-gcs-server, Triton on CPU and the functions."""

@@ -1,0 +1,54 @@
+"""python -m emulators start|stop|status|env|run — manage the local stack."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from .settings import StackSettings
+from .stack import Stack
+
+
+def print_env(s: StackSettings) -> None:
+    for key, value in s.client_env().items():
+        print(f"export {key}={value}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m emulators", description=__doc__)
+    parser.add_argument("command", choices=["start", "stop", "status", "env", "run"])
+    args = parser.parse_args()
+    s = StackSettings.from_env()
+    stack = Stack(s)
+    if args.command == "start":
+        stack.up()
+        print_env(s)
+    elif args.command == "stop":
+        stack.down()
+    elif args.command == "status":
+        running = stack.running()
+        for name, pid in running.items():
+            print(f"{name:24} pid {pid}")
+        if not running:
+            print("the local stack is not running")
+    elif args.command == "env":
+        print_env(s)
+    else:  # run: start, print the environment, stay up until Ctrl-C or SIGTERM
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        stack.up()
+        print("\n# The stack is up. Paste these lines into another shell:")
+        print_env(s)
+        print(f"# Upload: gcloud storage cp photo.jpg gs://{s.bucket}/upscale/photo.jpg")
+        print(f"# Logs:   {s.logs}/   Stop: Ctrl-C", flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stack.down()
+
+
+if __name__ == "__main__":
+    main()

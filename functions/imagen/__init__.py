@@ -1,0 +1,1 @@
+"""imagen: event-driven image pipeline (Cloud Functions source)."""

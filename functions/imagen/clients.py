@@ -1,0 +1,33 @@
+"""Google Cloud clients, created once per process (emulators are picked up from *_EMULATOR_HOST)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from google.cloud import firestore, pubsub_v1, storage
+
+from . import config
+from .inference import TritonRunner
+from .jobs import JobStore
+
+
+@lru_cache(maxsize=1)
+def gcs() -> storage.Client:
+    return storage.Client(project=config.get().project)
+
+
+@lru_cache(maxsize=1)
+def jobs() -> JobStore:
+    cfg = config.get()
+    return JobStore(firestore.Client(project=cfg.project), cfg.jobs_collection)
+
+
+@lru_cache(maxsize=1)
+def publisher() -> pubsub_v1.PublisherClient:
+    return pubsub_v1.PublisherClient()
+
+
+@lru_cache(maxsize=1)
+def triton() -> TritonRunner:
+    cfg = config.get()
+    return TritonRunner(cfg.triton_url, cfg.triton_timeout_s, cfg.tile_batch, cfg.tile_concurrency)

@@ -1,0 +1,81 @@
+"""Configuration, read once from the environment into a typed object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Mapping
+
+from .models import MODELS
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a usable deployment."""
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(key, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{key} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the functions read from their environment (names match the seed's)."""
+
+    project: str
+    model_name: str | None  # set on each on_job deployment; None for on_upload
+    triton_url: str
+    result_prefix: str = "results/"
+    topic_prefix: str = "imagen-"
+    jobs_collection: str = "jobs"
+    max_input_bytes: int = 50 * 1024 * 1024
+    max_input_pixels: int = 50_000_000
+    triton_timeout_s: int = 120
+    tile_batch: int = 8
+    tile_concurrency: int = 2
+    lease_s: int = 600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        project = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or ""
+        if not project:
+            raise ConfigError("GOOGLE_CLOUD_PROJECT is not set")
+        model = env.get("MODEL_NAME") or None
+        if model is not None and model not in MODELS:
+            raise ConfigError(f"MODEL_NAME={model!r} is not one of {', '.join(MODELS)}")
+        prefix = env.get("RESULT_PREFIX", "results/")
+        if not prefix.endswith("/") or prefix == "/":
+            raise ConfigError(f"RESULT_PREFIX must be a folder ending in '/', got {prefix!r}")
+        return cls(
+            project=project,
+            model_name=model,
+            triton_url=env.get("TRITON_URL", "127.0.0.1:8000").removeprefix("http://"),
+            result_prefix=prefix,
+            topic_prefix=env.get("TOPIC_PREFIX", "imagen-"),
+            jobs_collection=env.get("JOBS_COLLECTION", "jobs"),
+            max_input_bytes=_int(env, "MAX_INPUT_BYTES", cls.max_input_bytes, 1),
+            max_input_pixels=_int(env, "MAX_INPUT_PIXELS", cls.max_input_pixels, 1),
+            triton_timeout_s=_int(env, "TRITON_TIMEOUT_S", cls.triton_timeout_s, 1),
+            tile_batch=_int(env, "TILE_BATCH", cls.tile_batch, 1),
+            tile_concurrency=_int(env, "TILE_CONCURRENCY", cls.tile_concurrency, 1),
+            lease_s=_int(env, "JOB_LEASE_S", cls.lease_s, 1),
+        )
+
+    def topic(self, model: str) -> str:
+        return f"{self.topic_prefix}{model}"
+
+
+@lru_cache(maxsize=1)
+def get() -> Config:
+    """The process's config, read on first use."""
+    return Config.from_env()

