@@ -1,0 +1,53 @@
+"""Sessions: demo (the main job), up (keep the stack running), tests, lint, models."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+RUNTIME = ["-r", "requirements.txt"]
+TEST = ["-r", "requirements-test.txt"]
+
+
+def _install(session: nox.Session, *extra: str) -> None:
+    session.install("-q", *RUNTIME, *extra)
+
+
+@nox.session
+def models(session: nox.Session) -> None:
+    """Build the five ONNX models (cached). Pass `-- --upscale-weights x4plus` for Real-ESRGAN x4plus."""
+    _install(session)
+    session.run("python", "-m", "modelbuild", *session.posargs, env={"PYTHONPATH": "triton"})
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Start the local stack, run every sample through every model, print the jobs, stop."""
+    _install(session)
+    session.run("python", "-m", "emulators.demo")
+
+
+@nox.session
+def up(session: nox.Session) -> None:
+    """Start the local stack and keep it running (Ctrl-C stops it); prints the client env."""
+    _install(session)
+    session.run("python", "-m", "emulators", "run")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and system tests; the system tests start (and stop) their own stack."""
+    _install(session, *TEST)
+    session.run("pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (format and check) and mypy."""
+    session.install("-q", *RUNTIME, *TEST)
+    session.run("ruff", "format", "--check", ".")
+    session.run("ruff", "check", ".")
+    session.run("mypy", "functions", "triton", "emulators", "tests", "noxfile.py")
