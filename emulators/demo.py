@@ -94,8 +94,9 @@ def report(jobs: list[Submitted], docs: dict[str, dict[str, Any]]) -> bool:
         seconds = "-"
         if doc.get("finished_at") and doc.get("created_at"):
             seconds = f"{(doc['finished_at'] - doc['created_at']).total_seconds():.2f}"
-        target = (doc.get("result_uri") or doc.get("reason") or "").replace("gs://", "")
-        print(f"{j.model:18} {j.source.name:15} {target.split("/", 1)[-1][:44]:44} {in_size:>9} {out_size:>10} "
+        uri = doc.get("result_uri")
+        target = uri.split("/", 3)[3] if uri else str(doc.get("reason", ""))
+        print(f"{j.model:18} {j.source.name:15} {target[:44]:44} {in_size:>9} {out_size:>10} "
               f"{status:8} {seconds:>7}")
     return all_done
 
