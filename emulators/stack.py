@@ -216,6 +216,7 @@ class Stack:
         from . import setup_resources
 
         (self.s.state_dir / "bridge.ready").unlink(missing_ok=True)
+        shutil.rmtree(self.s.state_dir / "gcs", ignore_errors=True)  # each stack starts empty
         build_models(on_step)
         try:
             for svc in self.services():

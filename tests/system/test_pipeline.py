@@ -1,0 +1,98 @@
+"""The main job on the real stack: upload under a model prefix → result under results/ → job done."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagen.events import RESULT_MARKER, job_id
+from imagen.models import MODELS
+
+from .conftest import log_lines, wait_until
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "cat.jpg"
+
+
+def finished(jobs_col: Any, jid: str) -> dict[str, Any] | None:
+    snap = jobs_col.document(jid).get()
+    doc = snap.to_dict() if snap.exists else None
+    return doc if doc and doc["status"] in ("done", "failed") else None
+
+
+def upload(bucket: Any, name: str, data: bytes, content_type: str = "image/jpeg") -> str:
+    blob = bucket.blob(name)
+    blob.upload_from_string(data, content_type=content_type)
+    return job_id(bucket.name, name, str(blob.generation))
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_model_end_to_end(bucket: Any, jobs_col: Any, unique: str, model: str) -> None:
+    source = SAMPLE.read_bytes()
+    name = f"{model}/e2e-{unique}/cat photo.jpg"
+    jid = upload(bucket, name, source)
+
+    job = wait_until(lambda: finished(jobs_col, jid), timeout_s=180)
+    assert job["status"] == "done", job.get("reason")
+    ext = "png" if model == "background_remove" else "jpg"
+    result_name = f"results/{model}/e2e-{unique}/cat photo.{ext}"
+    assert job["result_uri"] == f"gs://{bucket.name}/{result_name}"
+    assert [h["status"] for h in job["history"]] == ["queued", "running", "done"]
+    assert job["attempts"] == 1 and job["model_version"] == "1"
+    assert {"download_s", "decode_s", "infer_s", "encode_s", "upload_s", "total_s"} <= set(job["timings"])
+
+    blob = bucket.get_blob(result_name)
+    assert blob is not None
+    assert blob.metadata[RESULT_MARKER] == jid
+    assert blob.metadata["imagen-source"] == f"gs://{bucket.name}/{name}"
+    assert blob.metadata["imagen-model"] == model
+
+    original = Image.open(io.BytesIO(source)).convert("RGB")
+    result = Image.open(io.BytesIO(blob.download_as_bytes()))
+    scale = 4 if model == "upscale" else 1
+    assert result.size == (original.width * scale, original.height * scale)
+    if model == "background_remove":
+        assert result.mode == "RGBA"
+        alpha = np.asarray(result)[:, :, 3]
+        assert (alpha < 32).mean() > 0.05, "no background was removed"
+        assert (alpha > 223).mean() > 0.2, "the subject was removed too"
+    rgb = result.convert("RGB").resize(original.size, Image.BILINEAR)
+    diff = np.abs(np.asarray(rgb, np.int16) - np.asarray(original, np.int16))
+    if model == "background_remove":  # the RGB stays; the change is in alpha
+        assert diff.mean() < 2
+    else:
+        assert diff.mean() > 2, f"{model} result is nearly the input (mean diff {diff.mean():.2f})"
+
+
+def test_bad_input_fails_at_once_with_a_reason(bucket: Any, jobs_col: Any, unique: str) -> None:
+    jid = upload(bucket, f"enhance/bad-{unique}/notes.jpg", b"shopping list: milk, eggs\n", "image/jpeg")
+    job = wait_until(lambda: finished(jobs_col, jid), timeout_s=60)
+    assert job["status"] == "failed"
+    assert "not an image" in job["reason"] and "text" in job["reason"]
+    assert job["attempts"] == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["results/upscale/{u}/loop.jpg", "paintings/{u}/cat.jpg", "upscale/{u}/folder/"],
+    ids=["under-results", "unknown-prefix", "folder-placeholder"],
+)
+def test_uploads_that_start_no_job(bucket: Any, jobs_col: Any, stack: Any, unique: str, name: str) -> None:
+    name = name.format(u=unique)
+    jid = upload(bucket, name, SAMPLE.read_bytes())
+
+    def ignored() -> bool:
+        for line in log_lines(stack, "fn-on_upload"):
+            if line.startswith("{"):
+                rec = json.loads(line)
+                if rec.get("event") == "upload_ignored" and rec.get("object") == name:
+                    return True
+        return False
+
+    wait_until(ignored, timeout_s=60)
+    assert not jobs_col.document(jid).get().exists

@@ -1,0 +1,104 @@
+"""Decoding uploads: what is accepted, what fails with which reason."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagen import imaging
+from imagen.errors import BadInput
+
+LIMITS = {"max_bytes": 5_000_000, "max_pixels": 4_000_000}
+
+
+def encoded(im: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def photo(w: int = 64, h: int = 48) -> Image.Image:
+    y, x = np.mgrid[0:h, 0:w]
+    arr = np.stack([x * 255 // w, y * 255 // h, (x + y) % 256], axis=2).astype(np.uint8)
+    return Image.fromarray(arr, "RGB")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"hello, this is not a photo\n", "looks like text"),
+        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj", "PDF"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', "SVG"),
+    ],
+)
+def test_not_images(data: bytes, reason: str) -> None:
+    with pytest.raises(BadInput, match=reason):
+        imaging.decode(data, **LIMITS)
+
+
+def test_truncated_jpeg() -> None:
+    data = encoded(photo(256, 256), "JPEG", quality=90)
+    with pytest.raises(BadInput, match="truncated or corrupt"):
+        imaging.decode(data[: len(data) // 2], **LIMITS)
+
+
+def test_limits() -> None:
+    with pytest.raises(BadInput, match="over the limit of 100 bytes"):
+        imaging.decode(encoded(photo(), "PNG"), max_bytes=100, max_pixels=10**6)
+    big = encoded(Image.new("L", (3000, 3000)), "PNG")  # small on disk, 9 MP
+    with pytest.raises(BadInput, match="3000x3000 = 9000000 pixels"):
+        imaging.decode(big, **LIMITS)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: encoded(photo(), "JPEG", quality=90, progressive=True),
+        lambda: encoded(photo().convert("CMYK"), "JPEG"),
+        lambda: encoded(photo().convert("L"), "PNG"),
+        lambda: encoded(Image.fromarray((np.arange(64 * 48).reshape(48, 64) * 20).astype(np.uint16)), "PNG"),
+        lambda: encoded(photo(), "WEBP"),
+    ],
+    ids=["progressive-jpeg", "cmyk-jpeg", "grayscale-png", "16bit-png", "webp"],
+)
+def test_accepted_variants_decode_to_rgb(make: object) -> None:
+    out = imaging.decode(make(), **LIMITS)  # type: ignore[operator]
+    assert out.pixels.shape == (48, 64, 3)
+    assert out.pixels.dtype == np.uint8
+    assert out.pixels.std() > 10  # real content came through
+
+
+def test_palette_with_transparency_is_flattened_on_white() -> None:
+    im = Image.new("P", (8, 8), 0)
+    im.putpalette([255, 0, 0] + [0, 0, 255] * 255)
+    im.info["transparency"] = 0
+    out = imaging.decode(encoded(im, "PNG", transparency=0), **LIMITS)
+    assert out.pixels[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_rotation_is_applied() -> None:
+    im = photo(64, 48)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    out = imaging.decode(encoded(im, "JPEG", exif=exif.tobytes()), **LIMITS)
+    assert out.pixels.shape == (64, 48, 3)
+
+
+def test_animated_gif_uses_first_frame() -> None:
+    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 255, 0))]
+    data = encoded(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    out = imaging.decode(data, **LIMITS)
+    assert out.frames == 2
+    assert out.pixels[0, 0, 0] > 200 and out.pixels[0, 0, 1] < 50
+
+
+def test_encode_round_trip() -> None:
+    rgb = np.asarray(photo())
+    assert Image.open(io.BytesIO(imaging.encode(rgb, "JPEG"))).format == "JPEG"
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 128, np.uint8)], axis=2)
+    back = Image.open(io.BytesIO(imaging.encode(rgba, "PNG")))
+    assert back.mode == "RGBA" and np.asarray(back)[0, 0, 3] == 128

@@ -1,0 +1,72 @@
+"""Tiles cover the image, blend seamlessly and scale with the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imagen.tiling import Stitcher, TileGrid, starts
+
+
+@pytest.mark.parametrize(("length", "tile", "overlap"), [(100, 128, 16), (128, 128, 16), (129, 128, 16),
+                                                          (1000, 128, 16), (4000, 128, 16)])
+def test_starts_cover_with_overlap(length: int, tile: int, overlap: int) -> None:
+    s = starts(length, tile, overlap)
+    assert s[0] == 0
+    assert s[-1] + tile >= length
+    assert all(b - a <= tile - overlap for a, b in zip(s, s[1:]))
+
+
+def run(image: np.ndarray, scale: int, model) -> np.ndarray:  # type: ignore[no-untyped-def]
+    grid = TileGrid(image.shape[0], image.shape[1], 128, 16)
+    padded = grid.pad(image)
+    st = Stitcher(grid, scale, 3)
+    for y in grid.ys:
+        st.add_row(y, np.stack([model(t) for t in grid.row(padded, y)]))
+    return st.result()
+
+
+def noise(h: int, w: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(("h", "w"), [(50, 70), (128, 128), (300, 517)])
+def test_identity_model_reconstructs_exactly(h: int, w: int) -> None:
+    img = noise(h, w)
+    assert np.array_equal(run(img, 1, lambda t: t), img)
+
+
+def test_scaled_model_matches_whole_image() -> None:
+    img = noise(260, 390)
+    up = run(img, 2, lambda t: t.repeat(2, 0).repeat(2, 1))
+    assert up.shape == (520, 780, 3)
+    assert np.array_equal(up, img.repeat(2, 0).repeat(2, 1))
+
+
+def test_tile_border_artefacts_are_hidden_by_the_blend() -> None:
+    img = np.full((400, 400, 3), 100, np.uint8)
+
+    def bad_border(t: np.ndarray) -> np.ndarray:  # a model that ruins its outer 3 pixels
+        out = t.copy()
+        out[:3], out[-3:], out[:, :3], out[:, -3:] = 0, 0, 0, 0
+        return out
+
+    out = run(img, 1, bad_border)
+    inner = out[3:-3, 3:-3].astype(int)  # the image's own edges have no neighbour to blend with
+    assert np.abs(inner - 100).max() <= 1
+
+
+def test_positions_place_tiles_in_the_image() -> None:
+    grid = TileGrid(300, 200, 128, 16)
+    pos = grid.positions(grid.ys[-1])
+    assert pos.shape == (len(grid.xs), 4)
+    assert pos[0].tolist() == [grid.ys[-1], 0, 300, 200]
+
+
+def test_memory_is_one_tile_row() -> None:
+    grid = TileGrid(4000, 3000, 128, 16)
+    st = Stitcher(grid, 1, 3)
+    padded = np.zeros((4000, 3000, 3), np.uint8)
+    y = grid.ys[0]
+    st.add_row(y, grid.row(padded, y))
+    assert st._acc.shape[0] <= 128  # only the overlap still waiting for the next row
