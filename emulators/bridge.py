@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from .settings import HOST, StackSettings
 from .setup_resources import BRIDGE_SUBSCRIPTION
@@ -26,7 +26,9 @@ from .setup_resources import BRIDGE_SUBSCRIPTION
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 
 
-def to_cloudevent(message_id: str, attributes: dict[str, str], data: bytes) -> tuple[dict[str, str], bytes] | None:
+def to_cloudevent(
+    message_id: str, attributes: dict[str, str], data: bytes
+) -> tuple[dict[str, str], bytes] | None:
     """CloudEvent headers and body for a GCS notification, or None for other event types."""
     if attributes.get("eventType") != "OBJECT_FINALIZE":
         return None
@@ -74,7 +76,7 @@ class Bridge:
         with ThreadPoolExecutor(max_workers=8) as pool:
             while not self.stop.is_set():
                 try:
-                    resp = self.sub.pull(subscription=self.path, max_messages=64, timeout=10)
+                    resp = self.sub.pull(subscription=self.path, max_messages=64, timeout=2)
                 except (gexc.DeadlineExceeded, gexc.ServiceUnavailable, gexc.RetryError):
                     continue
                 if not resp.received_messages:
@@ -85,8 +87,9 @@ class Bridge:
                 if acks:
                     self.sub.acknowledge(subscription=self.path, ack_ids=acks)
                 if nacks:  # back in 5 s, so a restarting function gets the event again
-                    self.sub.modify_ack_deadline(subscription=self.path, ack_ids=nacks,
-                                                 ack_deadline_seconds=5)
+                    self.sub.modify_ack_deadline(
+                        subscription=self.path, ack_ids=nacks, ack_deadline_seconds=5
+                    )
 
 
 def main() -> None:

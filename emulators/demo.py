@@ -30,7 +30,7 @@ class Submitted:
 
 
 def submit_all(s: StackSettings) -> list[Submitted]:
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     sys.path.insert(0, str(ROOT / "functions"))
     from imagen.events import job_id
@@ -66,7 +66,7 @@ def wait_for(s: StackSettings, jobs: list[Submitted]) -> dict[str, dict[str, Any
 
 
 def save_results(s: StackSettings, docs: dict[str, dict[str, Any]]) -> None:
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     bucket = storage.Client(project=s.project).bucket(s.bucket)
     for doc in docs.values():
@@ -80,7 +80,9 @@ def save_results(s: StackSettings, docs: dict[str, dict[str, Any]]) -> None:
 
 
 def report(jobs: list[Submitted], docs: dict[str, dict[str, Any]]) -> bool:
-    header = f"{'model':18} {'input':15} {'output':44} {'in size':>9} {'out size':>10} {'status':8} {'seconds':>7}"
+    header = (
+        f"{'model':18} {'input':15} {'output':44} {'in size':>9} {'out size':>10} {'status':8} {'seconds':>7}"
+    )
     print(header)
     print("-" * len(header))
     all_done = True
@@ -96,8 +98,10 @@ def report(jobs: list[Submitted], docs: dict[str, dict[str, Any]]) -> bool:
             seconds = f"{(doc['finished_at'] - doc['created_at']).total_seconds():.2f}"
         uri = doc.get("result_uri")
         target = uri.split("/", 3)[3] if uri else str(doc.get("reason", ""))
-        print(f"{j.model:18} {j.source.name:15} {target[:44]:44} {in_size:>9} {out_size:>10} "
-              f"{status:8} {seconds:>7}")
+        print(
+            f"{j.model:18} {j.source.name:15} {target[:44]:44} {in_size:>9} {out_size:>10} "
+            f"{status:8} {seconds:>7}"
+        )
     return all_done
 
 
@@ -117,8 +121,10 @@ def main() -> int:
         ok = report(jobs, docs)
         save_results(s, docs)
         done = sum(1 for d in docs.values() if d.get("status") == "done")
-        print(f"\n{done}/{len(jobs)} jobs done in {elapsed:.1f}s "
-              f"({len(jobs) / elapsed:.2f} images/s); results saved under {OUT}")
+        print(
+            f"\n{done}/{len(jobs)} jobs done in {elapsed:.1f}s "
+            f"({len(jobs) / elapsed:.2f} images/s); results saved under {OUT}"
+        )
         return 0 if ok else 1
     finally:
         stack.down(lambda _m: None)

@@ -20,8 +20,10 @@ def gcloud_platform() -> Path:
         return Path(explicit) / "platform"
     gcloud = shutil.which("gcloud")
     if not gcloud:
-        raise RuntimeError("the gcloud CLI is not on PATH: install it with the pubsub-emulator "
-                           "and cloud-firestore-emulator components")
+        raise RuntimeError(
+            "the gcloud CLI is not on PATH: install it with the pubsub-emulator "
+            "and cloud-firestore-emulator components"
+        )
     return Path(os.path.realpath(gcloud)).parent.parent / "platform"
 
 

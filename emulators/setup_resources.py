@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1, storage
+from google.cloud import pubsub_v1, storage  # type: ignore[attr-defined]
 from google.protobuf import duration_pb2
 
 from .settings import HOST, MODELS, StackSettings
@@ -46,16 +47,14 @@ def topics(s: StackSettings) -> None:
         pub = pubsub_v1.PublisherClient()
         sub = pubsub_v1.SubscriberClient()
         for name in topic_names(s):
-            try:
+            with contextlib.suppress(gexc.AlreadyExists):
                 pub.create_topic(name=pub.topic_path(s.project, name))
-            except gexc.AlreadyExists:
-                pass
-        try:
+        with contextlib.suppress(gexc.AlreadyExists):
             sub.create_subscription(
                 name=sub.subscription_path(s.project, BRIDGE_SUBSCRIPTION),
-                topic=pub.topic_path(s.project, s.notification_topic), ack_deadline_seconds=60)
-        except gexc.AlreadyExists:
-            pass
+                topic=pub.topic_path(s.project, s.notification_topic),
+                ack_deadline_seconds=60,
+            )
 
 
 def push_subscriptions(s: StackSettings) -> None:
@@ -74,19 +73,17 @@ def push_subscriptions(s: StackSettings) -> None:
                 "topic": pub.topic_path(s.project, topic),
                 "push_config": {"push_endpoint": endpoint},
                 "ack_deadline_seconds": 600,
-                "retry_policy": {"minimum_backoff": duration_pb2.Duration(seconds=2),
-                                 "maximum_backoff": duration_pb2.Duration(seconds=60)},
+                "retry_policy": {
+                    "minimum_backoff": duration_pb2.Duration(seconds=2),
+                    "maximum_backoff": duration_pb2.Duration(seconds=60),
+                },
             }
-            try:
+            with contextlib.suppress(gexc.AlreadyExists):
                 sub.create_subscription(request=request)
-            except gexc.AlreadyExists:
-                pass
 
 
 def bucket(s: StackSettings) -> None:
     with _emulator_env(s):
         client = storage.Client(project=s.project)
-        try:
+        with contextlib.suppress(gexc.Conflict):
             client.create_bucket(s.bucket)
-        except gexc.Conflict:
-            pass

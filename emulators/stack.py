@@ -7,6 +7,7 @@ push subscriptions → the Eventarc bridge.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -17,9 +18,9 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .settings import HOST, MODELS, ROOT, StackSettings, gcloud_platform
 
@@ -90,25 +91,35 @@ class Stack:
         if self.pid_of(svc.name):
             raise StackError(f"{svc.name} is already running (pid {self.pid_of(svc.name)})")
         if svc.ready():
-            raise StackError(f"{svc.name}: its port is already taken by another process; "
-                             "stop it or set IMAGEN_PORT_BASE")
+            raise StackError(
+                f"{svc.name}: its port is already taken by another process; stop it or set IMAGEN_PORT_BASE"
+            )
         self.s.logs.mkdir(parents=True, exist_ok=True)
         self.s.pids.mkdir(parents=True, exist_ok=True)
-        log = open(self.s.logs / f"{svc.name}.log", "ab")
         env = {**os.environ, **svc.env}
-        proc = subprocess.Popen(svc.argv, cwd=svc.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(self.s.logs / f"{svc.name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                svc.argv,
+                cwd=svc.cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         (self.s.pids / f"{svc.name}.pid").write_text(str(proc.pid))
         deadline = time.monotonic() + svc.timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise StackError(f"{svc.name} exited with {proc.returncode}; see "
-                                 f"{self.s.logs / (svc.name + '.log')}")
+                raise StackError(
+                    f"{svc.name} exited with {proc.returncode}; see {self.s.logs / (svc.name + '.log')}"
+                )
             if svc.ready():
                 return proc.pid
             time.sleep(0.25)
-        raise StackError(f"{svc.name} not ready after {svc.timeout_s:.0f}s; see "
-                         f"{self.s.logs / (svc.name + '.log')}")
+        raise StackError(
+            f"{svc.name} not ready after {svc.timeout_s:.0f}s; see {self.s.logs / (svc.name + '.log')}"
+        )
 
     def stop_one(self, name: str, grace_s: float = 15.0) -> bool:
         pid = self.pid_of(name)
@@ -116,18 +127,15 @@ class Stack:
         if pid is None:
             pidfile.unlink(missing_ok=True)
             return False
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and _group_alive(pid):
+            _reap(pid)
             time.sleep(0.1)
         if _group_alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         _reap(pid)
         pidfile.unlink(missing_ok=True)
         return True
@@ -156,38 +164,106 @@ class Stack:
         gcs_root = s.state_dir / "gcs"
         gcs_bin = _fake_gcs_binary()
         out: list[Service] = [
-            Service("pubsub", [java, "-jar", str(pubsub_jar), f"--host={HOST}", f"--port={s.pubsub_port}"],
-                    http_ok(f"http://{HOST}:{s.pubsub_port}/")),
-            Service("firestore", [java, "-Duser.language=en", "-cp", str(firestore_jar),
-                                  "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
-                                  "start", f"--host={HOST}", f"--port={s.firestore_port}"],
-                    http_ok(f"http://{HOST}:{s.firestore_port}/")),
-            Service("gcs", [str(gcs_bin), "-scheme", "http", "-host", HOST, "-port", str(s.gcs_port),
-                            "-backend", "filesystem", "-filesystem-root", str(gcs_root),
-                            "-external-url", f"http://{HOST}:{s.gcs_port}",
-                            "-public-host", f"{HOST}:{s.gcs_port}",
-                            "-event.pubsub-project-id", s.project,
-                            "-event.pubsub-topic", s.notification_topic, "-event.list", "finalize"],
-                    http_ok(f"http://{HOST}:{s.gcs_port}/storage/v1/b"),
-                    env={"PUBSUB_EMULATOR_HOST": f"{HOST}:{s.pubsub_port}"}),
+            Service(
+                "pubsub",
+                [java, "-jar", str(pubsub_jar), f"--host={HOST}", f"--port={s.pubsub_port}"],
+                http_ok(f"http://{HOST}:{s.pubsub_port}/"),
+            ),
+            Service(
+                "firestore",
+                [
+                    java,
+                    "-Duser.language=en",
+                    "-cp",
+                    str(firestore_jar),
+                    "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+                    "start",
+                    f"--host={HOST}",
+                    f"--port={s.firestore_port}",
+                ],
+                http_ok(f"http://{HOST}:{s.firestore_port}/"),
+            ),
+            Service(
+                "gcs",
+                [
+                    str(gcs_bin),
+                    "-scheme",
+                    "http",
+                    "-host",
+                    HOST,
+                    "-port",
+                    str(s.gcs_port),
+                    "-backend",
+                    "filesystem",
+                    "-filesystem-root",
+                    str(gcs_root),
+                    "-external-url",
+                    f"http://{HOST}:{s.gcs_port}",
+                    "-public-host",
+                    f"{HOST}:{s.gcs_port}",
+                    "-event.pubsub-project-id",
+                    s.project,
+                    "-event.pubsub-topic",
+                    s.notification_topic,
+                    "-event.list",
+                    "finalize",
+                ],
+                http_ok(f"http://{HOST}:{s.gcs_port}/storage/v1/b"),
+                env={"PUBSUB_EMULATOR_HOST": f"{HOST}:{s.pubsub_port}"},
+            ),
             self._triton(),
-            Service("fn-on_upload", [str(bin_dir / "functions-framework"), "--source", "main.py",
-                                     "--target", "on_upload", "--signature-type", "cloudevent",
-                                     "--host", HOST, "--port", str(s.upload_fn_port)],
-                    port_open(s.upload_fn_port), env=self._functions_env(), cwd=ROOT / "functions"),
+            Service(
+                "fn-on_upload",
+                [
+                    str(bin_dir / "functions-framework"),
+                    "--source",
+                    "main.py",
+                    "--target",
+                    "on_upload",
+                    "--signature-type",
+                    "cloudevent",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(s.upload_fn_port),
+                ],
+                port_open(s.upload_fn_port),
+                env=self._functions_env(),
+                cwd=ROOT / "functions",
+            ),
         ]
         for model in MODELS:
             port = s.job_fn_port(model)
-            out.append(Service(
-                f"fn-on_job-{model}",
-                [str(bin_dir / "functions-framework"), "--source", "main.py", "--target", "on_job",
-                 "--signature-type", "cloudevent", "--host", HOST, "--port", str(port)],
-                port_open(port), env={**self._functions_env(), "MODEL_NAME": model, "THREADS": "4"},
-                cwd=ROOT / "functions"))
+            out.append(
+                Service(
+                    f"fn-on_job-{model}",
+                    [
+                        str(bin_dir / "functions-framework"),
+                        "--source",
+                        "main.py",
+                        "--target",
+                        "on_job",
+                        "--signature-type",
+                        "cloudevent",
+                        "--host",
+                        HOST,
+                        "--port",
+                        str(port),
+                    ],
+                    port_open(port),
+                    env={**self._functions_env(), "MODEL_NAME": model, "THREADS": "4"},
+                    cwd=ROOT / "functions",
+                )
+            )
         ready_file = s.state_dir / "bridge.ready"
-        out.append(Service("bridge", [sys.executable, "-m", "emulators.bridge"],
-                           file_exists(ready_file),
-                           env={**self.s.client_env(), "IMAGEN_BRIDGE_READY": str(ready_file)}))
+        out.append(
+            Service(
+                "bridge",
+                [sys.executable, "-m", "emulators.bridge"],
+                file_exists(ready_file),
+                env={**self.s.client_env(), "IMAGEN_BRIDGE_READY": str(ready_file)},
+            )
+        )
         return out
 
     def _triton(self) -> Service:
@@ -200,16 +276,23 @@ class Stack:
             "PYTHONPATH": str(ROOT / "triton"),
             "OMP_NUM_THREADS": "2",
         }
-        argv = [str(server / "bin" / "tritonserver"),
-                f"--model-repository={ROOT / 'triton' / 'model_repository'}",
-                "--model-config-name=cpu",
-                f"--backend-directory={server / 'backends'}",
-                f"--http-address={HOST}", f"--http-port={s.triton_port}",
-                "--allow-grpc=false", "--allow-metrics=true",
-                f"--metrics-address={HOST}", f"--metrics-port={s.triton_metrics_port}",
-                "--exit-timeout-secs=5", "--log-verbose=0"]
-        return Service("triton", argv, http_ok(f"http://{HOST}:{s.triton_port}/v2/health/ready"),
-                       env=env, timeout_s=240)
+        argv = [
+            str(server / "bin" / "tritonserver"),
+            f"--model-repository={ROOT / 'triton' / 'model_repository'}",
+            "--model-config-name=cpu",
+            f"--backend-directory={server / 'backends'}",
+            f"--http-address={HOST}",
+            f"--http-port={s.triton_port}",
+            "--allow-grpc=false",
+            "--allow-metrics=true",
+            f"--metrics-address={HOST}",
+            f"--metrics-port={s.triton_metrics_port}",
+            "--exit-timeout-secs=5",
+            "--log-verbose=0",
+        ]
+        return Service(
+            "triton", argv, http_ok(f"http://{HOST}:{s.triton_port}/v2/health/ready"), env=env, timeout_s=240
+        )
 
     # Whole stack ----------------------------------------------------------------------
     def up(self, on_step: Callable[[str], None] = print) -> None:
@@ -235,8 +318,9 @@ class Stack:
 
     def down(self, on_step: Callable[[str], None] = print) -> None:
         names = [svc for svc in self.running()]
-        order = ["bridge"] + [n for n in names if n.startswith("fn-")] + ["triton", "gcs", "firestore",
-                                                                          "pubsub"]
+        order = (
+            ["bridge"] + [n for n in names if n.startswith("fn-")] + ["triton", "gcs", "firestore", "pubsub"]
+        )
         for name in order + [n for n in names if n not in order]:
             if self.stop_one(name):
                 on_step(f"{name:24} stopped")
@@ -245,8 +329,13 @@ class Stack:
 def build_models(on_step: Callable[[str], None]) -> None:
     """Run the model build step (a no-op when every model is up to date)."""
     cmd = [sys.executable, "-m", "modelbuild"]
-    result = subprocess.run(cmd, cwd=ROOT / "triton", env={**os.environ, "PYTHONPATH": str(ROOT / "triton")},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        cmd,
+        cwd=ROOT / "triton",
+        env={**os.environ, "PYTHONPATH": str(ROOT / "triton")},
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise StackError(f"model build failed:\n{result.stdout}\n{result.stderr}")
     for line in result.stdout.splitlines():
@@ -254,20 +343,20 @@ def build_models(on_step: Callable[[str], None]) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether any process of the group is still running (zombies count as gone)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _fake_gcs_binary() -> Path:

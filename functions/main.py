@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functions_framework
 from cloudevents.http import CloudEvent
-
 from imagen import config, pipeline
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from google.cloud import firestore, pubsub_v1, storage
+from google.cloud import firestore, pubsub_v1, storage  # type: ignore[attr-defined]
 
 from . import config
 from .inference import TritonRunner

@@ -100,8 +100,7 @@ def parse_job_message(event_type: str, data: Any) -> tuple[JobMessage, int]:
         raise EventError("Pub/Sub event has no message")
     try:
         payload = json.loads(base64.b64decode(data["message"].get("data") or b"", validate=True))
-        msg = JobMessage(**{k: str(payload[k]) for k in ("job_id", "model", "bucket", "name",
-                                                            "generation")})
+        msg = JobMessage(**{k: str(payload[k]) for k in ("job_id", "model", "bucket", "name", "generation")})
     except (binascii.Error, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise EventError(f"job message is malformed: {exc!r}") from exc
     if msg.model not in MODELS:

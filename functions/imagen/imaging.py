@@ -70,8 +70,9 @@ def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
         raise BadInput(f"unsupported image format {im.format}")
     width, height = im.size
     if width * height > max_pixels:
-        raise BadInput(f"the image is {width}x{height} = {width * height} pixels, over the "
-                       f"limit of {max_pixels} pixels")
+        raise BadInput(
+            f"the image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} pixels"
+        )
     frames = int(getattr(im, "n_frames", 1))
     try:
         im.seek(0)  # animated images: the first frame is the one processed
@@ -80,8 +81,8 @@ def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
         raise BadInput(f"the {im.format} data is truncated or corrupt ({exc})") from exc
     icc = im.info.get("icc_profile")
     fmt = str(im.format or "")
-    im = ImageOps.exif_transpose(im) or im
-    rgb = _to_rgb(im)
+    upright: Image.Image = ImageOps.exif_transpose(im) or im
+    rgb = _to_rgb(upright)
     if icc:
         try:
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
@@ -106,7 +107,8 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
 def resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """Bilinear resize of a uint8 HxWxC (C = 1 or 3) array."""
     if pixels.shape[2] == 1:
-        img = Image.fromarray(pixels[:, :, 0], "L").resize((width, height), Image.BILINEAR)
+        img = Image.fromarray(pixels[:, :, 0], "L").resize((width, height), Image.Resampling.BILINEAR)
         return np.asarray(img, dtype=np.uint8)[:, :, None]
-    return np.asarray(Image.fromarray(pixels, "RGB").resize((width, height), Image.BILINEAR),
-                      dtype=np.uint8)
+    return np.asarray(
+        Image.fromarray(pixels, "RGB").resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8
+    )

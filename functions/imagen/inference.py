@@ -26,7 +26,8 @@ def client(url: str, timeout_s: int, concurrency: int) -> httpclient.InferenceSe
         cached = _local.clients = {}
     if key not in cached:
         cached[key] = httpclient.InferenceServerClient(
-            url, connection_timeout=timeout_s, network_timeout=timeout_s, concurrency=concurrency)
+            url, connection_timeout=timeout_s, network_timeout=timeout_s, concurrency=concurrency
+        )
     return cached[key]
 
 
@@ -46,8 +47,9 @@ class TritonRunner:
         self.url, self.timeout_s = url, timeout_s
         self.batch, self.concurrency = batch, concurrency
 
-    def _send(self, spec: ModelSpec, images: np.ndarray, positions: np.ndarray | None,
-              stats: InferStats) -> list[np.ndarray]:
+    def _send(
+        self, spec: ModelSpec, images: np.ndarray, positions: np.ndarray | None, stats: InferStats
+    ) -> list[np.ndarray]:
         c = client(self.url, self.timeout_s, self.concurrency)
         pending = []
         results: list[np.ndarray] = []

@@ -20,7 +20,7 @@ TERMINAL = (DONE, FAILED)
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _entry(status: str, **extra: Any) -> dict[str, Any]:
@@ -47,9 +47,17 @@ class JobStore:
     def create(self, msg: JobMessage, source_uri: str, size: int) -> str | None:
         """Create the queued job; returns None if new, else the existing job's status."""
         doc = {
-            "job_id": msg.job_id, "model": msg.model, "bucket": msg.bucket, "object": msg.name,
-            "generation": msg.generation, "source_uri": source_uri, "size_bytes": size,
-            "status": QUEUED, "attempts": 0, "created_at": now(), "updated_at": now(),
+            "job_id": msg.job_id,
+            "model": msg.model,
+            "bucket": msg.bucket,
+            "object": msg.name,
+            "generation": msg.generation,
+            "source_uri": source_uri,
+            "size_bytes": size,
+            "status": QUEUED,
+            "attempts": 0,
+            "created_at": now(),
+            "updated_at": now(),
             "history": [_entry(QUEUED)],
         }
         try:
@@ -81,14 +89,20 @@ class JobStore:
             if status == RUNNING and lease is not None and lease > now():
                 raise Transient(f"job {job_id} is running on another worker until {lease}")
             attempt = int(job.get("attempts", 0)) + 1
-            tx.update(ref, {
-                "status": RUNNING, "attempts": attempt, "updated_at": now(),
-                "started_at": now(), "lease_until": now() + dt.timedelta(seconds=lease_s),
-                "history": firestore.ArrayUnion([_entry(RUNNING, attempt=attempt)]),
-            })
+            tx.update(
+                ref,
+                {
+                    "status": RUNNING,
+                    "attempts": attempt,
+                    "updated_at": now(),
+                    "started_at": now(),
+                    "lease_until": now() + dt.timedelta(seconds=lease_s),
+                    "history": firestore.ArrayUnion([_entry(RUNNING, attempt=attempt)]),
+                },
+            )
             return Claim(job_id, attempt)
 
-        return claim_in(transaction)  # type: ignore[no-any-return]
+        return claim_in(transaction)
 
     def _move(self, claim: Claim, fields: dict[str, Any], status: str) -> bool:
         ref = self.col.document(claim.job_id)
@@ -99,21 +113,43 @@ class JobStore:
             job = ref.get(transaction=tx).to_dict() or {}
             if job.get("status") in TERMINAL:
                 return False
-            tx.update(ref, {**fields, "status": status, "updated_at": now(), "lease_until": None,
-                            "history": firestore.ArrayUnion([_entry(status, attempt=claim.attempt)])})
+            tx.update(
+                ref,
+                {
+                    **fields,
+                    "status": status,
+                    "updated_at": now(),
+                    "lease_until": None,
+                    "history": firestore.ArrayUnion([_entry(status, attempt=claim.attempt)]),
+                },
+            )
             return True
 
-        return finish_in(transaction)  # type: ignore[no-any-return]
+        return finish_in(transaction)
 
     def release(self, claim: Claim, error: str) -> bool:
         """Give a claimed job back to the queue after a transient fault, for the next delivery."""
         return self._move(claim, {"last_error": error}, QUEUED)
 
-    def done(self, claim: Claim, result_uri: str, model_version: str,
-             timings: dict[str, float], output: dict[str, Any]) -> bool:
-        return self._move(claim, {"result_uri": result_uri, "model_version": model_version,
-                                    "timings": timings, "output": output, "finished_at": now()},
-                            DONE)
+    def done(
+        self,
+        claim: Claim,
+        result_uri: str,
+        model_version: str,
+        timings: dict[str, float],
+        output: dict[str, Any],
+    ) -> bool:
+        return self._move(
+            claim,
+            {
+                "result_uri": result_uri,
+                "model_version": model_version,
+                "timings": timings,
+                "output": output,
+                "finished_at": now(),
+            },
+            DONE,
+        )
 
     def failed(self, claim: Claim, reason: str) -> bool:
         return self._move(claim, {"reason": reason, "finished_at": now()}, FAILED)

@@ -18,38 +18,64 @@ def upload_ignored(name: str, reason: str) -> None:
 
 
 def job_created(job_id: str, model: str, name: str, generation: str) -> None:
-    _emit("INFO", "job_created", f"job {job_id} queued for {model}", job_id=job_id, model=model,
-          object=name, generation=generation)
+    _emit(
+        "INFO",
+        "job_created",
+        f"job {job_id} queued for {model}",
+        job_id=job_id,
+        model=model,
+        object=name,
+        generation=generation,
+    )
 
 
 def job_exists(job_id: str, status: str) -> None:
-    _emit("INFO", "job_exists", f"job {job_id} already {status}; duplicate event", job_id=job_id,
-          status=status)
+    _emit(
+        "INFO", "job_exists", f"job {job_id} already {status}; duplicate event", job_id=job_id, status=status
+    )
 
 
 def job_skipped(job_id: str, status: str) -> None:
-    _emit("INFO", "job_skipped", f"job {job_id} is {status}; delivery acknowledged", job_id=job_id,
-          status=status)
+    _emit(
+        "INFO",
+        "job_skipped",
+        f"job {job_id} is {status}; delivery acknowledged",
+        job_id=job_id,
+        status=status,
+    )
 
 
 def job_started(job_id: str, model: str, attempt: int) -> None:
-    _emit("INFO", "job_started", f"job {job_id} running on {model}", job_id=job_id, model=model,
-          attempt=attempt)
+    _emit(
+        "INFO", "job_started", f"job {job_id} running on {model}", job_id=job_id, model=model, attempt=attempt
+    )
 
 
 def job_done(job_id: str, model: str, result_uri: str, timings: dict[str, float]) -> None:
-    _emit("INFO", "job_done", f"job {job_id} done: {result_uri}", job_id=job_id, model=model,
-          result_uri=result_uri, timings=timings)
+    _emit(
+        "INFO",
+        "job_done",
+        f"job {job_id} done: {result_uri}",
+        job_id=job_id,
+        model=model,
+        result_uri=result_uri,
+        timings=timings,
+    )
 
 
 def job_failed(job_id: str, model: str, reason: str) -> None:
-    _emit("ERROR", "job_failed", f"job {job_id} failed: {reason}", job_id=job_id, model=model,
-          reason=reason)
+    _emit("ERROR", "job_failed", f"job {job_id} failed: {reason}", job_id=job_id, model=model, reason=reason)
 
 
 def job_retrying(job_id: str, model: str, error: str) -> None:
-    _emit("WARNING", "job_retrying", f"job {job_id} hit a transient fault: {error}",
-          job_id=job_id, model=model, error=error)
+    _emit(
+        "WARNING",
+        "job_retrying",
+        f"job {job_id} hit a transient fault: {error}",
+        job_id=job_id,
+        model=model,
+        error=error,
+    )
 
 
 def bad_message(reason: str) -> None:

@@ -28,8 +28,13 @@ def handle_upload(cfg: Config, event_type: str, data: Any) -> str | None:
     if model is None:
         logs.upload_ignored(upload.name, reason)
         return None
-    msg = JobMessage(events.job_id(upload.bucket, upload.name, upload.generation), model,
-                     upload.bucket, upload.name, upload.generation)
+    msg = JobMessage(
+        events.job_id(upload.bucket, upload.name, upload.generation),
+        model,
+        upload.bucket,
+        upload.name,
+        upload.generation,
+    )
     existing = clients.jobs().create(msg, upload.uri, upload.size)
     if existing is None:
         logs.job_created(msg.job_id, model, upload.name, upload.generation)
@@ -104,10 +109,17 @@ def run_job(cfg: Config, msg: JobMessage, claim: Claim) -> None:
     timings["total_s"] = round(time.perf_counter() - t0, 4)
     timings["infer_wait_s"] = round(stats_obj.wait_s, 4)
     h, w = decoded.pixels.shape[:2]
-    output = {"width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
-              "input_width": w, "input_height": h, "bytes": len(encoded),
-              "format": spec.result_format, "tiles": stats_obj.tiles,
-              "requests": stats_obj.requests, "source_format": decoded.source_format}
+    output = {
+        "width": int(pixels.shape[1]),
+        "height": int(pixels.shape[0]),
+        "input_width": w,
+        "input_height": h,
+        "bytes": len(encoded),
+        "format": spec.result_format,
+        "tiles": stats_obj.tiles,
+        "requests": stats_obj.requests,
+        "source_format": decoded.source_format,
+    }
     clients.jobs().done(claim, uri, stats_obj.model_version, timings, output)
     logs.job_done(msg.job_id, msg.model, uri, timings)
 

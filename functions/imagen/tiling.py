@@ -100,7 +100,7 @@ class Stitcher:
             self._acc = np.concatenate([self._acc, np.zeros((grow, w, self._acc.shape[2]), np.float32)])
             self._wsum = np.concatenate([self._wsum, np.zeros((grow, w, 1), np.float32)])
         wy = _ramp(ts, ov, i > 0, i < len(ys) - 1)
-        for j, (x, tile) in enumerate(zip(xs, tiles)):
+        for j, (x, tile) in enumerate(zip(xs, tiles, strict=False)):
             wx = _ramp(ts, ov, j > 0, j < len(xs) - 1)
             weight = (wy[:, None] * wx[None, :])[:, :, None]
             r0, c0 = y0 - self._top, x * s

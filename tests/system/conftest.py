@@ -34,7 +34,7 @@ def stack() -> Iterator[StackSettings]:
 
 @pytest.fixture(scope="session")
 def bucket(stack: StackSettings) -> Any:
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     return storage.Client(project=stack.project).bucket(stack.bucket)
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from google.cloud import firestore
-
 from imagen.errors import Transient
 from imagen.events import JobMessage
 from imagen.jobs import Claim, JobStore
@@ -49,7 +48,7 @@ def test_expired_lease_is_claimed_again(store: JobStore, unique: str) -> None:
     store.create(msg, "gs://b/enhance/x.jpg", 10)
     first = store.claim(msg.job_id, lease_s=60)
     assert isinstance(first, Claim)
-    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     store.col.document(msg.job_id).update({"lease_until": past})  # the worker died
     second = store.claim(msg.job_id, lease_s=60)
     assert second == Claim(msg.job_id, 2)

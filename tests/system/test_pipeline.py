@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from imagen.events import RESULT_MARKER, job_id
 from imagen.models import MODELS
+from PIL import Image
 
 from .conftest import log_lines, wait_until
 
@@ -61,7 +60,7 @@ def test_model_end_to_end(bucket: Any, jobs_col: Any, unique: str, model: str) -
         alpha = np.asarray(result)[:, :, 3]
         assert (alpha < 32).mean() > 0.05, "no background was removed"
         assert (alpha > 223).mean() > 0.2, "the subject was removed too"
-    rgb = result.convert("RGB").resize(original.size, Image.BILINEAR)
+    rgb = result.convert("RGB").resize(original.size, Image.Resampling.BILINEAR)
     diff = np.abs(np.asarray(rgb, np.int16) - np.asarray(original, np.int16))
     if model == "background_remove":  # the RGB stays; the change is in alpha
         assert diff.mean() < 2

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import pytest
-
 from imagen.config import Config, ConfigError
 
 
 def test_defaults_and_overrides() -> None:
-    cfg = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p", "MODEL_NAME": "upscale",
-                           "TRITON_URL": "http://10.0.0.5:8000", "TILE_BATCH": "4"})
+    cfg = Config.from_env(
+        {
+            "GOOGLE_CLOUD_PROJECT": "p",
+            "MODEL_NAME": "upscale",
+            "TRITON_URL": "http://10.0.0.5:8000",
+            "TILE_BATCH": "4",
+        }
+    )
     assert cfg.project == "p"
     assert cfg.model_name == "upscale"
     assert cfg.triton_url == "10.0.0.5:8000"

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from imagen import events
 
 from emulators.bridge import to_cloudevent
-from imagen import events
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -71,8 +71,10 @@ def test_job_id_is_per_generation_and_stable() -> None:
 
 
 def pubsub_data(payload: bytes, attempt: int | None = None) -> dict:
-    data: dict = {"message": {"data": base64.b64encode(payload).decode(), "messageId": "1"},
-                  "subscription": "projects/p/subscriptions/s"}
+    data: dict = {
+        "message": {"data": base64.b64encode(payload).decode(), "messageId": "1"},
+        "subscription": "projects/p/subscriptions/s",
+    }
     if attempt:
         data["deliveryAttempt"] = attempt
     return data
@@ -86,8 +88,13 @@ def test_job_message_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
-    "payload", [b"not json", b"{}", json.dumps({"job_id": "x", "model": "nope", "bucket": "b",
-                                                "name": "n", "generation": "1"}).encode()])
+    "payload",
+    [
+        b"not json",
+        b"{}",
+        json.dumps({"job_id": "x", "model": "nope", "bucket": "b", "name": "n", "generation": "1"}).encode(),
+    ],
+)
 def test_bad_job_messages(payload: bytes) -> None:
     with pytest.raises(events.EventError):
         events.parse_job_message(events.PUBSUB_PUBLISHED, pubsub_data(payload))

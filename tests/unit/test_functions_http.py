@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 from functions_framework import create_app
-
 from imagen import config
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 
 
 @pytest.fixture
-def upload_client(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def upload_client(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "unit")
     config.get.cache_clear()
     yield create_app("on_upload", MAIN, "cloudevent").test_client()
@@ -30,28 +29,43 @@ def logged(capsys: pytest.CaptureFixture[str]) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", ["results/upscale/a.jpg", "nomodel/a.jpg", "upscale/"])
-def test_ignored_uploads_binary_mode(upload_client, capsys, name: str) -> None:  # type: ignore[no-untyped-def]
-    headers = {"ce-specversion": "1.0", "ce-id": "1", "ce-type": "google.cloud.storage.object.v1.finalized",
-               "ce-source": "//storage.googleapis.com/projects/_/buckets/b", "ce-subject": f"objects/{name}",
-               "Content-Type": "application/json"}
+def test_ignored_uploads_binary_mode(upload_client, capsys, name: str) -> None:
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "1",
+        "ce-type": "google.cloud.storage.object.v1.finalized",
+        "ce-source": "//storage.googleapis.com/projects/_/buckets/b",
+        "ce-subject": f"objects/{name}",
+        "Content-Type": "application/json",
+    }
     resp = upload_client.post("/", data=json.dumps(storage_event(name)), headers=headers)
     assert resp.status_code == 200
     (record,) = [r for r in logged(capsys) if r["event"] == "upload_ignored"]
     assert record["object"] == name and record["severity"] == "INFO"
 
 
-def test_ignored_upload_structured_mode(upload_client, capsys) -> None:  # type: ignore[no-untyped-def]
-    body = {"specversion": "1.0", "id": "2", "type": "google.cloud.storage.object.v1.finalized",
-            "source": "//storage.googleapis.com/projects/_/buckets/b", "datacontenttype": "application/json",
-            "data": storage_event("results/x.png")}
+def test_ignored_upload_structured_mode(upload_client, capsys) -> None:
+    body = {
+        "specversion": "1.0",
+        "id": "2",
+        "type": "google.cloud.storage.object.v1.finalized",
+        "source": "//storage.googleapis.com/projects/_/buckets/b",
+        "datacontenttype": "application/json",
+        "data": storage_event("results/x.png"),
+    }
     resp = upload_client.post("/", json=body, headers={"Content-Type": "application/cloudevents+json"})
     assert resp.status_code == 200
     assert [r["reason"] for r in logged(capsys)] == ["under results/"]
 
 
-def test_malformed_storage_event_is_logged_not_retried(upload_client, capsys) -> None:  # type: ignore[no-untyped-def]
-    headers = {"ce-specversion": "1.0", "ce-id": "3", "ce-type": "google.cloud.storage.object.v1.finalized",
-               "ce-source": "//storage.googleapis.com/projects/_/buckets/b", "Content-Type": "application/json"}
+def test_malformed_storage_event_is_logged_not_retried(upload_client, capsys) -> None:
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "3",
+        "ce-type": "google.cloud.storage.object.v1.finalized",
+        "ce-source": "//storage.googleapis.com/projects/_/buckets/b",
+        "Content-Type": "application/json",
+    }
     resp = upload_client.post("/", data=json.dumps({"bucket": "b"}), headers=headers)
     assert resp.status_code == 200
     assert logged(capsys)[0]["event"] == "bad_message"

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from imagen.models import MODELS
 from modelbuild import recipes
 
@@ -16,8 +15,10 @@ REPO = Path(__file__).resolve().parents[2] / "triton" / "model_repository"
 def tensors(text: str, section: str) -> dict[str, list[int]]:
     block = re.search(section + r"\s*\[(.*?)\n\]", text, re.S)
     assert block, section
-    return {m.group(1): [int(d) for d in m.group(2).split(",")]
-            for m in re.finditer(r'name: "(\w+)" data_type: \w+ dims: \[ ([\d, ]+) \]', block.group(1))}
+    return {
+        m.group(1): [int(d) for d in m.group(2).split(",")]
+        for m in re.finditer(r'name: "(\w+)" data_type: \w+ dims: \[ ([\d, ]+) \]', block.group(1))
+    }
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -38,5 +39,5 @@ def test_config_matches_worker_spec(model: str, config: str) -> None:
 
 def test_recipes_cover_every_model_with_the_worker_tile_size() -> None:
     assert set(recipes.recipes()) == set(MODELS)
-    assert recipes.TILE == MODELS["upscale"].size
-    assert recipes.U2NET_SIZE == MODELS["background_remove"].size
+    assert MODELS["upscale"].size == recipes.TILE
+    assert MODELS["background_remove"].size == recipes.U2NET_SIZE

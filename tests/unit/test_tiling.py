@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from imagen.tiling import Stitcher, TileGrid, starts
 
 
-@pytest.mark.parametrize(("length", "tile", "overlap"), [(100, 128, 16), (128, 128, 16), (129, 128, 16),
-                                                          (1000, 128, 16), (4000, 128, 16)])
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"),
+    [(100, 128, 16), (128, 128, 16), (129, 128, 16), (1000, 128, 16), (4000, 128, 16)],
+)
 def test_starts_cover_with_overlap(length: int, tile: int, overlap: int) -> None:
     s = starts(length, tile, overlap)
     assert s[0] == 0
     assert s[-1] + tile >= length
-    assert all(b - a <= tile - overlap for a, b in zip(s, s[1:]))
+    assert all(b - a <= tile - overlap for a, b in zip(s, s[1:], strict=False))
 
 
-def run(image: np.ndarray, scale: int, model) -> np.ndarray:  # type: ignore[no-untyped-def]
+def run(image: np.ndarray, scale: int, model) -> np.ndarray:
     grid = TileGrid(image.shape[0], image.shape[1], 128, 16)
     padded = grid.pad(image)
     st = Stitcher(grid, scale, 3)

@@ -33,8 +33,10 @@ class OnnxModel:
         opts.intra_op_num_threads = int(_param(config, "intra_op_threads", "0"))
         opts.inter_op_num_threads = 1
         providers: list[Any] = ["CPUExecutionProvider"]
-        if args.get("model_instance_kind") == "GPU" and \
-                "CUDAExecutionProvider" in ort.get_available_providers():
+        if (
+            args.get("model_instance_kind") == "GPU"
+            and "CUDAExecutionProvider" in ort.get_available_providers()
+        ):
             device = int(args.get("model_instance_device_id", "0"))
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device}))
         self.session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=providers)

