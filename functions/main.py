@@ -17,3 +17,9 @@ def on_upload(event: CloudEvent) -> None:
 def on_job(event: CloudEvent) -> None:
     """Pub/Sub message on imagen-<MODEL_NAME> → the job run through Triton to done or failed."""
     pipeline.handle_job(config.get(), event["type"], event.get_data())
+
+
+@functions_framework.cloud_event
+def on_dead_letter(event: CloudEvent) -> None:
+    """Pub/Sub message on imagen-dead-letter → the job marked failed with the reason."""
+    pipeline.handle_dead_letter(config.get(), event["type"], event.get_data())

@@ -127,6 +127,32 @@ class JobStore:
 
         return finish_in(transaction)
 
+    def give_up(self, job_id: str, reason: str) -> bool:
+        """Fail a job that is not finished (used by the dead-letter handler); False if it was."""
+        ref = self.col.document(job_id)
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def give_up_in(tx: firestore.Transaction) -> bool:
+            snap = ref.get(transaction=tx)
+            job = snap.to_dict() or {}
+            if not snap.exists or job.get("status") in TERMINAL:
+                return False
+            tx.update(
+                ref,
+                {
+                    "status": FAILED,
+                    "reason": reason,
+                    "updated_at": now(),
+                    "finished_at": now(),
+                    "lease_until": None,
+                    "history": firestore.ArrayUnion([_entry(FAILED, dead_letter=True)]),
+                },
+            )
+            return True
+
+        return give_up_in(transaction)
+
     def release(self, claim: Claim, error: str) -> bool:
         """Give a claimed job back to the queue after a transient fault, for the next delivery."""
         return self._move(claim, {"last_error": error}, QUEUED)

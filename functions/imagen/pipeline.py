@@ -148,3 +148,19 @@ def handle_job(cfg: Config, event_type: str, data: Any) -> None:
         clients.jobs().release(claim, f"{type(exc).__name__}: {exc}")
         logs.job_retrying(msg.job_id, msg.model, f"{type(exc).__name__}: {exc}")
         raise
+
+
+def handle_dead_letter(cfg: Config, event_type: str, data: Any) -> None:
+    """A job message that ran out of delivery attempts: mark the job failed, with its last error."""
+    try:
+        msg, attempt = events.parse_job_message(event_type, data)
+    except events.EventError as exc:
+        logs.bad_message(str(exc))
+        return
+    job = clients.jobs().get(msg.job_id) or {}
+    last = job.get("last_error") or "no error was recorded"
+    reason = f"gave up after {job.get('attempts', 0)} attempts; last error: {last}"
+    if clients.jobs().give_up(msg.job_id, reason):
+        logs.job_failed(msg.job_id, msg.model, reason)
+    else:
+        logs.job_skipped(msg.job_id, str(job.get("status", "missing")))
