@@ -1,0 +1,46 @@
+# Firestore in native mode, and the composite indexes the job queries need.
+resource "google_firestore_database" "default" {
+  #checkov:skip=CKV_GCP_138:Point-in-time recovery is a cost choice; job documents can be rebuilt from the bucket.
+  project                 = var.project_id
+  name                    = "(default)"
+  location_id             = var.location
+  type                    = "FIRESTORE_NATIVE"
+  deletion_policy         = "ABANDON"
+  delete_protection_state = "DELETE_PROTECTION_ENABLED"
+}
+
+# Recent jobs of one status (imagen jobs --status failed), newest first.
+resource "google_firestore_index" "jobs_by_status" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
+# Recent jobs of one model and status, newest first.
+resource "google_firestore_index" "jobs_by_model_status" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+
+  fields {
+    field_path = "model"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}

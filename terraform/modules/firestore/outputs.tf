@@ -1,0 +1,4 @@
+output "database" {
+  description = "Name of the Firestore database."
+  value       = google_firestore_database.default.name
+}

@@ -1,0 +1,278 @@
+# Cloud Functions 2nd gen built from functions/: on_upload (Eventarc, object finalized),
+# one on_job per model (invoked by its push subscription), on_dead_letter. One service
+# account per role, each with only what that role touches.
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+data "google_storage_project_service_account" "gcs" {
+  project = var.project_id
+}
+
+locals {
+  common_env = {
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    RESULT_PREFIX        = var.result_prefix
+    TRITON_URL           = var.triton_url
+    EVENTS_TOPIC         = var.events_topic
+    MAX_INPUT_PIXELS     = tostring(var.max_input_pixels)
+  }
+  input_prefix_condition = join(" || ", [
+    for m in var.models : "resource.name.startsWith(\"projects/_/buckets/${var.bucket}/objects/${m}/\")"
+  ])
+}
+
+# ---- Source: keyed on the archive's md5, so a code change redeploys ----------------------
+data "archive_file" "source" {
+  type        = "zip"
+  source_dir  = var.source_dir
+  output_path = "${path.module}/.build/functions.zip"
+  excludes    = ["__pycache__", "imagen/__pycache__", ".mypy_cache"]
+}
+
+resource "google_storage_bucket" "source" {
+  #checkov:skip=CKV_GCP_62:Holds only build archives; Cloud Audit Logs cover access.
+  #checkov:skip=CKV_GCP_78:Archives are immutable and keyed by md5; versioning adds nothing.
+  project                     = var.project_id
+  name                        = "${var.project_id}-imagen-functions-source"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+  labels                      = var.labels
+}
+
+resource "google_storage_bucket_object" "source" {
+  name   = "functions-${data.archive_file.source.output_md5}.zip"
+  bucket = google_storage_bucket.source.name
+  source = data.archive_file.source.output_path
+}
+
+# ---- Service accounts ------------------------------------------------------------------
+resource "google_service_account" "upload" {
+  project      = var.project_id
+  account_id   = "imagen-upload"
+  display_name = "imagen on_upload: reads uploads, writes jobs, publishes job messages"
+}
+
+resource "google_service_account" "worker" {
+  project      = var.project_id
+  account_id   = "imagen-worker"
+  display_name = "imagen on_job: reads model prefixes, writes results/, updates jobs, calls Triton"
+}
+
+resource "google_service_account" "dead_letter" {
+  project      = var.project_id
+  account_id   = "imagen-dead-letter"
+  display_name = "imagen on_dead_letter: marks jobs failed"
+}
+
+resource "google_service_account" "invoker" {
+  project      = var.project_id
+  account_id   = "imagen-invoker"
+  display_name = "imagen triggers: Eventarc and Pub/Sub push identity that may invoke the functions"
+}
+
+# on_upload
+resource "google_storage_bucket_iam_member" "upload_reads_objects" {
+  bucket = var.bucket
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.upload.email}"
+}
+
+resource "google_pubsub_topic_iam_member" "upload_publishes" {
+  for_each = var.job_topics
+  project  = var.project_id
+  topic    = each.value
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:${google_service_account.upload.email}"
+}
+
+# on_job: read only the model prefixes, write only results/.
+resource "google_storage_bucket_iam_member" "worker_reads_inputs" {
+  bucket = var.bucket
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.worker.email}"
+  condition {
+    title      = "model-prefixes"
+    expression = local.input_prefix_condition
+  }
+}
+
+resource "google_storage_bucket_iam_member" "worker_writes_results" {
+  bucket = var.bucket
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.worker.email}"
+  condition {
+    title      = "results-prefix"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${var.bucket}/objects/${var.result_prefix}\")"
+  }
+}
+
+resource "google_pubsub_topic_iam_member" "worker_publishes_events" {
+  project = var.project_id
+  topic   = var.events_topic
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_pubsub_topic_iam_member" "dead_letter_publishes_events" {
+  project = var.project_id
+  topic   = var.events_topic
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.dead_letter.email}"
+}
+
+# Firestore access is project-wide in IAM; datastore.user is its narrowest read/write role.
+resource "google_project_iam_member" "firestore_users" {
+  for_each = {
+    upload      = google_service_account.upload.email
+    worker      = google_service_account.worker.email
+    dead_letter = google_service_account.dead_letter.email
+  }
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${each.value}"
+}
+
+resource "google_project_iam_member" "invoker_receives_events" {
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = "serviceAccount:${google_service_account.invoker.email}"
+}
+
+# Cloud Storage's service agent publishes the object events Eventarc delivers.
+resource "google_project_iam_member" "gcs_agent_publishes" {
+  project = var.project_id
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+# Pub/Sub's service agent mints the OIDC tokens of push deliveries as the invoker.
+resource "google_service_account_iam_member" "pubsub_agent_mints_tokens" {
+  service_account_id = google_service_account.invoker.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# ---- Functions -------------------------------------------------------------------------
+resource "google_cloudfunctions2_function" "on_upload" {
+  project  = var.project_id
+  location = var.region
+  name     = "imagen-on-upload"
+  labels   = var.labels
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "on_upload"
+    service_account = var.build_service_account
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "512Mi"
+    available_cpu                    = "1"
+    max_instance_request_concurrency = 20
+    max_instance_count               = 20
+    timeout_seconds                  = 60
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.upload.email
+    environment_variables            = local.common_env
+  }
+
+  event_trigger {
+    trigger_region        = var.region
+    event_type            = "google.cloud.storage.object.v1.finalized"
+    retry_policy          = "RETRY_POLICY_RETRY"
+    service_account_email = google_service_account.invoker.email
+    event_filters {
+      attribute = "bucket"
+      value     = var.bucket
+    }
+  }
+
+  depends_on = [google_project_iam_member.gcs_agent_publishes, google_project_iam_member.invoker_receives_events]
+}
+
+resource "google_cloudfunctions2_function" "on_job" {
+  for_each = toset(var.models)
+  project  = var.project_id
+  location = var.region
+  name     = "imagen-on-job-${replace(each.key, "_", "-")}"
+  labels   = merge(var.labels, { model = each.key })
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "on_job"
+    service_account = var.build_service_account
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = var.worker_memory
+    available_cpu                    = var.worker_cpu
+    max_instance_request_concurrency = var.worker_concurrency
+    max_instance_count               = var.worker_max_instances
+    timeout_seconds                  = var.worker_timeout_seconds
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.worker.email
+    vpc_connector                    = var.vpc_connector
+    vpc_connector_egress_settings    = "PRIVATE_RANGES_ONLY"
+    environment_variables            = merge(local.common_env, { MODEL_NAME = each.key })
+  }
+}
+
+resource "google_cloudfunctions2_function" "on_dead_letter" {
+  project  = var.project_id
+  location = var.region
+  name     = "imagen-on-dead-letter"
+  labels   = var.labels
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "on_dead_letter"
+    service_account = var.build_service_account
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "256Mi"
+    max_instance_request_concurrency = 20
+    max_instance_count               = 5
+    timeout_seconds                  = 60
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.dead_letter.email
+    environment_variables            = local.common_env
+  }
+}
+
+# Only the invoker identity (Eventarc and the push subscriptions) may call the functions.
+resource "google_cloud_run_service_iam_member" "invoker" {
+  for_each = merge(
+    { on_upload = google_cloudfunctions2_function.on_upload.name, on_dead_letter = google_cloudfunctions2_function.on_dead_letter.name },
+    { for m, f in google_cloudfunctions2_function.on_job : "on_job_${m}" => f.name },
+  )
+  project  = var.project_id
+  location = var.region
+  service  = each.value
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.invoker.email}"
+}

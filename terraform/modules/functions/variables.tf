@@ -1,0 +1,98 @@
+variable "project_id" {
+  type        = string
+  description = "Project of the functions."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions and their triggers."
+}
+
+variable "source_dir" {
+  type        = string
+  description = "Path of the functions/ folder (main.py, imagen/, requirements.txt)."
+}
+
+variable "bucket" {
+  type        = string
+  description = "Images bucket: uploads under model prefixes, results under result_prefix."
+}
+
+variable "result_prefix" {
+  type        = string
+  description = "Folder for results; never starts a job."
+  default     = "results/"
+}
+
+variable "models" {
+  type        = list(string)
+  description = "Models; each gets an on_job deployment with MODEL_NAME set."
+}
+
+variable "job_topics" {
+  type        = map(string)
+  description = "Model name → job topic name (on_upload publishes there)."
+}
+
+variable "events_topic" {
+  type        = string
+  description = "Completion-events topic the workers publish to."
+}
+
+variable "triton_url" {
+  type        = string
+  description = "Triton's internal HTTP address host:port."
+}
+
+variable "vpc_connector" {
+  type        = string
+  description = "Serverless VPC Access connector id through which workers reach Triton."
+}
+
+variable "worker_memory" {
+  type        = string
+  description = "Memory of each on_job instance (decode, tiles and encode of one image per request)."
+  default     = "2Gi"
+}
+
+variable "worker_cpu" {
+  type        = string
+  description = "vCPUs of each on_job instance."
+  default     = "2"
+}
+
+variable "worker_concurrency" {
+  type        = number
+  description = "Requests one on_job instance serves at once (more than 1: they mostly wait on Triton)."
+  default     = 4
+}
+
+variable "worker_max_instances" {
+  type        = number
+  description = "Most on_job instances per model."
+  default     = 10
+}
+
+variable "worker_timeout_seconds" {
+  type        = number
+  description = "Longest one job may run."
+  default     = 540
+}
+
+variable "max_input_pixels" {
+  type        = number
+  description = "Largest image accepted, in pixels."
+  default     = 50000000
+}
+
+variable "build_service_account" {
+  type        = string
+  description = "Service account id (projects/P/serviceAccounts/EMAIL) Cloud Build uses; null for the project default."
+  default     = null
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels put on functions and the source bucket."
+  default     = {}
+}

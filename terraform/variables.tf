@@ -1,0 +1,87 @@
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project to deploy imagen into."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the bucket, functions, network and Triton."
+  default     = "us-central1"
+}
+
+variable "zone" {
+  type        = string
+  description = "Zone of the Triton GPU (must offer the accelerator type)."
+  default     = "us-central1-a"
+}
+
+variable "bucket_name" {
+  type        = string
+  description = "Images bucket name; empty means <project_id>-imagen."
+  default     = ""
+}
+
+variable "firestore_location" {
+  type        = string
+  description = "Firestore location (a multi-region such as nam5, or a region)."
+  default     = "nam5"
+}
+
+variable "triton_mode" {
+  type        = string
+  description = "\"vm\": one GPU VM; \"gke\": a GKE GPU node pool scaled on Triton's queue time."
+  default     = "vm"
+}
+
+variable "triton_image" {
+  type        = string
+  description = "Triton image built from triton/Dockerfile and pushed to Artifact Registry."
+}
+
+variable "triton_machine_type" {
+  type        = string
+  description = "Machine type of the Triton VM or GKE nodes."
+  default     = "n1-standard-4"
+}
+
+variable "triton_accelerator" {
+  type        = string
+  description = "GPU type for Triton."
+  default     = "nvidia-tesla-t4"
+}
+
+variable "bucket_versioning" {
+  type        = bool
+  description = "Keep noncurrent versions of objects in the images bucket."
+  default     = false
+}
+
+variable "results_ttl_days" {
+  type        = number
+  description = "Delete results after this many days; 0 keeps them."
+  default     = 0
+}
+
+variable "max_delivery_attempts" {
+  type        = number
+  description = "Deliveries of a job message before it is dead-lettered and the job marked failed."
+  default     = 5
+}
+
+variable "worker_max_instances" {
+  type        = number
+  description = "Most on_job instances per model."
+  default     = 10
+}
+
+variable "worker_concurrency" {
+  type        = number
+  description = "Concurrent jobs per on_job instance."
+  default     = 4
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels put on every labelled resource."
+  default     = { app = "imagen" }
+}

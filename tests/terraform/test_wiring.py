@@ -1,0 +1,165 @@
+"""The Terraform wiring, checked over the parsed HCL (no terraform binary or cloud here)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from imagen.models import MODELS
+
+from .hcl import TERRAFORM, all_module_dirs, load, one
+
+MODULES = ["storage", "messaging", "functions", "triton", "firestore"]
+PRIMITIVE = {"roles/owner", "roles/editor", "roles/viewer"}
+PUBLIC = {"allUsers", "allAuthenticatedUsers"}
+
+
+def walk(value: Any, key: str | None = None) -> Iterator[tuple[str | None, Any]]:
+    """Every (key, scalar) pair anywhere in a parsed tree."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from walk(v, k)
+    elif isinstance(value, list):
+        for v in value:
+            yield from walk(v, key)
+    else:
+        yield key, value
+
+
+@pytest.mark.parametrize("folder", all_module_dirs(), ids=lambda p: str(p.relative_to(TERRAFORM)) or "root")
+def test_every_file_parses_and_every_variable_and_output_is_documented(folder: Path) -> None:
+    module = load(folder)
+    assert module.files
+    for name, body in module.named("variable").items():
+        assert "type" in body, f"{folder.name}: variable {name} has no type"
+        assert one(body.get("description", "")).strip(), f"{folder.name}: variable {name} has no description"
+    for name, body in module.named("output").items():
+        assert one(body.get("description", "")).strip(), f"{folder.name}: output {name} has no description"
+
+
+@pytest.mark.parametrize("name", MODULES + ["."])
+def test_modules_have_the_standard_files_and_pin_the_provider(name: str) -> None:
+    folder = TERRAFORM / "modules" / name if name != "." else TERRAFORM
+    for f in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
+        assert (folder / f).exists(), f"{folder}/{f} missing"
+    tf = one(load(folder).files["versions.tf"]["terraform"])
+    google = one(one(tf["required_providers"])["google"])
+    assert google["source"] == "hashicorp/google"
+    assert re.fullmatch(r"(~>|=) ?\d+\.\d+(\.\d+)?", google["version"]), google["version"]
+
+
+def test_examples_call_the_root_module() -> None:
+    for ex in ("vm", "gke"):
+        module = load(TERRAFORM / "examples" / ex)
+        imagen = module.named("module")["imagen"]
+        assert one(imagen["source"]) == "../.."
+        assert one(imagen["triton_mode"]) == ex
+
+
+def test_root_deploys_every_model() -> None:
+    assert one(load(TERRAFORM).locals()["models"]) == list(MODELS)
+
+
+def test_each_model_has_a_topic_a_dead_lettered_subscription_and_a_worker() -> None:
+    messaging = load(TERRAFORM / "modules" / "messaging")
+    topic = messaging.resource("google_pubsub_topic", "jobs")
+    assert one(topic["for_each"]) == "${toset(var.models)}"
+    assert one(topic["name"]) == "imagen-${each.key}"
+    sub = messaging.resource("google_pubsub_subscription", "jobs")
+    assert one(sub["for_each"]) == "${toset(var.models)}"
+    assert one(sub["topic"]) == "${google_pubsub_topic.jobs[each.key].id}"
+    assert one(one(sub["push_config"])["push_endpoint"]) == "${var.job_push_endpoints[each.key]}"
+    assert one(one(sub["dead_letter_policy"])["dead_letter_topic"]) == "${google_pubsub_topic.dead_letter.id}"
+    assert "retry_policy" in sub
+    assert one(messaging.named("variable")["max_delivery_attempts"]["default"]) == 5
+    assert ("google_pubsub_topic", "events") in messaging.resources()
+    dlq = messaging.resource("google_pubsub_subscription", "dead_letter")
+    assert one(dlq["topic"]) == "${google_pubsub_topic.dead_letter.id}"
+
+    functions = load(TERRAFORM / "modules" / "functions")
+    job = functions.resource("google_cloudfunctions2_function", "on_job")
+    assert one(job["for_each"]) == "${toset(var.models)}"
+    svc = one(job["service_config"])
+    assert "MODEL_NAME = each.key" in one(svc["environment_variables"])
+    assert one(one(job["build_config"])["entry_point"]) == "on_job"
+    assert one(functions.named("variable")["worker_concurrency"]["default"]) > 1
+    assert one(svc["vpc_connector"]) == "${var.vpc_connector}"
+
+    root = load(TERRAFORM)
+    wiring = root.named("module")["messaging"]
+    assert one(wiring["job_push_endpoints"]) == "${module.functions.job_function_uris}"
+    assert one(wiring["dead_letter_endpoint"]) == "${module.functions.dead_letter_function_uri}"
+
+
+def test_upload_function_fires_on_object_finalized_in_the_bucket() -> None:
+    functions = load(TERRAFORM / "modules" / "functions")
+    upload = functions.resource("google_cloudfunctions2_function", "on_upload")
+    trigger = one(upload["event_trigger"])
+    assert one(trigger["event_type"]) == "google.cloud.storage.object.v1.finalized"
+    assert one(trigger["retry_policy"]) == "RETRY_POLICY_RETRY"
+    assert one(one(trigger["event_filters"])["attribute"]) == "bucket"
+    assert one(one(upload["build_config"])["entry_point"]) == "on_upload"
+    dead = functions.resource("google_cloudfunctions2_function", "on_dead_letter")
+    assert one(one(dead["build_config"])["entry_point"]) == "on_dead_letter"
+
+
+def test_function_source_is_keyed_on_the_archive_md5() -> None:
+    functions = load(TERRAFORM / "modules" / "functions")
+    obj = functions.resource("google_storage_bucket_object", "source")
+    assert "data.archive_file.source.output_md5" in one(obj["name"])
+
+
+def test_no_primitive_roles_and_no_public_members_anywhere() -> None:
+    for folder in all_module_dirs():
+        module = load(folder)
+        for key, value in walk(module.files):
+            if key == "role":
+                assert value not in PRIMITIVE, f"{folder}: primitive role {value}"
+            if key in ("member", "members"):
+                assert not any(p in str(value) for p in PUBLIC), f"{folder}: public member {value}"
+
+
+def test_each_service_account_gets_only_its_roles() -> None:
+    functions = load(TERRAFORM / "modules" / "functions")
+    roles = {(name, one(body["role"])) for (t, name), body in functions.resources().items() if "role" in body}
+    assert ("upload_reads_objects", "roles/storage.objectViewer") in roles
+    assert ("worker_reads_inputs", "roles/storage.objectViewer") in roles
+    assert ("worker_writes_results", "roles/storage.objectUser") in roles
+    reads = functions.resource("google_storage_bucket_iam_member", "worker_reads_inputs")
+    writes = functions.resource("google_storage_bucket_iam_member", "worker_writes_results")
+    assert one(one(reads["condition"])["expression"]) == "${local.input_prefix_condition}"
+    condition = one(functions.locals()["input_prefix_condition"])
+    assert "startsWith" in condition and "for m in var.models" in condition  # only the model prefixes
+    assert "var.result_prefix" in one(one(writes["condition"])["expression"])  # only results/
+    project_roles = {
+        one(b["role"]) for (t, _), b in functions.resources().items() if t == "google_project_iam_member"
+    }
+    assert project_roles <= {"roles/datastore.user", "roles/eventarc.eventReceiver", "roles/pubsub.publisher"}
+
+
+def test_bucket_is_never_public() -> None:
+    storage = load(TERRAFORM / "modules" / "storage")
+    bucket = storage.resource("google_storage_bucket", "images")
+    assert one(bucket["uniform_bucket_level_access"]) is True
+    assert one(bucket["public_access_prevention"]) == "enforced"
+    functions = load(TERRAFORM / "modules" / "functions")
+    source = functions.resource("google_storage_bucket", "source")
+    assert one(source["public_access_prevention"]) == "enforced"
+
+
+def test_triton_is_reachable_only_inside_the_vpc() -> None:
+    triton = load(TERRAFORM / "modules" / "triton")
+    vm = triton.resource("google_compute_instance", "triton")
+    assert "access_config" not in one(vm["network_interface"])
+    firewall = triton.resource("google_compute_firewall", "triton_http")
+    ranges = one(firewall["source_ranges"])
+    assert "0.0.0.0/0" not in ranges
+    assert ranges == ["${var.connector_cidr}", "${var.subnet_cidr}"]
+    svc = triton.resource("kubernetes_service_v1", "triton")
+    annotations = one(one(svc["metadata"])["annotations"])
+    assert annotations["networking.gke.io/load-balancer-type"] == "Internal"
+    mode = triton.named("variable")["mode"]
+    assert "validation" in mode
