@@ -8,7 +8,7 @@ nox.options.sessions = ["lint", "tests", "tf"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
-RUNTIME = ["-r", "requirements.txt"]
+RUNTIME = ["-r", "requirements.txt", "-e", "."]  # -e .: the `imagen` command
 TEST = ["-r", "requirements-test.txt"]
 
 
@@ -28,6 +28,13 @@ def demo(session: nox.Session) -> None:
     """Start the local stack, run every sample through every model, print the jobs, stop."""
     _install(session)
     session.run("python", "-m", "emulators.demo")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Burst: 200 uploads at once on the local stack; prints the tally (lost must be 0)."""
+    _install(session)
+    session.run("python", "-m", "emulators.soak", *session.posargs)
 
 
 @nox.session

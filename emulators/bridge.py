@@ -1,34 +1,43 @@
-"""The local Eventarc: GCS notifications (from fake-gcs-server) → storage CloudEvents → on_upload.
+"""The local Eventarc and Pub/Sub push: subscriptions pulled and delivered to the functions over HTTP.
 
-Pulls the notification subscription, turns each OBJECT_FINALIZE message into the same
-`google.cloud.storage.object.v1.finalized` CloudEvent Eventarc delivers (binary mode), and
-acknowledges only when the function answered 2xx; otherwise the message comes back.
+- GCS notifications (from fake-gcs-server) become the `google.cloud.storage.object.v1.finalized`
+  CloudEvents Eventarc delivers (binary mode) to on_upload.
+- Job and dead-letter messages become Pub/Sub push bodies (with `deliveryAttempt`) posted to
+  /projects/P/topics/T of on_job / on_dead_letter, as a push subscription would.
+
+A message is acknowledged only when the function answered 2xx. Otherwise its ack deadline is
+set to an exponential backoff (retry policy min..max by delivery attempt), so it comes back
+later, and the subscription's dead-letter policy counts the attempt. This is the retry policy
+of production (minimum..maximum backoff): the emulator's own push loop and its retry_policy
+both stop redelivering after two failed attempts (seen here), so delivery is done here.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
-import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-from .settings import HOST, StackSettings
-from .setup_resources import BRIDGE_SUBSCRIPTION
+from .settings import HOST, MODELS, StackSettings
+from .setup_resources import BRIDGE_SUBSCRIPTION, dead_letter_subscription_name, job_subscription_name
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
+Request = tuple[dict[str, str], bytes]
 
 
-def to_cloudevent(
-    message_id: str, attributes: dict[str, str], data: bytes
-) -> tuple[dict[str, str], bytes] | None:
+def to_cloudevent(message_id: str, attributes: dict[str, str], data: bytes) -> Request | None:
     """CloudEvent headers and body for a GCS notification, or None for other event types."""
     if attributes.get("eventType") != "OBJECT_FINALIZE":
         return None
@@ -44,52 +53,124 @@ def to_cloudevent(
         "ce-id": message_id,
         "ce-type": FINALIZED,
         "ce-source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
-        "ce-subject": f"objects/{name}",
+        # CloudEvents' HTTP binding percent-encodes header values outside printable ASCII
+        "ce-subject": quote(f"objects/{name}", safe="/ !#$&'()*+,:;=?@[]~"),
         "ce-time": time_,
         "Content-Type": "application/json",
     }
     return headers, json.dumps(obj).encode()
 
 
+def to_push_body(subscription: str, received: Any) -> Request:
+    """The JSON body a Pub/Sub push subscription posts for one message."""
+    msg = received.message
+    body = {
+        "message": {
+            "data": base64.b64encode(msg.data).decode(),
+            "attributes": dict(msg.attributes),
+            "messageId": msg.message_id,
+            "publishTime": msg.publish_time.isoformat() if msg.publish_time else "",
+        },
+        "subscription": subscription,
+        "deliveryAttempt": received.delivery_attempt or 1,
+    }
+    return {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+@dataclass
+class Route:
+    subscription: str  # full path
+    url: str
+    convert: Callable[[Any], Request | None]
+    slots: int  # deliveries in flight at once
+
+
 class Bridge:
     def __init__(self, s: StackSettings) -> None:
         self.s = s
-        self.url = f"http://{HOST}:{s.upload_fn_port}/"
         self.sub = pubsub_v1.SubscriberClient()
-        self.path = self.sub.subscription_path(s.project, BRIDGE_SUBSCRIPTION)
         self.stop = threading.Event()
         self.http = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=64)
+        self.http.mount("http://", adapter)
 
-    def deliver(self, received: Any) -> tuple[str, bool]:
-        msg = received.message
-        event = to_cloudevent(msg.message_id, dict(msg.attributes), msg.data)
-        if event is None:
-            return received.ack_id, True
-        headers, body = event
+    def routes(self) -> list[Route]:
+        s, path = self.s, self.sub.subscription_path
+
+        def gcs(received: Any) -> Request | None:
+            m = received.message
+            return to_cloudevent(m.message_id, dict(m.attributes), m.data)
+
+        def push(sub_path: str) -> Callable[[Any], Request]:
+            return lambda received: to_push_body(sub_path, received)
+
+        out = [Route(path(s.project, BRIDGE_SUBSCRIPTION), f"http://{HOST}:{s.upload_fn_port}/", gcs, 8)]
+        for model in MODELS:
+            sub = path(s.project, job_subscription_name(model))
+            url = f"http://{HOST}:{s.job_fn_port(model)}/projects/{s.project}/topics/imagen-{model}"
+            out.append(Route(sub, url, push(sub), 4))
+        dead = path(s.project, dead_letter_subscription_name(s))
+        url = f"http://{HOST}:{s.dead_letter_fn_port}/projects/{s.project}/topics/{s.dead_letter_topic}"
+        out.append(Route(dead, url, push(dead), 4))
+        return out
+
+    def backoff_s(self, attempt: int) -> int:
+        return int(min(self.s.retry_max_s, self.s.retry_min_s * 2 ** max(0, attempt - 1)))
+
+    def deliver(self, route: Route, received: Any, done: threading.Semaphore) -> None:
         try:
-            resp = self.http.post(self.url, data=body, headers=headers, timeout=120)
-            return received.ack_id, resp.status_code < 300
-        except requests.RequestException:
-            return received.ack_id, False
+            request = route.convert(received)
+            ok = True
+            if request is not None:
+                headers, body = request
+                try:
+                    ok = self.http.post(route.url, data=body, headers=headers, timeout=900).status_code < 300
+                except requests.RequestException:
+                    ok = False
+            if ok:
+                self.sub.acknowledge(subscription=route.subscription, ack_ids=[received.ack_id])
+            else:
+                delay = self.backoff_s(received.delivery_attempt or 1)
+                self.sub.modify_ack_deadline(
+                    subscription=route.subscription, ack_ids=[received.ack_id], ack_deadline_seconds=delay
+                )
+        except gexc.GoogleAPICallError:
+            pass  # the ack deadline runs out and the message comes back
+        finally:
+            done.release()
+
+    def run_route(self, route: Route, pool: ThreadPoolExecutor) -> None:
+        slots = threading.Semaphore(route.slots)
+        while not self.stop.is_set():
+            free = 0
+            while free < route.slots and (
+                slots.acquire(blocking=False) if free else slots.acquire(timeout=1)
+            ):
+                free += 1
+            if not free:
+                continue
+            try:
+                resp = self.sub.pull(subscription=route.subscription, max_messages=free, timeout=2)
+                received = list(resp.received_messages)
+            except (gexc.DeadlineExceeded, gexc.ServiceUnavailable, gexc.RetryError, gexc.NotFound):
+                received = []
+            for extra in range(free - len(received)):
+                del extra
+                slots.release()
+            for item in received:
+                pool.submit(self.deliver, route, item, slots)
 
     def run(self) -> None:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            while not self.stop.is_set():
-                try:
-                    resp = self.sub.pull(subscription=self.path, max_messages=64, timeout=2)
-                except (gexc.DeadlineExceeded, gexc.ServiceUnavailable, gexc.RetryError):
-                    continue
-                if not resp.received_messages:
-                    continue
-                results = list(pool.map(self.deliver, resp.received_messages))
-                acks = [ack for ack, ok in results if ok]
-                nacks = [ack for ack, ok in results if not ok]
-                if acks:
-                    self.sub.acknowledge(subscription=self.path, ack_ids=acks)
-                if nacks:  # back in 5 s, so a restarting function gets the event again
-                    self.sub.modify_ack_deadline(
-                        subscription=self.path, ack_ids=nacks, ack_deadline_seconds=5
-                    )
+        routes = self.routes()
+        with ThreadPoolExecutor(max_workers=sum(r.slots for r in routes)) as pool:
+            threads = [
+                threading.Thread(target=self.run_route, args=(r, pool), daemon=True, name=r.subscription)
+                for r in routes
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
 
 
 def main() -> None:
@@ -98,9 +179,11 @@ def main() -> None:
     ready = os.environ.get("IMAGEN_BRIDGE_READY")
     if ready:
         Path(ready).write_text("ready\n")
-    print(f"bridge: {bridge.path} -> {bridge.url}", flush=True)
+    for route in bridge.routes():
+        print(f"bridge: {route.subscription} -> {route.url}", flush=True)
     bridge.run()
-    sys.exit(0)
+    print("bridge: stopped", flush=True)
+    os._exit(0)  # deliveries still in flight are not acknowledged: they come back
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ class StackSettings:
     bucket: str
     port_base: int
     state_dir: Path
+    max_delivery_attempts: int = 5
+    retry_min_s: int = 2
+    retry_max_s: int = 20
+    job_lease_s: int = 20
 
     @classmethod
     def from_env(cls) -> StackSettings:
@@ -43,6 +47,10 @@ class StackSettings:
             bucket=os.environ.get("IMAGEN_BUCKET", "imagen-local"),
             port_base=int(os.environ.get("IMAGEN_PORT_BASE", "18000")),
             state_dir=Path(os.environ.get("IMAGEN_STACK_DIR", str(ROOT / ".stack"))),
+            max_delivery_attempts=int(os.environ.get("IMAGEN_MAX_DELIVERY_ATTEMPTS", "5")),
+            retry_min_s=int(os.environ.get("IMAGEN_RETRY_MIN_S", "2")),
+            retry_max_s=int(os.environ.get("IMAGEN_RETRY_MAX_S", "20")),
+            job_lease_s=int(os.environ.get("JOB_LEASE_S", "20")),
         )
 
     # Ports -----------------------------------------------------------------------------
@@ -73,10 +81,18 @@ class StackSettings:
     def job_fn_port(self, model: str) -> int:
         return self.port_base + 91 + MODELS.index(model)
 
+    @property
+    def dead_letter_fn_port(self) -> int:
+        return self.port_base + 96
+
     # Names and folders -----------------------------------------------------------------
     @property
     def notification_topic(self) -> str:
         return "imagen-gcs-notifications"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return "imagen-dead-letter"
 
     @property
     def logs(self) -> Path:

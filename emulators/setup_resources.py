@@ -8,9 +8,8 @@ from collections.abc import Iterator
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1, storage  # type: ignore[attr-defined]
-from google.protobuf import duration_pb2
 
-from .settings import HOST, MODELS, StackSettings
+from .settings import MODELS, StackSettings
 
 BRIDGE_SUBSCRIPTION = "imagen-gcs-notifications-bridge"
 
@@ -37,6 +36,8 @@ class _emulator_env:
 
 def topic_names(s: StackSettings) -> Iterator[str]:
     yield s.notification_topic
+    yield s.dead_letter_topic
+    yield "imagen-events"
     for model in MODELS:
         yield f"imagen-{model}"
 
@@ -57,29 +58,43 @@ def topics(s: StackSettings) -> None:
             )
 
 
-def push_subscriptions(s: StackSettings) -> None:
-    """Model topics pushed to their on_job function, as Eventarc's Pub/Sub trigger does.
+def job_subscription_name(model: str) -> str:
+    return f"imagen-{model}-worker"
 
-    The push path is /projects/P/topics/T so functions-framework names the right source.
+
+def dead_letter_subscription_name(s: StackSettings) -> str:
+    return f"{s.dead_letter_topic}-handler"
+
+
+def job_subscriptions(s: StackSettings) -> None:
+    """A subscription per model topic with the production dead-letter policy.
+
+    The bridge delivers them to on_job as push bodies and applies the retry policy itself
+    (exponential backoff through the ack deadline): the emulator's own retry_policy stops
+    redelivering after two attempts (seen here), see emulators/bridge.py.
     """
     with _emulator_env(s):
         pub = pubsub_v1.PublisherClient()
         sub = pubsub_v1.SubscriberClient()
         for model in MODELS:
-            topic = f"imagen-{model}"
-            endpoint = f"http://{HOST}:{s.job_fn_port(model)}/projects/{s.project}/topics/{topic}"
             request = {
-                "name": sub.subscription_path(s.project, f"{topic}-worker"),
-                "topic": pub.topic_path(s.project, topic),
-                "push_config": {"push_endpoint": endpoint},
+                "name": sub.subscription_path(s.project, job_subscription_name(model)),
+                "topic": pub.topic_path(s.project, f"imagen-{model}"),
                 "ack_deadline_seconds": 600,
-                "retry_policy": {
-                    "minimum_backoff": duration_pb2.Duration(seconds=2),
-                    "maximum_backoff": duration_pb2.Duration(seconds=60),
+                "dead_letter_policy": {
+                    "dead_letter_topic": pub.topic_path(s.project, s.dead_letter_topic),
+                    "max_delivery_attempts": s.max_delivery_attempts,
                 },
             }
             with contextlib.suppress(gexc.AlreadyExists):
                 sub.create_subscription(request=request)
+        request = {
+            "name": sub.subscription_path(s.project, dead_letter_subscription_name(s)),
+            "topic": pub.topic_path(s.project, s.dead_letter_topic),
+            "ack_deadline_seconds": 60,
+        }
+        with contextlib.suppress(gexc.AlreadyExists):
+            sub.create_subscription(request=request)
 
 
 def bucket(s: StackSettings) -> None:

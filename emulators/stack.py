@@ -151,13 +151,32 @@ class Stack:
         return found
 
     # Services -------------------------------------------------------------------------
-    def _functions_env(self) -> dict[str, str]:
-        env = self.s.client_env()
-        env.pop("CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE")
-        return {**env, "PYTHONUNBUFFERED": "1"}
+    def _function(self, name: str, target: str, port: int, **env: str) -> Service:
+        """One function under functions-framework, as Cloud Functions would run it."""
+        base = self.s.client_env()
+        base.pop("CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE")
+        base.update(PYTHONUNBUFFERED="1", JOB_LEASE_S=str(self.s.job_lease_s))
+        argv = [
+            str(self.s.python_bin / "functions-framework"),
+            "--source",
+            "main.py",
+            "--target",
+            target,
+            "--signature-type",
+            "cloudevent",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ]
+        return Service(name, argv, port_open(port), env={**base, **env}, cwd=ROOT / "functions")
+
+    def service(self, name: str) -> Service:
+        """The named service's definition (to restart one piece in a fault test)."""
+        return next(svc for svc in self.services() if svc.name == name)
 
     def services(self) -> list[Service]:
-        s, platform, bin_dir = self.s, gcloud_platform(), self.s.python_bin
+        s, platform = self.s, gcloud_platform()
         java = shutil.which("java") or "java"
         pubsub_jar = next((platform / "pubsub-emulator" / "lib").glob("cloud-pubsub-emulator-*.jar"))
         firestore_jar = platform / "cloud-firestore-emulator" / "cloud-firestore-emulator.jar"
@@ -212,49 +231,13 @@ class Stack:
                 env={"PUBSUB_EMULATOR_HOST": f"{HOST}:{s.pubsub_port}"},
             ),
             self._triton(),
-            Service(
-                "fn-on_upload",
-                [
-                    str(bin_dir / "functions-framework"),
-                    "--source",
-                    "main.py",
-                    "--target",
-                    "on_upload",
-                    "--signature-type",
-                    "cloudevent",
-                    "--host",
-                    HOST,
-                    "--port",
-                    str(s.upload_fn_port),
-                ],
-                port_open(s.upload_fn_port),
-                env=self._functions_env(),
-                cwd=ROOT / "functions",
-            ),
+            self._function("fn-on_upload", "on_upload", s.upload_fn_port),
+            self._function("fn-on_dead_letter", "on_dead_letter", s.dead_letter_fn_port),
         ]
-        for model in MODELS:
-            port = s.job_fn_port(model)
-            out.append(
-                Service(
-                    f"fn-on_job-{model}",
-                    [
-                        str(bin_dir / "functions-framework"),
-                        "--source",
-                        "main.py",
-                        "--target",
-                        "on_job",
-                        "--signature-type",
-                        "cloudevent",
-                        "--host",
-                        HOST,
-                        "--port",
-                        str(port),
-                    ],
-                    port_open(port),
-                    env={**self._functions_env(), "MODEL_NAME": model, "THREADS": "4"},
-                    cwd=ROOT / "functions",
-                )
-            )
+        out += [
+            self._function(f"fn-on_job-{m}", "on_job", s.job_fn_port(m), MODEL_NAME=m, THREADS="4")
+            for m in MODELS
+        ]
         ready_file = s.state_dir / "bridge.ready"
         out.append(
             Service(
@@ -300,13 +283,14 @@ class Stack:
 
         (self.s.state_dir / "bridge.ready").unlink(missing_ok=True)
         shutil.rmtree(self.s.state_dir / "gcs", ignore_errors=True)  # each stack starts empty
+        shutil.rmtree(self.s.logs, ignore_errors=True)  # and with fresh logs
         build_models(on_step)
         try:
             for svc in self.services():
                 if svc.name == "gcs":
                     setup_resources.topics(self.s)
                 if svc.name == "bridge":
-                    setup_resources.push_subscriptions(self.s)
+                    setup_resources.job_subscriptions(self.s)
                 started = time.monotonic()
                 pid = self.start(svc)
                 on_step(f"{svc.name:24} ready  pid {pid:<7} {time.monotonic() - started:5.1f}s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functions_framework
 from cloudevents.http import CloudEvent
+
 from imagen import config, pipeline
 
 

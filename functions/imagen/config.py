@@ -36,13 +36,14 @@ class Config:
     triton_url: str
     result_prefix: str = "results/"
     topic_prefix: str = "imagen-"
+    events_topic: str = "imagen-events"
     jobs_collection: str = "jobs"
     max_input_bytes: int = 50 * 1024 * 1024
     max_input_pixels: int = 50_000_000
     triton_timeout_s: int = 120
     tile_batch: int = 8
     tile_concurrency: int = 2
-    lease_s: int = 600
+    lease_s: int = 120  # renewed every lease_s/3 while the job runs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -62,6 +63,7 @@ class Config:
             triton_url=env.get("TRITON_URL", "127.0.0.1:8000").removeprefix("http://"),
             result_prefix=prefix,
             topic_prefix=env.get("TOPIC_PREFIX", "imagen-"),
+            events_topic=env.get("EVENTS_TOPIC", "imagen-events"),
             jobs_collection=env.get("JOBS_COLLECTION", "jobs"),
             max_input_bytes=_int(env, "MAX_INPUT_BYTES", cls.max_input_bytes, 1),
             max_input_pixels=_int(env, "MAX_INPUT_PIXELS", cls.max_input_pixels, 1),

@@ -7,6 +7,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import BadInput
@@ -16,6 +17,7 @@ ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", 
 _SRGB = ImageCms.createProfile("sRGB")
 
 Image.MAX_IMAGE_PIXELS = None  # our own limit is checked before any pixel is decoded
+pillow_heif.register_heif_opener()  # HEIC/HEIF from phones; AVIF is built into Pillow
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,7 +90,13 @@ class TritonRunner:
             raise Transient("Triton returned no OUTPUT tensor")
         return list(out)
 
-    def run(self, spec: ModelSpec, pixels: np.ndarray, stats: InferStats) -> np.ndarray:
+    def run(
+        self,
+        spec: ModelSpec,
+        pixels: np.ndarray,
+        stats: InferStats,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> np.ndarray:
         """The model's output for a uint8 HxWx3 image: RGB (scaled) or RGBA for alpha models."""
         if spec.mode == "whole":
             h, w = pixels.shape[:2]
@@ -100,9 +107,11 @@ class TritonRunner:
         grid = TileGrid(pixels.shape[0], pixels.shape[1], spec.size, spec.overlap)
         padded = grid.pad(pixels)
         stitcher = Stitcher(grid, spec.scale, 3)
-        for y in grid.ys:
+        for i, y in enumerate(grid.ys):
             tiles = grid.row(padded, y)
             pos = grid.positions(y) if spec.needs_position else None
             outs = self._send(spec, tiles, pos, stats)
             stitcher.add_row(y, np.stack(outs))
+            if on_progress:
+                on_progress((i + 1) / len(grid.ys))
         return stitcher.result()

@@ -1,11 +1,17 @@
 """Job documents in Firestore and the transitions between their states.
 
-queued → running → done | failed; a running job whose lease has expired may be claimed again.
+    queued ──claim──▶ running ──▶ done
+      ▲                 │  └────▶ failed   (bad input, or the dead-letter handler)
+      └──release────────┘                  (transient fault: back to the queue)
+
+A running job carries a lease that its worker renews while it works; a job whose lease has
+expired (the worker died) may be claimed again by the next delivery.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +33,11 @@ def _entry(status: str, **extra: Any) -> dict[str, Any]:
     return {"status": status, "at": now(), **extra}
 
 
+def lease_live(job: dict[str, Any]) -> bool:
+    lease = job.get("lease_until")
+    return job.get("status") == RUNNING and lease is not None and lease > now()
+
+
 @dataclass(frozen=True)
 class Claim:
     job_id: str
@@ -43,6 +54,22 @@ class JobStore:
     def get(self, job_id: str) -> dict[str, Any] | None:
         snap = self.col.document(job_id).get()
         return snap.to_dict() if snap.exists else None
+
+    def _transact(self, job_id: str, step: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> bool:
+        """Read the job, let `step` decide the update (None: no change), write it atomically."""
+        ref = self.col.document(job_id)
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> bool:
+            snap = ref.get(transaction=tx)
+            update = step(snap.to_dict() if snap.exists else None)
+            if update is None:
+                return False
+            tx.update(ref, {**update, "updated_at": now()})
+            return True
+
+        result: bool = run(self.db.transaction())
+        return result
 
     def create(self, msg: JobMessage, source_uri: str, size: int) -> str | None:
         """Create the queued job; returns None if new, else the existing job's status."""
@@ -70,92 +97,58 @@ class JobStore:
     def claim(self, job_id: str, lease_s: int) -> Claim | str:
         """Claim the job for this worker; returns the Claim, or why it must not run here.
 
-        Raises Transient while another worker holds a live lease, so the message comes back
-        after that worker either finishes or dies.
+        Raises Transient while another worker holds a live lease: acknowledging would lose the
+        job if that worker has died, so the message comes back until the lease ends.
         """
-        ref = self.col.document(job_id)
-        transaction = self.db.transaction()
+        claimed: list[Claim] = []
+        reason: list[str] = []
 
-        @firestore.transactional
-        def claim_in(tx: firestore.Transaction) -> Claim | str:
-            snap = ref.get(transaction=tx)
-            if not snap.exists:
-                return "missing"
-            job = snap.to_dict() or {}
-            status = job.get("status")
-            if status in TERMINAL:
-                return str(status)
-            lease = job.get("lease_until")
-            if status == RUNNING and lease is not None and lease > now():
-                raise Transient(f"job {job_id} is running on another worker until {lease}")
-            attempt = int(job.get("attempts", 0)) + 1
-            tx.update(
-                ref,
-                {
-                    "status": RUNNING,
-                    "attempts": attempt,
-                    "updated_at": now(),
-                    "started_at": now(),
-                    "lease_until": now() + dt.timedelta(seconds=lease_s),
-                    "history": firestore.ArrayUnion([_entry(RUNNING, attempt=attempt)]),
-                },
-            )
-            return Claim(job_id, attempt)
-
-        return claim_in(transaction)
-
-    def _move(self, claim: Claim, fields: dict[str, Any], status: str) -> bool:
-        ref = self.col.document(claim.job_id)
-        transaction = self.db.transaction()
-
-        @firestore.transactional
-        def finish_in(tx: firestore.Transaction) -> bool:
-            job = ref.get(transaction=tx).to_dict() or {}
+        def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
+            claimed.clear()
+            reason.clear()
+            if job is None:
+                reason.append("missing")
+                return None
             if job.get("status") in TERMINAL:
-                return False
-            tx.update(
-                ref,
-                {
-                    **fields,
-                    "status": status,
-                    "updated_at": now(),
-                    "lease_until": None,
-                    "history": firestore.ArrayUnion([_entry(status, attempt=claim.attempt)]),
-                },
-            )
-            return True
+                reason.append(str(job["status"]))
+                return None
+            if lease_live(job):
+                raise Transient(f"job {job_id} is running on another worker until {job['lease_until']}")
+            attempt = int(job.get("attempts", 0)) + 1
+            claimed.append(Claim(job_id, attempt))
+            return {
+                "status": RUNNING,
+                "attempts": attempt,
+                "started_at": now(),
+                "lease_until": now() + dt.timedelta(seconds=lease_s),
+                "history": firestore.ArrayUnion([_entry(RUNNING, attempt=attempt)]),
+            }
 
-        return finish_in(transaction)
+        self._transact(job_id, step)
+        return claimed[0] if claimed else reason[0]
 
-    def give_up(self, job_id: str, reason: str) -> bool:
-        """Fail a job that is not finished (used by the dead-letter handler); False if it was."""
-        ref = self.col.document(job_id)
-        transaction = self.db.transaction()
+    def renew(self, claim: Claim, lease_s: int) -> bool:
+        """Extend this worker's lease; False if the job is no longer ours."""
 
-        @firestore.transactional
-        def give_up_in(tx: firestore.Transaction) -> bool:
-            snap = ref.get(transaction=tx)
-            job = snap.to_dict() or {}
-            if not snap.exists or job.get("status") in TERMINAL:
-                return False
-            tx.update(
-                ref,
-                {
-                    "status": FAILED,
-                    "reason": reason,
-                    "updated_at": now(),
-                    "finished_at": now(),
-                    "lease_until": None,
-                    "history": firestore.ArrayUnion([_entry(FAILED, dead_letter=True)]),
-                },
-            )
-            return True
+        def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
+            if not job or job.get("status") != RUNNING or job.get("attempts") != claim.attempt:
+                return None
+            return {"lease_until": now() + dt.timedelta(seconds=lease_s)}
 
-        return give_up_in(transaction)
+        return self._transact(claim.job_id, step)
 
-    def release(self, claim: Claim, error: str) -> bool:
-        """Give a claimed job back to the queue after a transient fault, for the next delivery."""
-        return self._move(claim, {"last_error": error}, QUEUED)
+    def _finish(self, claim: Claim, status: str, fields: dict[str, Any]) -> bool:
+        def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
+            if not job or job.get("status") in TERMINAL:
+                return None
+            return {
+                **fields,
+                "status": status,
+                "lease_until": None,
+                "history": firestore.ArrayUnion([_entry(status, attempt=claim.attempt)]),
+            }
+
+        return self._transact(claim.job_id, step)
 
     def done(
         self,
@@ -165,17 +158,51 @@ class JobStore:
         timings: dict[str, float],
         output: dict[str, Any],
     ) -> bool:
-        return self._move(
-            claim,
-            {
-                "result_uri": result_uri,
-                "model_version": model_version,
-                "timings": timings,
-                "output": output,
-                "finished_at": now(),
-            },
-            DONE,
-        )
+        fields = {
+            "result_uri": result_uri,
+            "model_version": model_version,
+            "timings": timings,
+            "output": output,
+            "finished_at": now(),
+        }
+        return self._finish(claim, DONE, fields)
 
     def failed(self, claim: Claim, reason: str) -> bool:
-        return self._move(claim, {"reason": reason, "finished_at": now()}, FAILED)
+        return self._finish(claim, FAILED, {"reason": reason, "finished_at": now()})
+
+    def release(self, claim: Claim, error: str) -> bool:
+        """Give a claimed job back to the queue after a transient fault, for the next delivery."""
+        return self._finish(claim, QUEUED, {"last_error": error})
+
+    def progress(self, job_id: str, fraction: float) -> None:
+        self.col.document(job_id).update({"progress": round(fraction, 3)})
+
+    def mark_announced(self, job_id: str) -> None:
+        self.col.document(job_id).update({"event_published": True})
+
+    def give_up(self, job_id: str, reason: Callable[[dict[str, Any]], str]) -> str:
+        """Fail an unfinished job whose messages ran out of deliveries (the dead-letter path).
+
+        Returns what happened: "failed", the terminal status it already had, or "missing".
+        Raises Transient while a worker holds a live lease, so the dead letter comes back.
+        """
+        outcome: list[str] = []
+
+        def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
+            outcome.clear()
+            if job is None or job.get("status") in TERMINAL:
+                outcome.append(str(job["status"]) if job else "missing")
+                return None
+            if lease_live(job):
+                raise Transient(f"job {job_id} is still running until {job['lease_until']}")
+            outcome.append(FAILED)
+            return {
+                "status": FAILED,
+                "reason": reason(job),
+                "finished_at": now(),
+                "lease_until": None,
+                "history": firestore.ArrayUnion([_entry(FAILED, dead_letter=True)]),
+            }
+
+        self._transact(job_id, step)
+        return outcome[0]

@@ -80,3 +80,29 @@ def job_retrying(job_id: str, model: str, error: str) -> None:
 
 def bad_message(reason: str) -> None:
     _emit("ERROR", "bad_message", f"unusable message dropped: {reason}", reason=reason)
+
+
+def lease_renewal_failed(job_id: str, error: str) -> None:
+    _emit("WARNING", "lease_renewal_failed", f"job {job_id}: {error}", job_id=job_id, error=error)
+
+
+def result_written(job_id: str, uri: str, generation: int, size: int) -> None:
+    _emit(
+        "INFO",
+        "result_written",
+        f"job {job_id} wrote {uri}",
+        job_id=job_id,
+        result_uri=uri,
+        generation=generation,
+        bytes=size,
+    )
+
+
+def event_published(job_id: str, status: str) -> None:
+    _emit(
+        "INFO",
+        "event_published",
+        f"job {job_id} {status}: completion event published",
+        job_id=job_id,
+        status=status,
+    )

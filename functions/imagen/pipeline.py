@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from . import clients, events, imaging, logs
+from . import clients, completion, events, imaging, logs
 from .config import Config
-from .errors import BadInput
+from .errors import BadInput, Transient
 from .events import JobMessage
 from .inference import InferStats
 from .jobs import Claim
@@ -49,12 +53,26 @@ def handle_upload(cfg: Config, event_type: str, data: Any) -> str | None:
     return msg.job_id
 
 
+MAX_OBJECT_NAME_BYTES = 1024
+
+
 def result_name(cfg: Config, msg: JobMessage) -> str:
-    """results/<model>/<path under the model prefix>, with the extension of the result format."""
+    """results/<model>/<path under the model prefix>, with the extension of the result format.
+
+    '.' and '..' segments become '_' so no consumer that maps names to paths can escape its
+    folder; a name over GCS's 1024-byte limit is shortened and made unique with a hash.
+    """
     rest = msg.name.split("/", 1)[1]
-    stem, _ = posixpath.splitext(rest)
+    segments = ["_" if seg in ("", ".", "..") else seg for seg in rest.split("/")]
+    stem, _ = posixpath.splitext("/".join(segments))
     ext = ".png" if MODELS[msg.model].result_format == "PNG" else ".jpg"
-    return f"{cfg.result_prefix}{msg.model}/{stem or rest}{ext}"
+    name = f"{cfg.result_prefix}{msg.model}/{stem or 'image'}{ext}"
+    if len(name.encode()) > MAX_OBJECT_NAME_BYTES:
+        digest = hashlib.sha256(msg.name.encode()).hexdigest()[:16]
+        room = MAX_OBJECT_NAME_BYTES - len(f"{cfg.result_prefix}{msg.model}/-{digest}{ext}".encode())
+        short = stem.encode()[:room].decode(errors="ignore")
+        name = f"{cfg.result_prefix}{msg.model}/{short}-{digest}{ext}"
+    return name
 
 
 def _download(msg: JobMessage, cfg: Config) -> bytes:
@@ -69,8 +87,28 @@ def _download(msg: JobMessage, cfg: Config) -> bytes:
     return data
 
 
-def _upload(cfg: Config, msg: JobMessage, name: str, data: bytes, version: str) -> str:
-    blob = clients.gcs().bucket(msg.bucket).blob(name)
+def _upload(msg: JobMessage, name: str, data: bytes, version: str) -> tuple[str, bool]:
+    """Write the result once; returns its URI and whether this call wrote it.
+
+    A result already written for this job (an earlier attempt died before marking the job
+    done) is reused, not written again. A result from a newer generation of the same source
+    is never overwritten by an older one.
+    """
+    bucket = clients.gcs().bucket(msg.bucket)
+    uri = f"gs://{msg.bucket}/{name}"
+    existing = bucket.get_blob(name)
+    precondition = 0
+    if existing is not None:
+        meta = existing.metadata or {}
+        if meta.get(events.RESULT_MARKER) == msg.job_id:
+            return uri, False
+        newer = meta.get("imagen-source") == f"gs://{msg.bucket}/{msg.name}" and int(
+            meta.get("imagen-source-generation", "0")
+        ) > int(msg.generation)
+        if newer:
+            raise BadInput(f"superseded: {uri} already holds the result of a newer upload of this object")
+        precondition = int(existing.generation)
+    blob = bucket.blob(name)
     blob.metadata = {
         events.RESULT_MARKER: msg.job_id,
         "imagen-source": f"gs://{msg.bucket}/{msg.name}",
@@ -79,8 +117,35 @@ def _upload(cfg: Config, msg: JobMessage, name: str, data: bytes, version: str) 
         "imagen-model-version": version,
     }
     fmt = MODELS[msg.model].result_format
-    blob.upload_from_string(data, content_type="image/png" if fmt == "PNG" else "image/jpeg")
-    return f"gs://{msg.bucket}/{name}"
+    try:
+        blob.upload_from_string(
+            data, content_type="image/png" if fmt == "PNG" else "image/jpeg", if_generation_match=precondition
+        )
+    except gexc.PreconditionFailed as exc:
+        raise Transient(f"{uri} changed while this job wrote it; retrying") from exc
+    logs.result_written(msg.job_id, uri, int(blob.generation or 0), len(data))
+    return uri, True
+
+
+@contextmanager
+def _lease(cfg: Config, claim: Claim) -> Iterator[None]:
+    """Renew the claim's lease every lease/3 seconds while the job runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(max(1.0, cfg.lease_s / 3)):
+            try:
+                clients.jobs().renew(claim, cfg.lease_s)
+            except Exception as exc:  # a missed beat only shortens the lease
+                logs.lease_renewal_failed(claim.job_id, str(exc))
+
+    thread = threading.Thread(target=beat, name=f"lease-{claim.job_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def run_job(cfg: Config, msg: JobMessage, claim: Claim) -> None:
@@ -99,15 +164,22 @@ def run_job(cfg: Config, msg: JobMessage, claim: Claim) -> None:
     lap("download_s")
     decoded = imaging.decode(data, cfg.max_input_bytes, cfg.max_input_pixels)
     lap("decode_s")
-    stats_obj = InferStats()
-    pixels = clients.triton().run(spec, decoded.pixels, stats_obj)
+    stats = InferStats()
+    last_report = [0.0]
+
+    def report(fraction: float) -> None:  # at most one progress write a second
+        if fraction < 1.0 and time.monotonic() - last_report[0] >= 1.0:
+            last_report[0] = time.monotonic()
+            clients.jobs().progress(msg.job_id, fraction)
+
+    pixels = clients.triton().run(spec, decoded.pixels, stats, report)
     lap("infer_s")
     encoded = imaging.encode(pixels, spec.result_format)
     lap("encode_s")
-    uri = _upload(cfg, msg, result_name(cfg, msg), encoded, stats_obj.model_version)
+    uri, wrote = _upload(msg, result_name(cfg, msg), encoded, stats.model_version)
     lap("upload_s")
     timings["total_s"] = round(time.perf_counter() - t0, 4)
-    timings["infer_wait_s"] = round(stats_obj.wait_s, 4)
+    timings["infer_wait_s"] = round(stats.wait_s, 4)
     h, w = decoded.pixels.shape[:2]
     output = {
         "width": int(pixels.shape[1]),
@@ -116,18 +188,22 @@ def run_job(cfg: Config, msg: JobMessage, claim: Claim) -> None:
         "input_height": h,
         "bytes": len(encoded),
         "format": spec.result_format,
-        "tiles": stats_obj.tiles,
-        "requests": stats_obj.requests,
+        "tiles": stats.tiles,
+        "requests": stats.requests,
         "source_format": decoded.source_format,
+        "source_frames": decoded.frames,
+        "result_reused": not wrote,
     }
-    clients.jobs().done(claim, uri, stats_obj.model_version, timings, output)
-    logs.job_done(msg.job_id, msg.model, uri, timings)
+    if clients.jobs().done(claim, uri, stats.model_version, timings, output):
+        logs.job_done(msg.job_id, msg.model, uri, timings)
+    else:
+        logs.job_skipped(msg.job_id, "finished by another attempt")
 
 
 def handle_job(cfg: Config, event_type: str, data: Any) -> None:
     """Claim and run one job message. Transient faults raise so Pub/Sub redelivers."""
     try:
-        msg, _attempt = events.parse_job_message(event_type, data)
+        msg, _ = events.parse_job_message(event_type, data)
     except events.EventError as exc:
         logs.bad_message(str(exc))  # acknowledged: redelivery could never succeed
         return
@@ -137,30 +213,47 @@ def handle_job(cfg: Config, event_type: str, data: Any) -> None:
     claim = clients.jobs().claim(msg.job_id, cfg.lease_s)
     if not isinstance(claim, Claim):
         logs.job_skipped(msg.job_id, claim)
+        completion.announce(cfg, msg.job_id)  # heals an event lost to a crash
         return
     logs.job_started(msg.job_id, msg.model, claim.attempt)
     try:
-        run_job(cfg, msg, claim)
+        with _lease(cfg, claim):
+            run_job(cfg, msg, claim)
     except BadInput as exc:
         clients.jobs().failed(claim, str(exc))
         logs.job_failed(msg.job_id, msg.model, str(exc))
+        completion.announce(cfg, msg.job_id)
+        return
     except Exception as exc:  # Transient, or a fault we did not foresee: let Pub/Sub retry
-        clients.jobs().release(claim, f"{type(exc).__name__}: {exc}")
-        logs.job_retrying(msg.job_id, msg.model, f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        logs.job_retrying(msg.job_id, msg.model, error)
+        try:
+            clients.jobs().release(claim, error)
+        except Exception as release_exc:  # the lease runs out instead
+            logs.lease_renewal_failed(msg.job_id, f"release failed: {release_exc}")
         raise
+    completion.announce(cfg, msg.job_id)
 
 
 def handle_dead_letter(cfg: Config, event_type: str, data: Any) -> None:
-    """A job message that ran out of delivery attempts: mark the job failed, with its last error."""
+    """A job message out of delivery attempts: fail the job with its last error.
+
+    While a worker still holds a live lease the dead letter is retried (raise), so a job
+    that is still running is never failed under it, and one whose worker died still ends.
+    """
     try:
-        msg, attempt = events.parse_job_message(event_type, data)
+        msg, _ = events.parse_job_message(event_type, data)
     except events.EventError as exc:
         logs.bad_message(str(exc))
         return
-    job = clients.jobs().get(msg.job_id) or {}
-    last = job.get("last_error") or "no error was recorded"
-    reason = f"gave up after {job.get('attempts', 0)} attempts; last error: {last}"
-    if clients.jobs().give_up(msg.job_id, reason):
-        logs.job_failed(msg.job_id, msg.model, reason)
+
+    def reason(job: dict[str, Any]) -> str:
+        last = job.get("last_error") or "no error was recorded"
+        return f"gave up after {job.get('attempts', 0)} attempts; last error: {last}"
+
+    outcome = clients.jobs().give_up(msg.job_id, reason)
+    if outcome == "failed":
+        logs.job_failed(msg.job_id, msg.model, reason(clients.jobs().get(msg.job_id) or {}))
     else:
-        logs.job_skipped(msg.job_id, str(job.get("status", "missing")))
+        logs.job_skipped(msg.job_id, outcome)
+    completion.announce(cfg, msg.job_id)

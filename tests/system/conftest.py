@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -15,12 +16,20 @@ from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 
 TEST_PORT_BASE = os.environ.get("IMAGEN_TEST_PORT_BASE", "19000")
+# The functions of the test stack: short leases (a killed worker's job is retaken within
+# seconds) and small input limits (the over-limit files stay small).
+TEST_FUNCTION_ENV = {
+    "JOB_LEASE_S": "8",
+    "MAX_INPUT_BYTES": str(8 * 1024 * 1024),
+    "MAX_INPUT_PIXELS": str(20_000_000),
+}
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackSettings]:
     os.environ["IMAGEN_PORT_BASE"] = TEST_PORT_BASE
     os.environ["IMAGEN_STACK_DIR"] = str(ROOT / ".stack-test")
+    os.environ.update(TEST_FUNCTION_ENV)
     s = StackSettings.from_env()
     os.environ.update(s.client_env())
     st = Stack(s)
@@ -30,6 +39,21 @@ def stack() -> Iterator[StackSettings]:
         yield s
     finally:
         st.down(lambda _m: None)
+
+
+@pytest.fixture(scope="session")
+def stack_control(stack: StackSettings) -> Stack:
+    return Stack(stack)
+
+
+@pytest.fixture
+def restore(stack_control: Stack) -> Iterator[Stack]:
+    """For tests that stop or pause services: everything is running again afterwards."""
+    yield stack_control
+    running = stack_control.running()
+    for svc in stack_control.services():
+        if svc.name not in running:
+            stack_control.start(svc)
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +89,37 @@ def wait_until(check: Callable[[], Any], timeout_s: float = 120, every_s: float 
 def log_lines(s: StackSettings, service: str) -> list[str]:
     path: Path = s.logs / f"{service}.log"
     return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+
+def log_events(s: StackSettings, service: str, event: str, job_id: str | None = None) -> list[dict[str, Any]]:
+    """The named structured log events a function wrote (optionally for one job)."""
+    out = []
+    for line in log_lines(s, service):
+        if line.startswith("{"):
+            rec = json.loads(line)
+            if rec.get("event") == event and (job_id is None or rec.get("job_id") == job_id):
+                out.append(rec)
+    return out
+
+
+def finished(jobs_col: Any, jid: str) -> dict[str, Any] | None:
+    snap = jobs_col.document(jid).get()
+    doc = snap.to_dict() if snap.exists else None
+    # finished = terminal and its completion event published (the last thing a worker does)
+    return doc if doc and doc["status"] in ("done", "failed") and doc.get("event_published") else None
+
+
+def wait_finished(jobs_col: Any, jid: str, timeout_s: float = 180) -> dict[str, Any]:
+    doc: dict[str, Any] = wait_until(lambda: finished(jobs_col, jid), timeout_s=timeout_s)
+    return doc
+
+
+def upload(bucket: Any, name: str, data: bytes, content_type: str = "image/jpeg", **metadata: str) -> str:
+    """Upload and return the job id its generation maps to."""
+    from imagen.events import job_id
+
+    blob = bucket.blob(name)
+    if metadata:
+        blob.metadata = metadata
+    blob.upload_from_string(data, content_type=content_type)
+    return job_id(bucket.name, name, str(blob.generation))

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from google.cloud import firestore
+
 from imagen.errors import Transient
 from imagen.events import JobMessage
 from imagen.jobs import Claim, JobStore

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from imagen.events import RESULT_MARKER, job_id
-from imagen.models import MODELS
 from PIL import Image
 
-from .conftest import log_lines, wait_until
+from imagen.events import RESULT_MARKER
+from imagen.models import MODELS
+
+from .conftest import finished, log_events, upload, wait_until
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "cat.jpg"
-
-
-def finished(jobs_col: Any, jid: str) -> dict[str, Any] | None:
-    snap = jobs_col.document(jid).get()
-    doc = snap.to_dict() if snap.exists else None
-    return doc if doc and doc["status"] in ("done", "failed") else None
-
-
-def upload(bucket: Any, name: str, data: bytes, content_type: str = "image/jpeg") -> str:
-    blob = bucket.blob(name)
-    blob.upload_from_string(data, content_type=content_type)
-    return job_id(bucket.name, name, str(blob.generation))
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -86,12 +74,7 @@ def test_uploads_that_start_no_job(bucket: Any, jobs_col: Any, stack: Any, uniqu
     jid = upload(bucket, name, SAMPLE.read_bytes())
 
     def ignored() -> bool:
-        for line in log_lines(stack, "fn-on_upload"):
-            if line.startswith("{"):
-                rec = json.loads(line)
-                if rec.get("event") == "upload_ignored" and rec.get("object") == name:
-                    return True
-        return False
+        return any(r["object"] == name for r in log_events(stack, "fn-on_upload", "upload_ignored"))
 
     wait_until(ignored, timeout_s=60)
     assert not jobs_col.document(jid).get().exists

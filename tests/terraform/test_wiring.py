@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from imagen.models import MODELS
 
 from .hcl import TERRAFORM, all_module_dirs, load, one

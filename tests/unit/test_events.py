@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from imagen import events
 
 from emulators.bridge import to_cloudevent
+from imagen import events
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -114,3 +114,31 @@ def test_bridge_builds_the_eventarc_cloudevent() -> None:
 def test_bridge_skips_other_notifications() -> None:
     rec = recorded_notification()
     assert to_cloudevent("1", {**rec["attributes"], "eventType": "OBJECT_DELETE"}, b"{}") is None
+
+
+def test_bridge_headers_survive_non_ascii_names() -> None:
+    body = json.dumps({"bucket": "b", "name": "upscale/фото 🐱/çà.jpg", "generation": "1"}).encode()
+    converted = to_cloudevent("1", {"eventType": "OBJECT_FINALIZE"}, body)
+    assert converted is not None
+    headers, data = converted
+    for value in headers.values():
+        value.encode("latin-1")  # HTTP headers: what requests can send
+    assert events.parse_upload(headers["ce-type"], data).name == "upscale/фото 🐱/çà.jpg"
+
+
+def test_result_names_are_safe_and_fit() -> None:
+    from imagen.config import Config
+    from imagen.pipeline import result_name
+
+    cfg = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
+
+    def name(obj: str, model: str = "upscale") -> str:
+        return result_name(cfg, events.JobMessage("j", model, "b", obj, "1"))
+
+    assert name("upscale/a/b.png") == "results/upscale/a/b.jpg"
+    assert name("background_remove/cat.jpg", "background_remove") == "results/background_remove/cat.png"
+    assert name("upscale/a/../b/./c.jpg") == "results/upscale/a/_/b/_/c.jpg"
+    long = "upscale/" + "/".join(["x" * 200] * 5) + ".jpg"
+    short = name(long)
+    assert len(short.encode()) <= 1024 and short.endswith(".jpg")
+    assert short != name(long.replace("x.jpg", "z.jpg"))  # the hash keeps them apart

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from functions_framework import create_app
+
 from imagen import config
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")

@@ -6,9 +6,10 @@ import io
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from imagen import imaging
 from imagen.errors import BadInput
-from PIL import Image
 
 LIMITS = {"max_bytes": 5_000_000, "max_pixels": 4_000_000}
 

@@ -1,0 +1,74 @@
+"""Completion events on imagen-events: other pipelines chain on them."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from PIL import Image
+
+from .conftest import upload, wait_finished
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "cat.jpg"
+
+
+@pytest.fixture
+def events_sub(stack: Any, unique: str) -> Iterator[tuple[Any, str]]:
+    sub = pubsub_v1.SubscriberClient()
+    path = sub.subscription_path(stack.project, f"chain-test-{unique}")
+    sub.create_subscription(name=path, topic=f"projects/{stack.project}/topics/imagen-events")
+    try:
+        yield sub, path
+    finally:
+        sub.delete_subscription(subscription=path)
+
+
+def next_event(
+    sub: Any, path: str, job_id: str, timeout_s: float = 120
+) -> tuple[dict[str, str], dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        resp = sub.pull(subscription=path, max_messages=10, timeout=5)
+        if resp.received_messages:
+            sub.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
+        for m in resp.received_messages:
+            if m.message.attributes.get("job_id") == job_id:
+                return dict(m.message.attributes), json.loads(m.message.data)
+    raise AssertionError(f"no completion event for job {job_id} within {timeout_s}s")
+
+
+def test_chain_upscale_then_background_remove_through_the_event(
+    bucket: Any, jobs_col: Any, events_sub: tuple[Any, str], unique: str
+) -> None:
+    sub, path = events_sub
+    first = upload(bucket, f"upscale/chain-{unique}/cat.jpg", SAMPLE.read_bytes())
+    attrs, data = next_event(sub, path, first)
+    assert attrs["ce-type"] == "imagen.job.v1.done"
+    assert attrs["ce-specversion"] == "1.0" and attrs["ce-subject"] == f"jobs/{first}"
+    assert attrs["model"] == "upscale"
+    assert attrs["source"] == f"gs://{bucket.name}/upscale/chain-{unique}/cat.jpg"
+    assert data["status"] == "done" and data["result_uri"] == attrs["result_uri"]
+
+    # The chained pipeline: the upscaled result goes on to background_remove.
+    upscaled = bucket.blob(attrs["result_uri"].split("/", 3)[3]).download_as_bytes()
+    second = upload(bucket, f"background_remove/chain-{unique}/cat-4x.jpg", upscaled)
+    attrs2, _ = next_event(sub, path, second)
+    assert attrs2["ce-type"] == "imagen.job.v1.done" and attrs2["model"] == "background_remove"
+    final = Image.open(io.BytesIO(bucket.blob(attrs2["result_uri"].split("/", 3)[3]).download_as_bytes()))
+    assert final.mode == "RGBA" and final.size == (1600, 1064)
+    assert wait_finished(jobs_col, second)["status"] == "done"
+
+
+def test_failed_jobs_announce_themselves(bucket: Any, events_sub: tuple[Any, str], unique: str) -> None:
+    sub, path = events_sub
+    jid = upload(bucket, f"enhance/chain-{unique}/empty.jpg", b"")
+    attrs, data = next_event(sub, path, jid)
+    assert attrs["ce-type"] == "imagen.job.v1.failed"
+    assert attrs["result_uri"] == ""
+    assert "empty" in data["reason"]
