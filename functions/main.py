@@ -5,7 +5,10 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from imagen import config, pipeline
+from imagen import config, pipeline, tracing
+
+_cfg = config.get()
+tracing.configure(_cfg.otel_enabled, _cfg.otel_endpoint, f"imagen-{_cfg.model_name or 'functions'}")
 
 
 @functions_framework.cloud_event

@@ -208,7 +208,7 @@ def follow(b: Backend, submitted: Sequence[tuple[str, str]], timeout_s: float) -
 
 
 def find_job(b: Backend, ref: str) -> dict[str, Any]:
-    job = b.job(ref)
+    job = b.job(ref) if "/" not in ref else None
     if job:
         return job
     bucket_name, name = b.t.bucket, ref

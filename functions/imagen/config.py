@@ -44,6 +44,8 @@ class Config:
     tile_batch: int = 8
     tile_concurrency: int = 2
     lease_s: int = 120  # renewed every lease_s/3 while the job runs
+    otel_enabled: bool = False
+    otel_endpoint: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -71,6 +73,8 @@ class Config:
             tile_batch=_int(env, "TILE_BATCH", cls.tile_batch, 1),
             tile_concurrency=_int(env, "TILE_CONCURRENCY", cls.tile_concurrency, 1),
             lease_s=_int(env, "JOB_LEASE_S", cls.lease_s, 1),
+            otel_enabled=env.get("OTEL_ENABLED", "").lower() in ("1", "true", "yes"),
+            otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         )
 
     def topic(self, model: str) -> str:

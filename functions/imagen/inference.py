@@ -11,7 +11,7 @@ import numpy as np
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from . import imaging
+from . import imaging, tracing
 from .errors import Transient
 from .models import ModelSpec
 from .tiling import Stitcher, TileGrid
@@ -101,7 +101,8 @@ class TritonRunner:
         if spec.mode == "whole":
             h, w = pixels.shape[:2]
             small = imaging.resize(pixels, spec.size, spec.size)
-            (mask,) = self._send(spec, small[None], None, stats)
+            with tracing.span("triton.infer", attributes={"imagen.model": spec.name, "imagen.tiles": 1}):
+                (mask,) = self._send(spec, small[None], None, stats)
             alpha = imaging.resize(mask, w, h)
             return np.concatenate([pixels, alpha], axis=2)
         grid = TileGrid(pixels.shape[0], pixels.shape[1], spec.size, spec.overlap)
@@ -110,7 +111,10 @@ class TritonRunner:
         for i, y in enumerate(grid.ys):
             tiles = grid.row(padded, y)
             pos = grid.positions(y) if spec.needs_position else None
-            outs = self._send(spec, tiles, pos, stats)
+            with tracing.span(
+                "triton.infer", attributes={"imagen.model": spec.name, "imagen.tiles": len(tiles)}
+            ):
+                outs = self._send(spec, tiles, pos, stats)
             stitcher.add_row(y, np.stack(outs))
             if on_progress:
                 on_progress((i + 1) / len(grid.ys))

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
+
+from . import tracing
 
 
 def _emit(severity: str, event: str, message: str, **fields: Any) -> None:
     record = {"severity": severity, "event": event, "message": message, **fields}
+    trace_id = tracing.trace_id()
+    if trace_id:  # Cloud Logging groups the lines of one trace
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+        record["logging.googleapis.com/trace"] = f"projects/{project}/traces/{trace_id}"
     sys.stdout.write(json.dumps(record, default=str) + "\n")
     sys.stdout.flush()
 

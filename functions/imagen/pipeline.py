@@ -12,7 +12,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from . import clients, completion, events, imaging, logs
+from . import clients, completion, events, imaging, logs, tracing
 from .config import Config
 from .errors import BadInput, Transient
 from .events import JobMessage
@@ -23,6 +23,11 @@ from .models import MODELS
 
 def handle_upload(cfg: Config, event_type: str, data: Any) -> str | None:
     """Create the job for a finalized upload and publish it; returns the job id, if any."""
+    with tracing.span("imagen.on_upload", attributes={"imagen.event_type": event_type}):
+        return _upload(cfg, event_type, data)
+
+
+def _upload(cfg: Config, event_type: str, data: Any) -> str | None:
     try:
         upload = events.parse_upload(event_type, data)
     except events.EventError as exc:
@@ -49,7 +54,8 @@ def handle_upload(cfg: Config, event_type: str, data: Any) -> str | None:
     # Publish for new and still-queued jobs: a crash between create and publish is healed
     # by the storage event's redelivery; workers ignore a second message for the same job.
     topic = clients.publisher().topic_path(cfg.project, cfg.topic(model))
-    clients.publisher().publish(topic, msg.encode(), job_id=msg.job_id, model=model).result(timeout=60)
+    attrs = {"job_id": msg.job_id, "model": model, **tracing.inject()}
+    clients.publisher().publish(topic, msg.encode(), **attrs).result(timeout=60)
     return msg.job_id
 
 
@@ -87,7 +93,7 @@ def _download(msg: JobMessage, cfg: Config) -> bytes:
     return data
 
 
-def _upload(msg: JobMessage, name: str, data: bytes, version: str) -> tuple[str, bool]:
+def _write_result(msg: JobMessage, name: str, data: bytes, version: str) -> tuple[str, bool]:
     """Write the result once; returns its URI and whether this call wrote it.
 
     A result already written for this job (an earlier attempt died before marking the job
@@ -176,7 +182,7 @@ def run_job(cfg: Config, msg: JobMessage, claim: Claim) -> None:
     lap("infer_s")
     encoded = imaging.encode(pixels, spec.result_format)
     lap("encode_s")
-    uri, wrote = _upload(msg, result_name(cfg, msg), encoded, stats.model_version)
+    uri, wrote = _write_result(msg, result_name(cfg, msg), encoded, stats.model_version)
     lap("upload_s")
     timings["total_s"] = round(time.perf_counter() - t0, 4)
     timings["infer_wait_s"] = round(stats.wait_s, 4)
@@ -202,6 +208,15 @@ def run_job(cfg: Config, msg: JobMessage, claim: Claim) -> None:
 
 def handle_job(cfg: Config, event_type: str, data: Any) -> None:
     """Claim and run one job message. Transient faults raise so Pub/Sub redelivers."""
+    message = data.get("message") if isinstance(data, dict) else None
+    parent = (message or {}).get("attributes") or {}
+    with tracing.span("imagen.on_job", parent, {"imagen.model": cfg.model_name or ""}) as current:
+        if isinstance(message, dict):
+            current.set_attribute("imagen.job_id", str(parent.get("job_id", "")))
+        _job(cfg, event_type, data)
+
+
+def _job(cfg: Config, event_type: str, data: Any) -> None:
     try:
         msg, _ = events.parse_job_message(event_type, data)
     except events.EventError as exc:
