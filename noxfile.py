@@ -38,6 +38,13 @@ def soak(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """Pipeline overhead against Triton alone and in-process, burst, and rembg as a peer."""
+    _install(session, "rembg==2.0.69")
+    session.run("python", "-m", "bench.bench", *session.posargs)
+
+
+@nox.session
 def up(session: nox.Session) -> None:
     """Start the local stack and keep it running (Ctrl-C stops it); prints the client env."""
     _install(session)
@@ -57,7 +64,7 @@ def lint(session: nox.Session) -> None:
     session.install("-q", *RUNTIME, *TEST)
     session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
-    session.run("mypy", "functions", "triton", "emulators", "tests", "noxfile.py")
+    session.run("mypy", "functions", "triton", "emulators", "tests", "bench", "noxfile.py")
 
 
 @nox.session

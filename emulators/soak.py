@@ -36,6 +36,7 @@ def variants(n: int) -> list[tuple[str, bytes]]:
 
 def run(s: StackSettings, count: int, timeout_s: float) -> int:
     from google.cloud import firestore, storage  # type: ignore[attr-defined]
+    from google.cloud.firestore_v1.base_query import FieldFilter
 
     sys.path.insert(0, str(ROOT / "functions"))
     from imagen.events import RESULT_MARKER, job_id
@@ -59,7 +60,7 @@ def run(s: StackSettings, count: int, timeout_s: float) -> int:
     final: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and len(final) < len(ids):
-        for snap in col.where("status", "in", ["done", "failed"]).stream():
+        for snap in col.where(filter=FieldFilter("status", "in", ["done", "failed"])).stream():
             if snap.id in ids:
                 final[snap.id] = snap.to_dict() or {}
         time.sleep(1)

@@ -230,13 +230,14 @@ def cmd_status(b: Backend, args: argparse.Namespace) -> int:
 
 def cmd_jobs(b: Backend, args: argparse.Namespace) -> int:
     from google.cloud import firestore
+    from google.cloud.firestore_v1.base_query import FieldFilter
 
     while True:
         query: Any = b.jobs
         if args.status:
-            query = query.where("status", "==", args.status)
+            query = query.where(filter=FieldFilter("status", "==", args.status))
         if args.model:
-            query = query.where("model", "==", args.model)
+            query = query.where(filter=FieldFilter("model", "==", args.model))
         rows = [
             s.to_dict() or {}
             for s in query.order_by("created_at", direction=firestore.Query.DESCENDING)

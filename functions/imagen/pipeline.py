@@ -158,13 +158,16 @@ def run_job(cfg: Config, msg: JobMessage, claim: Claim) -> None:
     """Download, decode, infer, encode, upload; marks the job done. Raises BadInput/Transient."""
     spec = MODELS[msg.model]
     timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # this thread's CPU seconds per stage
     t0 = last = time.perf_counter()
+    last_cpu = time.thread_time()
 
     def lap(stage: str) -> None:
-        nonlocal last
-        now = time.perf_counter()
+        nonlocal last, last_cpu
+        now, now_cpu = time.perf_counter(), time.thread_time()
         timings[stage] = round(now - last, 4)
-        last = now
+        cpu[stage] = round(now_cpu - last_cpu, 4)
+        last, last_cpu = now, now_cpu
 
     data = _download(msg, cfg)
     lap("download_s")
@@ -199,6 +202,7 @@ def run_job(cfg: Config, msg: JobMessage, claim: Claim) -> None:
         "source_format": decoded.source_format,
         "source_frames": decoded.frames,
         "result_reused": not wrote,
+        "cpu_s": cpu,
     }
     if clients.jobs().done(claim, uri, stats.model_version, timings, output):
         logs.job_done(msg.job_id, msg.model, uri, timings)

