@@ -45,6 +45,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def quality(session: nox.Session) -> None:
+    """Model quality against plain baselines through the real Triton; writes docs/quality.md."""
+    _install(session, "scikit-image==0.26.0")
+    session.run("python", "-m", "bench.quality", *session.posargs)
+
+
+@nox.session
 def up(session: nox.Session) -> None:
     """Start the local stack and keep it running (Ctrl-C stops it); prints the client env."""
     _install(session)

@@ -39,6 +39,7 @@ class StackSettings:
     retry_min_s: int = 2
     retry_max_s: int = 20
     job_lease_s: int = 20
+    model_repository: Path = ROOT / "triton" / "model_repository"
 
     @classmethod
     def from_env(cls) -> StackSettings:
@@ -51,6 +52,9 @@ class StackSettings:
             retry_min_s=int(os.environ.get("IMAGEN_RETRY_MIN_S", "2")),
             retry_max_s=int(os.environ.get("IMAGEN_RETRY_MAX_S", "20")),
             job_lease_s=int(os.environ.get("JOB_LEASE_S", "20")),
+            model_repository=Path(
+                os.environ.get("IMAGEN_MODEL_REPOSITORY", str(ROOT / "triton" / "model_repository"))
+            ),
         )
 
     # Ports -----------------------------------------------------------------------------

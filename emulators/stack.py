@@ -261,7 +261,7 @@ class Stack:
         }
         argv = [
             str(server / "bin" / "tritonserver"),
-            f"--model-repository={ROOT / 'triton' / 'model_repository'}",
+            f"--model-repository={s.model_repository}",
             "--model-config-name=cpu",
             f"--backend-directory={server / 'backends'}",
             f"--http-address={HOST}",

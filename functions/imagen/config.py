@@ -42,7 +42,7 @@ class Config:
     max_input_pixels: int = 50_000_000
     triton_timeout_s: int = 120
     tile_batch: int = 8
-    tile_concurrency: int = 2
+    tile_concurrency: int = 4
     lease_s: int = 120  # renewed every lease_s/3 while the job runs
     otel_enabled: bool = False
     otel_endpoint: str = ""

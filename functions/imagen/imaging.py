@@ -102,7 +102,7 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
     if fmt == "JPEG":
         image.save(buf, "JPEG", quality=92, optimize=False)
     else:
-        image.save(buf, "PNG", compress_level=6)
+        image.save(buf, "PNG", compress_level=1)  # level 6 costs several times the CPU
     return buf.getvalue()
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tritonclient.http as httpclient
@@ -48,42 +50,56 @@ class TritonRunner:
         self.url, self.timeout_s = url, timeout_s
         self.batch, self.concurrency = batch, concurrency
 
-    def _send(
-        self, spec: ModelSpec, images: np.ndarray, positions: np.ndarray | None, stats: InferStats
-    ) -> list[np.ndarray]:
+    def _requests(
+        self, spec: ModelSpec, chunks: Iterable[tuple[np.ndarray, np.ndarray | None]], stats: InferStats
+    ) -> Iterator[list[np.ndarray]]:
+        """Send each (images, positions) chunk as one request, up to `concurrency` in flight.
+
+        Yields each chunk's outputs in submission order, so tile rows keep flowing into the
+        batcher while earlier rows are stitched.
+        """
         c = client(self.url, self.timeout_s, self.concurrency)
-        pending = []
-        results: list[np.ndarray] = []
-        started = time.perf_counter()
+        pending: deque[Any] = deque()
         try:
-            for i in range(0, len(images), self.batch):
-                chunk = np.ascontiguousarray(images[i : i + self.batch])
-                inputs = [httpclient.InferInput("IMAGE", list(chunk.shape), "UINT8")]
-                inputs[0].set_data_from_numpy(chunk, binary_data=True)
+            for images, positions in chunks:
+                images = np.ascontiguousarray(images)
+                inputs = [httpclient.InferInput("IMAGE", list(images.shape), "UINT8")]
+                inputs[0].set_data_from_numpy(images, binary_data=True)
                 if positions is not None:
-                    pos = np.ascontiguousarray(positions[i : i + self.batch])
+                    pos = np.ascontiguousarray(positions)
                     inputs.append(httpclient.InferInput("POSITION", list(pos.shape), "FP32"))
                     inputs[1].set_data_from_numpy(pos, binary_data=True)
                 outputs = [httpclient.InferRequestedOutput("OUTPUT", binary_data=True)]
                 pending.append(c.async_infer(spec.name, inputs, outputs=outputs))
-                stats.batches.append(len(chunk))
+                stats.batches.append(len(images))
                 stats.requests += 1
+                stats.tiles += len(images)
                 if len(pending) >= self.concurrency:
-                    results.extend(self._collect(pending.pop(0), stats))
+                    yield self._collect(pending.popleft(), stats)
             while pending:
-                results.extend(self._collect(pending.pop(0), stats))
+                yield self._collect(pending.popleft(), stats)
         except InferenceServerException as exc:
             raise Transient(f"Triton {spec.name}: {exc.message()}") from exc
         except (OSError, TimeoutError) as exc:
             raise Transient(f"Triton unreachable at {self.url}: {exc}") from exc
-        finally:
-            stats.wait_s += time.perf_counter() - started
-        stats.tiles += len(images)
-        return results
+
+    def _send(
+        self, spec: ModelSpec, images: np.ndarray, positions: np.ndarray | None, stats: InferStats
+    ) -> list[np.ndarray]:
+        """All outputs for a stack of same-shaped inputs, sent in batches of `batch`."""
+        chunks = (
+            (images[i : i + self.batch], None if positions is None else positions[i : i + self.batch])
+            for i in range(0, len(images), self.batch)
+        )
+        return [out for outs in self._requests(spec, chunks, stats) for out in outs]
 
     @staticmethod
     def _collect(request: httpclient.InferAsyncRequest, stats: InferStats) -> list[np.ndarray]:
-        result = request.get_result()
+        started = time.perf_counter()
+        try:
+            result = request.get_result()
+        finally:
+            stats.wait_s += time.perf_counter() - started
         stats.model_version = str(result.get_response().get("model_version", ""))
         out = result.as_numpy("OUTPUT")
         if out is None:
@@ -108,14 +124,27 @@ class TritonRunner:
         grid = TileGrid(pixels.shape[0], pixels.shape[1], spec.size, spec.overlap)
         padded = grid.pad(pixels)
         stitcher = Stitcher(grid, spec.scale, 3)
-        for i, y in enumerate(grid.ys):
-            tiles = grid.row(padded, y)
-            pos = grid.positions(y) if spec.needs_position else None
-            with tracing.span(
-                "triton.infer", attributes={"imagen.model": spec.name, "imagen.tiles": len(tiles)}
-            ):
-                outs = self._send(spec, tiles, pos, stats)
-            stitcher.add_row(y, np.stack(outs))
-            if on_progress:
-                on_progress((i + 1) / len(grid.ys))
+        rows: deque[tuple[int, bool]] = deque()  # (row, last chunk of the row) per request sent
+
+        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+            for y in grid.ys:
+                tiles = grid.row(padded, y)
+                pos = grid.positions(y) if spec.needs_position else None
+                for i in range(0, len(tiles), self.batch):
+                    rows.append((y, i + self.batch >= len(tiles)))
+                    yield tiles[i : i + self.batch], None if pos is None else pos[i : i + self.batch]
+
+        done_rows, row_outputs = 0, []
+        with tracing.span("triton.infer", attributes={"imagen.model": spec.name}) as current:
+            for outs in self._requests(spec, chunks(), stats):
+                y, last = rows.popleft()
+                row_outputs.extend(outs)
+                if last:
+                    stitcher.add_row(y, np.stack(row_outputs))
+                    row_outputs = []
+                    done_rows += 1
+                    if on_progress:
+                        on_progress(done_rows / len(grid.ys))
+            current.set_attribute("imagen.tiles", stats.tiles)
+            current.set_attribute("imagen.requests", stats.requests)
         return stitcher.result()

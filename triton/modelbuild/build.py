@@ -149,10 +149,14 @@ def build_one(recipe: recipes.Recipe, folder: Path, cache: Path, key: str) -> di
     return info
 
 
-def build_all(repository: Path, cache: Path, upscale_weights: str, force: bool) -> list[str]:
+def build_all(
+    repository: Path, cache: Path, upscale_weights: str, force: bool, only: list[str] | None = None
+) -> list[str]:
     """Build what is missing or stale; returns one status line per model."""
     lines = []
     for name, recipe in recipes.recipes(upscale_weights).items():
+        if only and name not in only:
+            continue
         folder = repository / name / "1"
         key = recipe_key(name, upscale_weights)
         stamp = folder / "BUILD.json"
@@ -174,8 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--upscale-weights", choices=sorted(recipes.UPSCALE_WEIGHTS), default="light")
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    parser.add_argument("--models", nargs="*", help="build only these models")
     args = parser.parse_args(argv)
-    for line in build_all(args.repository, args.cache, args.upscale_weights, args.force):
+    for line in build_all(args.repository, args.cache, args.upscale_weights, args.force, args.models):
         print(line, flush=True)
 
 
