@@ -265,7 +265,17 @@ def peer_rembg(p: Pipeline, run: str, count: int) -> dict[str, Any]:
         ours = Image.open(io.BytesIO(p.bucket.blob(doc["result_uri"].split("/", 3)[3]).download_as_bytes()))
         a, b = np.asarray(ours)[:, :, 3] > 127, np.asarray(theirs)[:, :, 3] > 127
         ious.append(float((a & b).sum() / max(1, (a | b).sum())))
+    t0 = time.perf_counter()  # the same images submitted together: Triton batches them
+    with ThreadPoolExecutor(count) as pool:
+        list(
+            pool.map(
+                lambda ix: p.end_to_end(f"background_remove/peer-{run}/together-{ix[0]}.jpg", ix[1]),
+                enumerate(images),
+            )
+        )
+    together = (time.perf_counter() - t0) / count
     out = {
+        "pipeline_s_per_image_together": together,
         "images": count,
         "size": "640x480",
         "pipeline_s_per_image": statistics.median(ours_s),
@@ -276,7 +286,8 @@ def peer_rembg(p: Pipeline, run: str, count: int) -> dict[str, Any]:
     print(
         f"background_remove vs rembg (u2netp, 640x480, {count} images): "
         f"pipeline {out['pipeline_s_per_image']:.3f}"
-        f" s/image end to end, rembg {out['rembg_s_per_image']:.3f} s/image in-process; mask IoU mean "
+        f" s/image end to end ({together:.3f} submitted together), rembg {out['rembg_s_per_image']:.3f} "
+        "s/image in-process; mask IoU mean "
         f"{out['mask_iou_mean']:.3f} (min {out['mask_iou_min']:.3f})"
     )
     return out
@@ -356,7 +367,9 @@ def write(results: dict[str, Any]) -> None:
         "",
         f"rembg `remove()` with the same u2netp file, {peer['images']} photos at {peer['size']}: rembg "
         f"{peer['rembg_s_per_image']:.3f} s/image in-process; imagen background_remove "
-        f"{peer['pipeline_s_per_image']:.3f} s/image end to end (upload to result). Mask agreement IoU "
+        f"{peer['pipeline_s_per_image']:.3f} s/image end to end one at a time (upload to result), "
+        f"{peer['pipeline_s_per_image_together']:.3f} s/image when the {peer['images']} are uploaded together "
+        "(Triton batches them). Mask agreement IoU "
         f"mean {peer['mask_iou_mean']:.3f}, min {peer['mask_iou_min']:.3f}.",
         "",
         "## Targets",
@@ -373,9 +386,10 @@ def targets(results: dict[str, Any]) -> list[str]:
     return [
         f"overhead ≤ 150 ms median per image: {over:.0f} ms — {'met' if over <= 150 else 'MISSED'}",
         f"burst ≥ 0.8× direct Triton: {ratio:.2f}× — {'met' if ratio >= 0.8 else 'MISSED'}",
-        f"background_remove faster than rembg: {peer['pipeline_s_per_image']:.3f} s "
-        f"vs {peer['rembg_s_per_image']:.3f} s"
-        f" — {'met' if peer['pipeline_s_per_image'] < peer['rembg_s_per_image'] else 'MISSED'}",
+        f"background_remove faster than rembg: one at a time {peer['pipeline_s_per_image']:.3f} s, together "
+        f"{peer['pipeline_s_per_image_together']:.3f} s, rembg {peer['rembg_s_per_image']:.3f} s — one at a time "
+        f"{'met' if peer['pipeline_s_per_image'] < peer['rembg_s_per_image'] else 'MISSED'}, together "
+        f"{'met' if peer['pipeline_s_per_image_together'] < peer['rembg_s_per_image'] else 'MISSED'}",
     ]
 
 
