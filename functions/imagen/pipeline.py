@@ -174,7 +174,7 @@ def run_job(cfg: Config, msg: JobMessage, claim: Claim) -> None:
     decoded = imaging.decode(data, cfg.max_input_bytes, cfg.max_input_pixels)
     lap("decode_s")
     stats = InferStats()
-    last_report = [0.0]
+    last_report = [time.monotonic()]  # the first report after a second: short jobs write none
 
     def report(fraction: float) -> None:  # at most one progress write a second
         if fraction < 1.0 and time.monotonic() - last_report[0] >= 1.0:
