@@ -292,6 +292,8 @@ def x4plus_triton(base: StackSettings) -> tuple[Stack, TritonRunner]:
     shutil.copy(src / "config.pbtxt", dest / "config.pbtxt")
     (dest / "1").mkdir(exist_ok=True)
     shutil.copy(src / "1" / "model.py", dest / "1" / "model.py")
+    # model.py imports imagen_triton from three folders up, as in triton/
+    shutil.copytree(ROOT / "triton" / "imagen_triton", repo.parent / "imagen_triton", dirs_exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "triton")}
     subprocess.run(
         [
