@@ -72,10 +72,8 @@ class InProcessRunner(TritonRunner):
         }
 
     def _requests(self, spec: Any, chunks: Any, stats: InferStats) -> Iterator[list[np.ndarray]]:
-        for images, positions in chunks:
-            feeds = {"IMAGE": np.ascontiguousarray(images)}
-            if positions is not None:
-                feeds["POSITION"] = positions
+        for images, extras in chunks:
+            feeds = {"IMAGE": np.ascontiguousarray(images), **extras}
             yield list(self.sessions[spec.name].run(["OUTPUT"], feeds)[0])
 
 

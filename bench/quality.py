@@ -25,7 +25,7 @@ from emulators.settings import MODELS, ROOT, StackSettings
 from emulators.stack import Stack
 
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "triton")]
-from imagen.inference import InferStats, TritonRunner  # noqa: E402
+from imagen.inference import InferStats, TritonRunner, image_levels  # noqa: E402
 from imagen.models import MODELS as SPECS  # noqa: E402
 from imagen.tiling import Stitcher, TileGrid  # noqa: E402
 from modelbuild import sources  # noqa: E402
@@ -224,13 +224,19 @@ def tiling(imgs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
             dim.ClearField("dim_value")
             dim.dim_param = name
         sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-        whole = sess.run(["OUTPUT"], {"IMAGE": big[None]})[0][0].astype(np.int16)
+        levels = image_levels(big)
+
+        def feeds(images: np.ndarray) -> dict[str, np.ndarray]:
+            extra = {"LEVELS": np.tile(levels, (len(images), 1))} if SPECS[model].needs_levels else {}  # noqa: B023
+            return {"IMAGE": images, **extra}
+
+        whole = sess.run(["OUTPUT"], feeds(big[None]))[0][0].astype(np.int16)
         spec = SPECS[model]
         grid = TileGrid(big.shape[0], big.shape[1], spec.size, spec.overlap)
         st = Stitcher(grid, spec.scale, 3)
         padded = grid.pad(big)
         for y in grid.ys:
-            st.add_row(y, sess.run(["OUTPUT"], {"IMAGE": grid.row(padded, y)})[0])
+            st.add_row(y, sess.run(["OUTPUT"], feeds(grid.row(padded, y)))[0])
         tiled = st.result().astype(np.int16)
         diff = np.abs(tiled - whole).max(axis=2)
         border = np.zeros(diff.shape, bool)

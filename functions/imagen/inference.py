@@ -34,6 +34,14 @@ def client(url: str, timeout_s: int, concurrency: int) -> httpclient.InferenceSe
     return cached[key]
 
 
+def image_levels(pixels: np.ndarray) -> np.ndarray:
+    """Per-channel 0.5th and 99.5th percentiles (0..1) of the whole image, from a ≤256 px view."""
+    step = max(1, max(pixels.shape[:2]) // 256)
+    sample = pixels[::step, ::step].reshape(-1, 3).astype(np.float32) / 255
+    low, high = np.percentile(sample, [0.5, 99.5], axis=0)
+    return np.concatenate([low, high]).astype(np.float32)[None]
+
+
 @dataclass
 class InferStats:
     requests: int = 0
@@ -51,9 +59,9 @@ class TritonRunner:
         self.batch, self.concurrency = batch, concurrency
 
     def _requests(
-        self, spec: ModelSpec, chunks: Iterable[tuple[np.ndarray, np.ndarray | None]], stats: InferStats
+        self, spec: ModelSpec, chunks: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]], stats: InferStats
     ) -> Iterator[list[np.ndarray]]:
-        """Send each (images, positions) chunk as one request, up to `concurrency` in flight.
+        """Send each (images, extra FP32 inputs) chunk as one request, up to `concurrency` in flight.
 
         Yields each chunk's outputs in submission order, so tile rows keep flowing into the
         batcher while earlier rows are stitched.
@@ -61,14 +69,14 @@ class TritonRunner:
         c = client(self.url, self.timeout_s, self.concurrency)
         pending: deque[Any] = deque()
         try:
-            for images, positions in chunks:
+            for images, extras in chunks:
                 images = np.ascontiguousarray(images)
                 inputs = [httpclient.InferInput("IMAGE", list(images.shape), "UINT8")]
                 inputs[0].set_data_from_numpy(images, binary_data=True)
-                if positions is not None:
-                    pos = np.ascontiguousarray(positions)
-                    inputs.append(httpclient.InferInput("POSITION", list(pos.shape), "FP32"))
-                    inputs[1].set_data_from_numpy(pos, binary_data=True)
+                for name, values in extras.items():
+                    extra = np.ascontiguousarray(values, dtype=np.float32)
+                    inputs.append(httpclient.InferInput(name, list(extra.shape), "FP32"))
+                    inputs[-1].set_data_from_numpy(extra, binary_data=True)
                 outputs = [httpclient.InferRequestedOutput("OUTPUT", binary_data=True)]
                 pending.append(c.async_infer(spec.name, inputs, outputs=outputs))
                 stats.batches.append(len(images))
@@ -83,14 +91,10 @@ class TritonRunner:
         except (OSError, TimeoutError) as exc:
             raise Transient(f"Triton unreachable at {self.url}: {exc}") from exc
 
-    def _send(
-        self, spec: ModelSpec, images: np.ndarray, positions: np.ndarray | None, stats: InferStats
-    ) -> list[np.ndarray]:
-        """All outputs for a stack of same-shaped inputs, sent in batches of `batch`."""
-        chunks = (
-            (images[i : i + self.batch], None if positions is None else positions[i : i + self.batch])
-            for i in range(0, len(images), self.batch)
-        )
+    def _send(self, spec: ModelSpec, images: np.ndarray, stats: InferStats) -> list[np.ndarray]:
+        """All outputs for a stack of same-shaped images, sent in batches of `batch`."""
+        none: dict[str, np.ndarray] = {}
+        chunks = ((images[i : i + self.batch], none) for i in range(0, len(images), self.batch))
         return [out for outs in self._requests(spec, chunks, stats) for out in outs]
 
     @staticmethod
@@ -118,7 +122,7 @@ class TritonRunner:
             h, w = pixels.shape[:2]
             small = imaging.resize(pixels, spec.size, spec.size)
             with tracing.span("triton.infer", attributes={"imagen.model": spec.name, "imagen.tiles": 1}):
-                (mask,) = self._send(spec, small[None], None, stats)
+                (mask,) = self._send(spec, small[None], stats)
             alpha = imaging.resize(mask, w, h)
             return np.concatenate([pixels, alpha], axis=2)
         grid = TileGrid(pixels.shape[0], pixels.shape[1], spec.size, spec.overlap)
@@ -126,13 +130,21 @@ class TritonRunner:
         stitcher = Stitcher(grid, spec.scale, 3)
         rows: deque[tuple[int, bool]] = deque()  # (row, last chunk of the row) per request sent
 
-        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        levels = image_levels(pixels) if spec.needs_levels else None
+
+        def chunks() -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
             for y in grid.ys:
                 tiles = grid.row(padded, y)
                 pos = grid.positions(y) if spec.needs_position else None
                 for i in range(0, len(tiles), self.batch):
                     rows.append((y, i + self.batch >= len(tiles)))
-                    yield tiles[i : i + self.batch], None if pos is None else pos[i : i + self.batch]
+                    part = tiles[i : i + self.batch]
+                    extras = {}
+                    if pos is not None:
+                        extras["POSITION"] = pos[i : i + self.batch]
+                    if levels is not None:
+                        extras["LEVELS"] = np.tile(levels, (len(part), 1))
+                    yield part, extras
 
         done_rows, row_outputs = 0, []
         with tracing.span("triton.infer", attributes={"imagen.model": spec.name}) as current:

@@ -13,7 +13,8 @@ class ModelSpec:
     size: int  # tile side (tiled) or the fixed input side (whole)
     scale: int = 1
     overlap: int = 16
-    needs_position: bool = False
+    needs_position: bool = False  # POSITION [4]: where the tile sits in its image
+    needs_levels: bool = False  # LEVELS [6]: the whole image's per-channel low/high percentiles
     output: Literal["rgb", "alpha"] = "rgb"
 
     @property
@@ -26,7 +27,7 @@ TILE = 128
 
 MODELS: dict[str, ModelSpec] = {
     "upscale": ModelSpec("upscale", "tiled", TILE, scale=4),
-    "enhance": ModelSpec("enhance", "tiled", TILE),
+    "enhance": ModelSpec("enhance", "tiled", TILE, needs_levels=True),
     "style_comic": ModelSpec("style_comic", "tiled", TILE),
     "style_aged": ModelSpec("style_aged", "tiled", TILE, needs_position=True),
     "background_remove": ModelSpec("background_remove", "whole", 320, output="alpha"),

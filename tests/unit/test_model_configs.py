@@ -32,6 +32,7 @@ def test_config_matches_worker_spec(model: str, config: str) -> None:
     ins, outs = tensors(text, "input"), tensors(text, "output")
     assert ins["IMAGE"] == [spec.size, spec.size, 3]
     assert ("POSITION" in ins) == spec.needs_position
+    assert ("LEVELS" in ins) == spec.needs_levels
     channels = 1 if spec.output == "alpha" else 3
     assert outs["OUTPUT"] == [spec.size * spec.scale, spec.size * spec.scale, channels]
     kind = "KIND_GPU" if config == "config.pbtxt" else "KIND_CPU"

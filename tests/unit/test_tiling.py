@@ -72,3 +72,16 @@ def test_memory_is_one_tile_row() -> None:
     y = grid.ys[0]
     st.add_row(y, grid.row(padded, y))
     assert st._acc.shape[0] <= 128  # only the overlap still waiting for the next row
+
+
+def test_image_levels_are_whole_image_percentiles() -> None:
+    from imagen.inference import image_levels
+
+    img = np.zeros((600, 900, 3), np.uint8)
+    img[:, :, 0] = np.linspace(20, 230, 900).astype(np.uint8)[None, :]  # red spans 20..230
+    img[:, :, 2] = 128  # blue is flat
+    levels = image_levels(img)
+    assert levels.shape == (1, 6)
+    low, high = levels[0, :3] * 255, levels[0, 3:] * 255
+    assert abs(low[0] - 21) < 3 and abs(high[0] - 229) < 3
+    assert low[2] == high[2] == 128

@@ -102,6 +102,10 @@ def check_graph(model: onnx.ModelProto) -> dict[str, object]:
         dims = [2 if isinstance(d, str) else d for d in inp.shape]
         if inp.name == "IMAGE":
             feeds[inp.name] = rng.integers(0, 256, dims, dtype=np.uint8)
+        elif inp.name == "LEVELS":  # a dull, slightly blue-cast image
+            feeds[inp.name] = np.tile(
+                np.array([[0.1, 0.1, 0.15, 0.85, 0.85, 0.95]], np.float32), (dims[0], 1)
+            )
         else:  # POSITION: this tile at (128, 64) in a 512x384 image
             feeds[inp.name] = np.tile(np.array([[128, 64, 512, 384]], np.float32), (dims[0], 1))
     first = sess.run(None, feeds)[0]

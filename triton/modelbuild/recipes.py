@@ -94,28 +94,57 @@ def build_upscale(weights: str) -> Callable[[Path], onnx.ModelProto]:
 _ENHANCE_SRC = NcnnSource(sources.WAIFU2X, _WAIFU2X_DIR + "WAIFU2X_PHOTO_UP2X_DENOISE2X", pad=7)
 
 
+LEVELS_STRENGTH = 0.6  # how much of the full auto-levels stretch a flat, hazy image gets
+LEVELS_FULL_RANGE = 0.7  # images whose mean channel range reaches this are left as they are
+
+
 def build_enhance(cache: Path) -> onnx.ModelProto:
-    """waifu2x photo denoise (noise + JPEG artefacts) at 2x, back to 1x, then tone and colour."""
+    """waifu2x photo denoise (noise + JPEG artefacts) at 2x, back to 1x, then auto-levels.
+
+    LEVELS [N, 6] = per-channel low and high (0..1 percentiles of the whole image, computed by the
+    worker) so every tile of an image gets the same tone and colour correction: a per-channel
+    stretch (which also neutralises a colour cast) whose strength grows as the image's range
+    shrinks below LEVELS_FULL_RANGE — a washed-out photo is corrected, a well-exposed one is not.
+    """
     b = GraphBuilder()
     x = uint8_nhwc_to_unit_nchw(b, "IMAGE")
     y = _ncnn_core(b, _ENHANCE_SRC, x, cache)
     y = b.op("AveragePool", [y], kernel_shape=[2, 2], strides=[2, 2])
-    y = b.op("Clip", [y, b.const(np.float32(0)), b.const(np.float32(1))])
-    # Gentle S-curve for contrast: y + a * (smoothstep(y) - y).
-    smooth = b.op(
-        "Mul",
+
+    def levels(start: int) -> str:
+        picked = b.op(
+            "Slice",
+            [
+                "LEVELS",
+                b.const(np.array([start], np.int64)),
+                b.const(np.array([start + 3], np.int64)),
+                b.const(np.array([1], np.int64)),
+            ],
+        )
+        return b.op("Reshape", [picked, b.const(np.array([-1, 3, 1, 1], np.int64))])
+
+    low, high = levels(0), levels(3)
+    span = b.op("Max", [b.op("Sub", [high, low]), b.const(np.float32(0.25))])
+    stretched = b.op("Div", [b.op("Sub", [y, low]), span])
+    mean_range = b.op("ReduceMean", [span], axes=[1], keepdims=1)
+    gate = b.op(
+        "Clip",
         [
-            b.op("Mul", [y, y]),
-            b.op("Sub", [b.const(np.float32(3)), b.op("Mul", [y, b.const(np.float32(2))])]),
+            b.op(
+                "Div",
+                [b.op("Sub", [b.const(np.float32(LEVELS_FULL_RANGE)), mean_range]), b.const(np.float32(0.2))],
+            ),
+            b.const(np.float32(0)),
+            b.const(np.float32(1)),
         ],
     )
-    y = b.op("Add", [y, b.op("Mul", [b.op("Sub", [smooth, y]), b.const(np.float32(0.3))])])
-    # Saturation lift around luma.
-    lum = _luma(b, y)
-    y = b.op("Add", [lum, b.op("Mul", [b.op("Sub", [y, lum]), b.const(np.float32(1.15))])])
+    strength = b.op("Mul", [gate, b.const(np.float32(LEVELS_STRENGTH))])
+    y = b.op("Add", [y, b.op("Mul", [b.op("Sub", [stretched, y]), strength])])
+    y = b.op("Clip", [y, b.const(np.float32(0)), b.const(np.float32(1))])
     unit_nchw_to_uint8_nhwc(b, y, "OUTPUT")
     ins, outs = _tile_io(3, 1)
-    return b.model(ins, outs, "enhance: waifu2x photo denoise level 2, S-curve tone, saturation 1.15")
+    ins.append(("LEVELS", TensorProto.FLOAT, ["N", 6]))
+    return b.model(ins, outs, "enhance: waifu2x photo denoise level 2, auto-levels for flat images")
 
 
 _COMIC_PREPASS = NcnnSource(sources.REALESRGAN, _REALESRGAN_DIR + "realesr-animevideov3-x2")
@@ -238,7 +267,13 @@ def recipes(upscale_weights: str = "light") -> dict[str, Recipe]:
     up = NcnnSource(sources.REALESRGAN, _REALESRGAN_DIR + UPSCALE_WEIGHTS[upscale_weights])
     return {
         "upscale": Recipe("upscale", f"4x, {up.stem}", build_upscale(upscale_weights), tile_in, [up]),
-        "enhance": Recipe("enhance", "waifu2x photo denoise + tone", build_enhance, tile_in, [_ENHANCE_SRC]),
+        "enhance": Recipe(
+            "enhance",
+            "waifu2x photo denoise + auto-levels",
+            build_enhance,
+            tile_in + [("LEVELS", TensorProto.FLOAT, ["N", 6])],
+            [_ENHANCE_SRC],
+        ),
         "style_comic": Recipe("style_comic", "comic", build_style_comic, tile_in, [_COMIC_PREPASS]),
         "style_aged": Recipe(
             "style_aged",
