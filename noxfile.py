@@ -9,11 +9,18 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
 RUNTIME = ["-r", "requirements.txt", "-e", "."]  # -e .: the `imagen` command
+
 TEST = ["-r", "requirements-test.txt"]
 
 
 def _install(session: nox.Session, *extra: str) -> None:
     session.install("-q", *RUNTIME, *extra)
+
+
+def _run_stack(session: nox.Session, *args: str) -> None:
+    """Run a driver that starts the local stack. On Ctrl-C it gets time to stop every process by
+    its PID (nox's default kills it after half a second, which would orphan the emulators)."""
+    session.run("python", "-m", *args, interrupt_timeout=60.0, terminate_timeout=30.0)
 
 
 @nox.session
@@ -27,35 +34,35 @@ def models(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """Start the local stack, run every sample through every model, print the jobs, stop."""
     _install(session)
-    session.run("python", "-m", "emulators.demo")
+    _run_stack(session, "emulators.demo")
 
 
 @nox.session
 def soak(session: nox.Session) -> None:
     """Burst: 200 uploads at once on the local stack; prints the tally (lost must be 0)."""
     _install(session)
-    session.run("python", "-m", "emulators.soak", *session.posargs)
+    _run_stack(session, "emulators.soak", *session.posargs)
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Pipeline overhead against Triton alone and in-process, burst, and rembg as a peer."""
     _install(session, "rembg==2.0.69")
-    session.run("python", "-m", "bench.bench", *session.posargs)
+    _run_stack(session, "bench.bench", *session.posargs)
 
 
 @nox.session
 def quality(session: nox.Session) -> None:
     """Model quality against plain baselines through the real Triton; writes docs/quality.md."""
     _install(session, "scikit-image==0.26.0")
-    session.run("python", "-m", "bench.quality", *session.posargs)
+    _run_stack(session, "bench.quality", *session.posargs)
 
 
 @nox.session
 def up(session: nox.Session) -> None:
     """Start the local stack and keep it running (Ctrl-C stops it); prints the client env."""
     _install(session)
-    session.run("python", "-m", "emulators", "run")
+    _run_stack(session, "emulators", "run")
 
 
 @nox.session

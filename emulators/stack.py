@@ -281,6 +281,9 @@ class Stack:
     def up(self, on_step: Callable[[str], None] = print) -> None:
         from . import setup_resources
 
+        if self.running():  # an earlier stack that was killed before it could stop itself
+            on_step("stopping the stack left running by an earlier run")
+            self.down(lambda _m: None)
         (self.s.state_dir / "bridge.ready").unlink(missing_ok=True)
         shutil.rmtree(self.s.state_dir / "gcs", ignore_errors=True)  # each stack starts empty
         shutil.rmtree(self.s.logs, ignore_errors=True)  # and with fresh logs
