@@ -32,6 +32,9 @@ class OnnxModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(_param(config, "intra_op_threads", "0"))
         opts.inter_op_num_threads = 1
+        # Spinning threads keep a core busy after each run; on a small CPU host that core is
+        # wanted by the rest of the pipeline (the functions, the emulators).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", _param(config, "intra_op_spinning", "1"))
         providers: list[Any] = ["CPUExecutionProvider"]
         if (
             args.get("model_instance_kind") == "GPU"
