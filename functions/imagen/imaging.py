@@ -10,6 +10,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from . import png
 from .errors import BadInput
 
 # Formats a camera, phone or browser produces; anything else is refused by name.
@@ -95,14 +96,11 @@ def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
 
 
 def encode(pixels: np.ndarray, fmt: str) -> bytes:
-    """JPEG (quality 92) for RGB results, PNG for RGBA."""
-    mode = "RGBA" if pixels.shape[2] == 4 else "RGB"
+    """JPEG (quality 92) for RGB results, PNG (our fast writer) for RGBA."""
+    if fmt != "JPEG":
+        return png.encode(pixels)
     buf = io.BytesIO()
-    image = Image.fromarray(pixels, mode)
-    if fmt == "JPEG":
-        image.save(buf, "JPEG", quality=92, optimize=False)
-    else:
-        image.save(buf, "PNG", compress_level=1)  # level 6 costs several times the CPU
+    Image.fromarray(pixels, "RGB").save(buf, "JPEG", quality=92, optimize=False)
     return buf.getvalue()
 
 
