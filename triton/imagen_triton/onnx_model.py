@@ -3,11 +3,17 @@
 Requests in one execute() call are concatenated along the batch axis and run as a single
 onnxruntime call, so Triton's dynamic batcher really batches. CUDA is used when the instance
 is a GPU instance and onnxruntime has the CUDA provider; otherwise the CPU provider.
+
+On CPU, `lanes` > 1 adds that many one-thread sessions: a batch is split among them and run
+side by side, while a lone item still gets the multi-threaded session. Independent lanes do
+not wait on each other at every operator, as the threads of one run do when another process
+holds one of the cores.
 """
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +35,40 @@ class OnnxModel:
         folder = Path(args["model_repository"]) / args["model_version"]
         self.inputs = [i["name"] for i in config["input"]]
         self.output = config["output"][0]["name"]
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(_param(config, "intra_op_threads", "0"))
-        opts.inter_op_num_threads = 1
-        # Spinning threads keep a core busy after each run; on a small CPU host that core is
-        # wanted by the rest of the pipeline (the functions, the emulators).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", _param(config, "intra_op_spinning", "1"))
+        spinning = _param(config, "intra_op_spinning", "1")
         providers: list[Any] = ["CPUExecutionProvider"]
-        if (
-            args.get("model_instance_kind") == "GPU"
-            and "CUDAExecutionProvider" in ort.get_available_providers()
-        ):
+        gpu = args.get("model_instance_kind") == "GPU"
+        if gpu and "CUDAExecutionProvider" in ort.get_available_providers():
             device = int(args.get("model_instance_device_id", "0"))
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device}))
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=providers)
+
+        def session(threads: int) -> ort.InferenceSession:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            # Spinning threads keep a core busy after each run; on a small CPU host that core
+            # is wanted by the rest of the pipeline (the functions, the emulators).
+            opts.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+            return ort.InferenceSession(str(folder / "model.onnx"), opts, providers=providers)
+
+        self.session = session(int(_param(config, "intra_op_threads", "0")))
         self.providers = self.session.get_providers()
+        lanes = 1 if gpu else int(_param(config, "lanes", "1"))
+        self.lanes = [session(1) for _ in range(lanes)] if lanes > 1 else []
+        self.pool = ThreadPoolExecutor(lanes) if self.lanes else None
+
+    def _run(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(batch.values())))
+        if self.pool is None or n < 2:
+            return self.session.run([self.output], batch)[0]
+        bounds = np.linspace(0, n, min(n, len(self.lanes)) + 1).astype(int)
+        parts = self.pool.map(
+            lambda i: self.lanes[i].run(
+                [self.output], {k: v[bounds[i] : bounds[i + 1]] for k, v in batch.items()}
+            )[0],
+            range(len(bounds) - 1),
+        )
+        return np.concatenate(list(parts))
 
     def execute(self, requests: list[Any]) -> list[Any]:
         feeds: dict[str, list[np.ndarray]] = {name: [] for name in self.inputs}
@@ -54,7 +79,7 @@ class OnnxModel:
             sizes.append(len(feeds[self.inputs[0]][-1]))
         batch = {name: np.concatenate(parts) for name, parts in feeds.items()}
         try:
-            (out,) = self.session.run([self.output], batch)
+            out = self._run(batch)
         except Exception as exc:  # one bad batch answers every request with the error
             error = pb_utils.TritonError(f"onnxruntime: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
@@ -67,4 +92,6 @@ class OnnxModel:
         return responses
 
     def finalize(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
         self.session = None
