@@ -36,8 +36,8 @@ from .setup_resources import BRIDGE_SUBSCRIPTION, dead_letter_subscription_name,
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 Request = tuple[dict[str, str], bytes]
 # The Pub/Sub emulator answers a waiting pull by checking for messages every 50 ms, so one pull
-# per subscription adds 25 ms on average to every hop; one puller per delivery slot, started
-# at staggered phases, cuts that to a few ms (the emulator's polling costs next to nothing).
+# per subscription adds 25 ms on average to every hop; k pulls started at staggered phases cut
+# that to 50/(k+1) ms. Each open pull costs the emulator a little CPU, so k is 3-4, not more.
 EMULATOR_POLL_S = 0.05
 
 
@@ -87,6 +87,7 @@ class Route:
     url: str
     convert: Callable[[Any], Request | None]
     slots: int  # deliveries in flight at once
+    pullers: int  # pulls kept open (each costs the emulator a poll every 50 ms)
 
 
 class Bridge:
@@ -108,14 +109,14 @@ class Bridge:
         def push(sub_path: str) -> Callable[[Any], Request]:
             return lambda received: to_push_body(sub_path, received)
 
-        out = [Route(path(s.project, BRIDGE_SUBSCRIPTION), f"http://{HOST}:{s.upload_fn_port}/", gcs, 8)]
+        out = [Route(path(s.project, BRIDGE_SUBSCRIPTION), f"http://{HOST}:{s.upload_fn_port}/", gcs, 8, 4)]
         for model in MODELS:
             sub = path(s.project, job_subscription_name(model))
             url = f"http://{HOST}:{s.job_fn_port(model)}/projects/{s.project}/topics/imagen-{model}"
-            out.append(Route(sub, url, push(sub), 4))
+            out.append(Route(sub, url, push(sub), 4, 3))
         dead = path(s.project, dead_letter_subscription_name(s))
         url = f"http://{HOST}:{s.dead_letter_fn_port}/projects/{s.project}/topics/{s.dead_letter_topic}"
-        out.append(Route(dead, url, push(dead), 4))
+        out.append(Route(dead, url, push(dead), 4, 1))  # no one waits on a dead letter
         return out
 
     def backoff_s(self, attempt: int) -> int:
@@ -143,8 +144,10 @@ class Bridge:
         finally:
             done.release()
 
-    def run_puller(self, route: Route, slots: threading.Semaphore, pool: ThreadPoolExecutor, delay_s: float) -> None:
-        """One of the route's pullers: a slot, one hanging pull for one message, a delivery."""
+    def run_puller(
+        self, route: Route, slots: threading.Semaphore, pool: ThreadPoolExecutor, delay_s: float
+    ) -> None:
+        """One of the route's pullers: a free slot, one hanging pull, a delivery per message."""
         self.stop.wait(delay_s)
         while not self.stop.is_set():
             if not slots.acquire(timeout=1):
@@ -165,11 +168,14 @@ class Bridge:
             threads = []
             for r in routes:
                 slots = threading.Semaphore(r.slots)
-                for i in range(r.slots):  # staggered across the emulator's polling interval
-                    delay = i * EMULATOR_POLL_S / r.slots
+                for i in range(r.pullers):  # staggered across the emulator's polling interval
+                    delay = i * EMULATOR_POLL_S / r.pullers
                     threads.append(
                         threading.Thread(
-                            target=self.run_puller, args=(r, slots, pool, delay), daemon=True, name=r.subscription
+                            target=self.run_puller,
+                            args=(r, slots, pool, delay),
+                            daemon=True,
+                            name=r.subscription,
                         )
                     )
             for t in threads:
