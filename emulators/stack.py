@@ -329,14 +329,25 @@ def build_models(on_step: Callable[[str], None]) -> None:
         on_step("model " + line)
 
 
+def _stat(path: Path) -> list[str]:
+    """The fields of a /proc stat file after the command name ([0] state, [2] process group)."""
+    try:
+        return path.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is still running (zombies count as gone)."""
+    """Whether any thread of any process of the group is still running (zombies count as gone).
+
+    Threads count: a killed process's main thread can be a zombie while its other threads are
+    still exiting, and until the last one is gone its sockets (a listening port) stay open.
+    """
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        fields = _stat(stat)
+        if len(fields) < 3 or int(fields[2]) != pgid:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if any(_stat(task)[:1] not in ([], ["Z"]) for task in stat.parent.glob("task/*/stat")):
             return True
     return False
 
