@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,14 +27,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from emulators.settings import MODELS, ROOT, StackSettings
+from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
+from imagen import imaging
+from imagen.events import job_id
+from imagen.inference import Chunk, InferStats, ModelRunner
+from imagen.jobs import DONE, TERMINAL
+from imagen.models import MODELS as SPECS
+from imagen.models import ModelSpec
+from imagen.names import object_name
 
-sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "triton")]
-from imagen import imaging  # noqa: E402
-from imagen.events import job_id  # noqa: E402
-from imagen.inference import InferStats, TritonRunner  # noqa: E402
-from imagen.models import MODELS as SPECS  # noqa: E402
+MODELS = list(SPECS)
 
 DOCS = ROOT / "docs"
 REPO = ROOT / "triton" / "model_repository"
@@ -55,13 +58,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-class InProcessRunner(TritonRunner):
-    """The same tiling and batching, with onnxruntime in this process instead of Triton."""
+class OnnxTransport:
+    """The same tiling and batching (through ModelRunner), onnxruntime in this process for Triton."""
 
     def __init__(self) -> None:
         import onnxruntime as ort
 
-        super().__init__("", 0, 8, 1)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 2
         self.sessions = {
@@ -71,7 +73,9 @@ class InProcessRunner(TritonRunner):
             for m in MODELS
         }
 
-    def _requests(self, spec: Any, chunks: Any, stats: InferStats) -> Iterator[list[np.ndarray]]:
+    def infer(
+        self, spec: ModelSpec, chunks: Iterable[Chunk], stats: InferStats
+    ) -> Iterator[list[np.ndarray]]:
         for images, extras in chunks:
             feeds = {"IMAGE": np.ascontiguousarray(images), **extras}
             yield list(self.sessions[spec.name].run(["OUTPUT"], feeds)[0])
@@ -82,16 +86,16 @@ class Pipeline:
     cores a tight Firestore poll steals CPU from the very pipeline being measured)."""
 
     def __init__(self, s: StackSettings) -> None:
-        from google.cloud import firestore, pubsub_v1, storage  # type: ignore[attr-defined]
+        from google.cloud import pubsub_v1, storage  # type: ignore[attr-defined]
 
         self.s = s
         self.bucket = storage.Client(project=s.project).bucket(s.bucket)
-        self.jobs = firestore.Client(project=s.project).collection("jobs")
+        self.jobs = s.job_store()
         self.ended: dict[str, float] = {}
         self.cond = threading.Condition()
         sub = pubsub_v1.SubscriberClient()
         path = sub.subscription_path(s.project, f"bench-{time.strftime('%H%M%S')}")
-        sub.create_subscription(name=path, topic=f"projects/{s.project}/topics/imagen-events")
+        sub.create_subscription(name=path, topic=s.names.topic_path(s.names.events_topic))
 
         def on_event(message: Any) -> None:
             with self.cond:
@@ -110,16 +114,15 @@ class Pipeline:
         with self.cond:
             if not self.cond.wait_for(lambda: jid in self.ended, timeout_s):
                 raise TimeoutError(jid)
-        doc: dict[str, Any] = self.jobs.document(jid).get().to_dict() or {}
-        return doc
+        return self.jobs.get(jid) or {}
 
     def end_to_end(self, name: str, data: bytes) -> tuple[float, dict[str, Any]]:
         """Seconds from the start of the upload to the job's `done` transition (the result is
         written before it), on this machine's one clock; the event only says when to look."""
         t0 = time.time()
         doc = self.wait(self.submit(name, data))
-        if doc["status"] == "done":  # the result object is there too
-            assert self.bucket.get_blob(doc["result_uri"].split("/", 3)[3]) is not None
+        if doc["status"] == DONE:  # the result object is there too
+            assert self.bucket.get_blob(object_name(doc["result_uri"])) is not None
         return done_at(doc) - t0, doc
 
 
@@ -144,9 +147,7 @@ def triton_stats(s: StackSettings) -> dict[str, dict[int, int]]:
     return out
 
 
-def per_model(
-    p: Pipeline, triton: TritonRunner, local: InProcessRunner, repeats: int, run: str
-) -> list[dict]:
+def per_model(p: Pipeline, triton: ModelRunner, local: ModelRunner, repeats: int, run: str) -> list[dict]:
     rows = []
     for model in MODELS:
         spec = SPECS[model]
@@ -179,7 +180,7 @@ def per_model(
     return rows
 
 
-def burst(p: Pipeline, triton: TritonRunner, count: int, run: str) -> dict[str, Any]:
+def burst(p: Pipeline, triton: ModelRunner, count: int, run: str) -> dict[str, Any]:
     images = [(MODELS[i % len(MODELS)], photo((320, 240), i)) for i in range(count)]
     before = triton_stats(p.s)
     t0 = time.perf_counter()
@@ -240,7 +241,7 @@ def burst(p: Pipeline, triton: TritonRunner, count: int, run: str) -> dict[str, 
 
 def done_at(doc: dict[str, Any]) -> float:
     """When the job reached its end (epoch seconds, the machine's one clock)."""
-    end = next(h["at"] for h in reversed(doc["history"]) if h["status"] in ("done", "failed"))
+    end = next(h["at"] for h in reversed(doc["history"]) if h["status"] in TERMINAL)
     return float(end.timestamp())
 
 
@@ -294,7 +295,7 @@ def peer_rembg(p: Pipeline, run: str, count: int, together: int) -> dict[str, An
         ours_s.append(seconds)
         infer_s.append(doc["timings"]["infer_wait_s"])
         job_s.append(doc["timings"]["total_s"])
-        ours = Image.open(io.BytesIO(p.bucket.blob(doc["result_uri"].split("/", 3)[3]).download_as_bytes()))
+        ours = Image.open(io.BytesIO(p.bucket.blob(object_name(doc["result_uri"])).download_as_bytes()))
         a, b = np.asarray(ours)[:, :, 3] > 127, np.asarray(theirs)[:, :, 3] > 127
         ious.append(float((a & b).sum() / max(1, (a | b).sum())))
     batch = images[:together]
@@ -499,9 +500,9 @@ def main() -> int:
     try:
         stack.up(lambda _m: None)
         p = Pipeline(s)
-        triton = TritonRunner(f"127.0.0.1:{s.triton_port}", 120, 8, 2)
+        triton = ModelRunner.triton(f"127.0.0.1:{s.triton_port}", 120, 8, 2)
         results: dict[str, Any] = {"machine": machine()}
-        results["per_model"] = per_model(p, triton, InProcessRunner(), args.repeats, run)
+        results["per_model"] = per_model(p, triton, ModelRunner(OnnxTransport(), 8), args.repeats, run)
         results["burst"] = burst(p, triton, args.burst, run)
         results["peer"] = peer_rounds(p, run, args.peer_images, args.peer_together, args.peer_rounds)
         results["targets"] = targets(results)

@@ -21,14 +21,16 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from emulators.settings import MODELS, ROOT, StackSettings
+from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 
-sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "triton")]
-from imagen.inference import InferStats, TritonRunner, image_levels  # noqa: E402
+sys.path[:0] = [str(ROOT / "triton")]
+from imagen.inference import InferStats, ModelRunner, image_levels  # noqa: E402
 from imagen.models import MODELS as SPECS  # noqa: E402
 from imagen.tiling import Stitcher, TileGrid  # noqa: E402
 from modelbuild import sources  # noqa: E402
+
+MODELS = list(SPECS)
 
 DOCS = ROOT / "docs"
 CACHE = ROOT / ".cache" / "modelbuild"
@@ -63,7 +65,7 @@ def resize(img: np.ndarray, size: tuple[int, int], method: Image.Resampling) -> 
     return np.asarray(Image.fromarray(img).resize(size, method))
 
 
-def run(runner: TritonRunner, model: str, img: np.ndarray) -> np.ndarray:
+def run(runner: ModelRunner, model: str, img: np.ndarray) -> np.ndarray:
     return runner.run(SPECS[model], img, InferStats())
 
 
@@ -72,7 +74,7 @@ def mean_table(rows: dict[str, list[tuple[float, float]]]) -> dict[str, tuple[fl
 
 
 # ---- upscale ---------------------------------------------------------------------------------
-def upscale(runners: dict[str, TritonRunner], imgs: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+def upscale(runners: dict[str, ModelRunner], imgs: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
     rows: dict[str, list[tuple[float, float]]] = {"bicubic": [], "lanczos": []}
     for img in imgs.values():
         h, w = img.shape[:2]
@@ -92,7 +94,7 @@ def degrade(img: np.ndarray, seed: int) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("RGB"))
 
 
-def enhance(runner: TritonRunner, imgs: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+def enhance(runner: ModelRunner, imgs: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
     from skimage.restoration import denoise_bilateral
 
     rows: dict[str, list[tuple[float, float]]] = {
@@ -143,7 +145,7 @@ def backgrounds() -> dict[str, np.ndarray]:
     return out
 
 
-def background_remove(runner: TritonRunner) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+def background_remove(runner: ModelRunner) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
     rows: list[dict[str, Any]] = []
     sheet: list[np.ndarray] = []
     for fg_name, (fg, alpha) in foregrounds().items():
@@ -184,7 +186,7 @@ def colours(img: np.ndarray) -> int:
     return int(np.unique((img // 8).reshape(-1, 3), axis=0).shape[0])
 
 
-def styles(runner: TritonRunner, imgs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def styles(runner: ModelRunner, imgs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     out = {}
     for model in ("style_comic", "style_aged"):
         first = [run(runner, model, img) for img in imgs.values()]
@@ -258,7 +260,7 @@ def tiling(imgs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
 
 
 # ---- contact sheet and report --------------------------------------------------------------------
-def contact_sheet(runner: TritonRunner, imgs: dict[str, np.ndarray], bg_sheet: list[np.ndarray]) -> Path:
+def contact_sheet(runner: ModelRunner, imgs: dict[str, np.ndarray], bg_sheet: list[np.ndarray]) -> Path:
     cell = 220
     rows = []
     for name in ("astronaut", "chelsea", "coffee"):
@@ -288,7 +290,7 @@ def contact_sheet(runner: TritonRunner, imgs: dict[str, np.ndarray], bg_sheet: l
     return path
 
 
-def x4plus_triton(base: StackSettings) -> tuple[Stack, TritonRunner]:
+def x4plus_triton(base: StackSettings) -> tuple[Stack, ModelRunner]:
     """A second Triton serving upscale with Real-ESRGAN x4plus weights."""
     repo = ROOT / ".cache" / "quality-x4plus-repo"
     src = ROOT / "triton" / "model_repository" / "upscale"
@@ -326,7 +328,7 @@ def x4plus_triton(base: StackSettings) -> tuple[Stack, TritonRunner]:
     stack = Stack(s)
     stack.down(lambda _m: None)
     stack.start(stack.service("triton"))
-    return stack, TritonRunner(f"127.0.0.1:{s.triton_port}", 600, 8, 1)
+    return stack, ModelRunner.triton(f"127.0.0.1:{s.triton_port}", 600, 8, 1)
 
 
 def main() -> int:
@@ -341,7 +343,7 @@ def main() -> int:
         build_models(print)
         stack.down(lambda _m: None)
         stack.start(stack.service("triton"))
-        runner = TritonRunner(f"127.0.0.1:{s.triton_port}", 600, 8, 2)
+        runner = ModelRunner.triton(f"127.0.0.1:{s.triton_port}", 600, 8, 2)
         extra, x4 = x4plus_triton(s)
         imgs = photos()
         report = {

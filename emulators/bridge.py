@@ -30,8 +30,9 @@ import requests
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-from .settings import HOST, MODELS, StackSettings
-from .setup_resources import BRIDGE_SUBSCRIPTION, dead_letter_subscription_name, job_subscription_name
+from imagen.models import MODELS
+
+from .settings import HOST, StackSettings
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 Request = tuple[dict[str, str], bytes]
@@ -100,7 +101,7 @@ class Bridge:
         self.http.mount("http://", adapter)
 
     def routes(self) -> list[Route]:
-        s, path = self.s, self.sub.subscription_path
+        s, names = self.s, self.s.names
 
         def gcs(received: Any) -> Request | None:
             m = received.message
@@ -109,13 +110,14 @@ class Bridge:
         def push(sub_path: str) -> Callable[[Any], Request]:
             return lambda received: to_push_body(sub_path, received)
 
-        out = [Route(path(s.project, BRIDGE_SUBSCRIPTION), f"http://{HOST}:{s.upload_fn_port}/", gcs, 8, 4)]
+        gcs_sub = names.subscription_path(names.notification_subscription)
+        out = [Route(gcs_sub, f"http://{HOST}:{s.upload_fn_port}/", gcs, 8, 4)]
         for model in MODELS:
-            sub = path(s.project, job_subscription_name(model))
-            url = f"http://{HOST}:{s.job_fn_port(model)}/projects/{s.project}/topics/imagen-{model}"
+            sub = names.subscription_path(names.job_subscription(model))
+            url = f"http://{HOST}:{s.job_fn_port(model)}/{names.topic_path(names.job_topic(model))}"
             out.append(Route(sub, url, push(sub), 4, 3))
-        dead = path(s.project, dead_letter_subscription_name(s))
-        url = f"http://{HOST}:{s.dead_letter_fn_port}/projects/{s.project}/topics/{s.dead_letter_topic}"
+        dead = names.subscription_path(names.dead_letter_subscription)
+        url = f"http://{HOST}:{s.dead_letter_fn_port}/{names.topic_path(names.dead_letter_topic)}"
         out.append(Route(dead, url, push(dead), 4, 1))  # no one waits on a dead letter
         return out
 

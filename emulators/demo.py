@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .settings import MODELS, ROOT, StackSettings
+from imagen.events import job_id
+from imagen.jobs import is_terminal
+from imagen.models import MODELS
+from imagen.names import object_name
+
+from .settings import ROOT, StackSettings
 from .stack import Stack
 
 SAMPLES = ROOT / "samples"
@@ -30,12 +35,7 @@ class Submitted:
 
 
 def submit_all(s: StackSettings) -> list[Submitted]:
-    from google.cloud import storage  # type: ignore[attr-defined]
-
-    sys.path.insert(0, str(ROOT / "functions"))
-    from imagen.events import job_id
-
-    bucket = storage.Client(project=s.project).bucket(s.bucket)
+    bucket = s.bucket_handle()
     out = []
     for model in MODELS:
         for path in sorted(SAMPLES.glob("*.jpg")):
@@ -47,33 +47,16 @@ def submit_all(s: StackSettings) -> list[Submitted]:
 
 
 def wait_for(s: StackSettings, jobs: list[Submitted]) -> dict[str, dict[str, Any]]:
-    from google.cloud import firestore
-
-    col = firestore.Client(project=s.project).collection("jobs")
-    deadline = time.monotonic() + TIMEOUT_S
-    docs: dict[str, dict[str, Any]] = {}
-    while time.monotonic() < deadline:
-        for j in jobs:
-            if docs.get(j.job_id, {}).get("status") in ("done", "failed"):
-                continue
-            snap = col.document(j.job_id).get()
-            if snap.exists:
-                docs[j.job_id] = snap.to_dict() or {}
-        if all(docs.get(j.job_id, {}).get("status") in ("done", "failed") for j in jobs):
-            break
-        time.sleep(0.5)
-    return docs
+    return s.job_store().wait([j.job_id for j in jobs], TIMEOUT_S, until=is_terminal, every_s=0.5)
 
 
 def save_results(s: StackSettings, docs: dict[str, dict[str, Any]]) -> None:
-    from google.cloud import storage  # type: ignore[attr-defined]
-
-    bucket = storage.Client(project=s.project).bucket(s.bucket)
+    bucket = s.bucket_handle()
     for doc in docs.values():
         uri = doc.get("result_uri")
         if not uri:
             continue
-        name = uri.split("/", 3)[3]
+        name = object_name(uri)
         dest = OUT / name.split("/", 1)[1]
         dest.parent.mkdir(parents=True, exist_ok=True)
         bucket.blob(name).download_to_filename(str(dest))
@@ -97,7 +80,7 @@ def report(jobs: list[Submitted], docs: dict[str, dict[str, Any]]) -> bool:
         if doc.get("finished_at") and doc.get("created_at"):
             seconds = f"{(doc['finished_at'] - doc['created_at']).total_seconds():.2f}"
         uri = doc.get("result_uri")
-        target = uri.split("/", 3)[3] if uri else str(doc.get("reason", ""))
+        target = object_name(uri) if uri else str(doc.get("reason", ""))
         print(
             f"{j.model:18} {j.source.name:15} {target[:44]:44} {in_size:>9} {out_size:>10} "
             f"{status:8} {seconds:>7}"

@@ -5,12 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from imagen.jobs import JobStore
+from imagen.models import MODELS
+from imagen.names import Resources
+from imagen_cli.local import DEFAULT_PORT_BASE, HOST, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("upscale", "enhance", "style_comic", "style_aged", "background_remove")
-HOST = "127.0.0.1"
+# What the local stack sets in its functions' environment on top of the functions' own
+# defaults (imagen.config.Config): a lease short enough that a killed worker's job is retaken
+# within the bridge's 2..20 s backoff, as production's 120 s lease is within 10..600 s.
+LOCAL_FUNCTION_ENV: Mapping[str, str] = {"JOB_LEASE_S": "20"}
 
 
 def gcloud_platform() -> Path:
@@ -38,65 +47,77 @@ class StackSettings:
     max_delivery_attempts: int = 5
     retry_min_s: int = 2
     retry_max_s: int = 20
-    job_lease_s: int = 20
     model_repository: Path = ROOT / "triton" / "model_repository"
+    function_env: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_FUNCTION_ENV))
 
     @classmethod
     def from_env(cls) -> StackSettings:
         return cls(
-            project=os.environ.get("IMAGEN_PROJECT", "imagen-local"),
-            bucket=os.environ.get("IMAGEN_BUCKET", "imagen-local"),
-            port_base=int(os.environ.get("IMAGEN_PORT_BASE", "18000")),
+            project=os.environ.get("IMAGEN_PROJECT", LOCAL_PROJECT),
+            bucket=os.environ.get("IMAGEN_BUCKET", LOCAL_BUCKET),
+            port_base=int(os.environ.get("IMAGEN_PORT_BASE", DEFAULT_PORT_BASE)),
             state_dir=Path(os.environ.get("IMAGEN_STACK_DIR", str(ROOT / ".stack"))),
             max_delivery_attempts=int(os.environ.get("IMAGEN_MAX_DELIVERY_ATTEMPTS", "5")),
             retry_min_s=int(os.environ.get("IMAGEN_RETRY_MIN_S", "2")),
             retry_max_s=int(os.environ.get("IMAGEN_RETRY_MAX_S", "20")),
-            job_lease_s=int(os.environ.get("JOB_LEASE_S", "20")),
             model_repository=Path(
                 os.environ.get("IMAGEN_MODEL_REPOSITORY", str(ROOT / "triton" / "model_repository"))
             ),
         )
 
-    # Ports -----------------------------------------------------------------------------
+    # Ports (imagen_cli.local holds the offsets) -----------------------------------------
+    @property
+    def ports(self) -> LocalPorts:
+        return LocalPorts(self.port_base)
+
     @property
     def pubsub_port(self) -> int:
-        return self.port_base + 85
+        return self.ports.pubsub
 
     @property
     def firestore_port(self) -> int:
-        return self.port_base + 80
+        return self.ports.firestore
 
     @property
     def gcs_port(self) -> int:
-        return self.port_base + 43
+        return self.ports.gcs
 
     @property
     def triton_port(self) -> int:
-        return self.port_base
+        return self.ports.triton
 
     @property
     def triton_metrics_port(self) -> int:
-        return self.port_base + 2
+        return self.ports.triton_metrics
 
     @property
     def upload_fn_port(self) -> int:
-        return self.port_base + 90
+        return self.ports.upload_fn
 
     def job_fn_port(self, model: str) -> int:
-        return self.port_base + 91 + MODELS.index(model)
+        return self.ports.job_fn(list(MODELS).index(model))
 
     @property
     def dead_letter_fn_port(self) -> int:
-        return self.port_base + 96
+        return self.ports.dead_letter_fn
 
     # Names and folders -----------------------------------------------------------------
     @property
-    def notification_topic(self) -> str:
-        return "imagen-gcs-notifications"
+    def names(self) -> Resources:
+        """Topics, subscriptions and the jobs collection, as the functions derive them."""
+        return Resources(self.project)
 
-    @property
-    def dead_letter_topic(self) -> str:
-        return "imagen-dead-letter"
+    def job_store(self) -> JobStore:
+        """The jobs collection of the stack (with the emulator environment already set)."""
+        from google.cloud import firestore
+
+        return JobStore(firestore.Client(project=self.project), self.names.jobs_collection)
+
+    def bucket_handle(self) -> Any:
+        """The stack's bucket (with the emulator environment already set)."""
+        from google.cloud import storage  # type: ignore[attr-defined]
+
+        return storage.Client(project=self.project).bucket(self.bucket)
 
     @property
     def logs(self) -> Path:
@@ -116,9 +137,7 @@ class StackSettings:
         return {
             "GOOGLE_CLOUD_PROJECT": self.project,
             "IMAGEN_BUCKET": self.bucket,
-            "PUBSUB_EMULATOR_HOST": f"{HOST}:{self.pubsub_port}",
-            "FIRESTORE_EMULATOR_HOST": f"{HOST}:{self.firestore_port}",
-            "STORAGE_EMULATOR_HOST": gcs,
+            **self.ports.emulator_env(),
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": gcs + "/",
             "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
             "CLOUDSDK_CORE_PROJECT": self.project,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1, storage  # type: ignore[attr-defined]
 
-from .settings import MODELS, StackSettings
+from imagen.models import MODELS
 
-BRIDGE_SUBSCRIPTION = "imagen-gcs-notifications-bridge"
+from .settings import StackSettings
 
 
 class _emulator_env:
@@ -34,36 +33,21 @@ class _emulator_env:
                 os.environ[k] = old
 
 
-def topic_names(s: StackSettings) -> Iterator[str]:
-    yield s.notification_topic
-    yield s.dead_letter_topic
-    yield "imagen-events"
-    for model in MODELS:
-        yield f"imagen-{model}"
-
-
 def topics(s: StackSettings) -> None:
     """Every topic, created before fake-gcs-server starts (it drops events to a missing topic)."""
     with _emulator_env(s):
         pub = pubsub_v1.PublisherClient()
         sub = pubsub_v1.SubscriberClient()
-        for name in topic_names(s):
+        names = s.names
+        for name in names.topics():
             with contextlib.suppress(gexc.AlreadyExists):
-                pub.create_topic(name=pub.topic_path(s.project, name))
+                pub.create_topic(name=names.topic_path(name))
         with contextlib.suppress(gexc.AlreadyExists):
             sub.create_subscription(
-                name=sub.subscription_path(s.project, BRIDGE_SUBSCRIPTION),
-                topic=pub.topic_path(s.project, s.notification_topic),
+                name=names.subscription_path(names.notification_subscription),
+                topic=names.topic_path(names.notification_topic),
                 ack_deadline_seconds=60,
             )
-
-
-def job_subscription_name(model: str) -> str:
-    return f"imagen-{model}-worker"
-
-
-def dead_letter_subscription_name(s: StackSettings) -> str:
-    return f"{s.dead_letter_topic}-handler"
 
 
 def job_subscriptions(s: StackSettings) -> None:
@@ -73,24 +57,24 @@ def job_subscriptions(s: StackSettings) -> None:
     (exponential backoff through the ack deadline): the emulator's own retry_policy stops
     redelivering after two attempts (seen here), see emulators/bridge.py.
     """
+    names = s.names
     with _emulator_env(s):
-        pub = pubsub_v1.PublisherClient()
         sub = pubsub_v1.SubscriberClient()
         for model in MODELS:
             request = {
-                "name": sub.subscription_path(s.project, job_subscription_name(model)),
-                "topic": pub.topic_path(s.project, f"imagen-{model}"),
+                "name": names.subscription_path(names.job_subscription(model)),
+                "topic": names.topic_path(names.job_topic(model)),
                 "ack_deadline_seconds": 600,
                 "dead_letter_policy": {
-                    "dead_letter_topic": pub.topic_path(s.project, s.dead_letter_topic),
+                    "dead_letter_topic": names.topic_path(names.dead_letter_topic),
                     "max_delivery_attempts": s.max_delivery_attempts,
                 },
             }
             with contextlib.suppress(gexc.AlreadyExists):
                 sub.create_subscription(request=request)
         request = {
-            "name": sub.subscription_path(s.project, dead_letter_subscription_name(s)),
-            "topic": pub.topic_path(s.project, s.dead_letter_topic),
+            "name": names.subscription_path(names.dead_letter_subscription),
+            "topic": names.topic_path(names.dead_letter_topic),
             "ack_deadline_seconds": 60,
         }
         with contextlib.suppress(gexc.AlreadyExists):

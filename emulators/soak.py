@@ -16,8 +16,12 @@ from typing import Any
 
 from PIL import Image
 
+from imagen.events import RESULT_MARKER, job_id
+from imagen.jobs import DONE, is_terminal
+from imagen.models import MODELS
+
 from .demo import SAMPLES
-from .settings import MODELS, ROOT, StackSettings
+from .settings import StackSettings
 from .stack import Stack
 
 
@@ -30,18 +34,12 @@ def variants(n: int) -> list[tuple[str, bytes]]:
         x, y = (i * 13) % (im.width - 160), (i * 7) % (im.height - 120)
         buf = io.BytesIO()
         im.crop((x, y, x + 160, y + 120)).save(buf, "JPEG", quality=88)
-        out.append((MODELS[i % len(MODELS)], buf.getvalue()))
+        out.append((list(MODELS)[i % len(MODELS)], buf.getvalue()))
     return out
 
 
 def run(s: StackSettings, count: int, timeout_s: float) -> int:
-    from google.cloud import firestore, storage  # type: ignore[attr-defined]
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    sys.path.insert(0, str(ROOT / "functions"))
-    from imagen.events import RESULT_MARKER, job_id
-
-    bucket = storage.Client(project=s.project).bucket(s.bucket)
+    bucket = s.bucket_handle()
     run_id = time.strftime("%H%M%S")
     images = variants(count)
 
@@ -56,27 +54,21 @@ def run(s: StackSettings, count: int, timeout_s: float) -> int:
         ids = list(pool.map(put, enumerate(images)))
     print(f"uploaded {len(ids)} images in {time.monotonic() - started:.1f}s", flush=True)
 
-    col = firestore.Client(project=s.project).collection("jobs")
-    final: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and len(final) < len(ids):
-        for snap in col.where(filter=FieldFilter("status", "in", ["done", "failed"])).stream():
-            if snap.id in ids:
-                final[snap.id] = snap.to_dict() or {}
-        time.sleep(1)
+    docs = s.job_store().wait(ids, timeout_s, until=is_terminal, every_s=1.0)
+    final: dict[str, dict[str, Any]] = {k: d for k, d in docs.items() if is_terminal(d)}
     elapsed = time.monotonic() - started
-    seen = {snap.id for snap in col.stream()} & set(ids)
+    seen = set(docs)
     results = [
         b for b in bucket.list_blobs(prefix="results/") if (b.metadata or {}).get(RESULT_MARKER) in set(ids)
     ]
-    done = sum(1 for d in final.values() if d["status"] == "done")
+    done = sum(1 for d in final.values() if d["status"] == DONE)
     failed = len(final) - done
     lost = len(ids) - len(final)
     print(f"\n{'uploads':>8} {'jobs':>6} {'done':>6} {'failed':>7} {'results':>8} {'lost':>5} {'seconds':>8}")
     print(f"{len(ids):>8} {len(seen):>6} {done:>6} {failed:>7} {len(results):>8} {lost:>5} {elapsed:>8.1f}")
     print(f"throughput: {len(final) / elapsed:.2f} images/s")
     for d in final.values():
-        if d["status"] == "failed":
+        if d["status"] != DONE:
             print(f"failed: {d['object']}: {d.get('reason')}")
     ok = lost == 0 and failed == 0 and len(results) == done
     return 0 if ok else 1

@@ -18,11 +18,13 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .settings import HOST, MODELS, ROOT, StackSettings, gcloud_platform
+from imagen.models import MODELS
+
+from .settings import HOST, ROOT, StackSettings, gcloud_platform
 
 
 class StackError(RuntimeError):
@@ -155,7 +157,7 @@ class Stack:
         """One function under functions-framework, as Cloud Functions would run it."""
         base = self.s.client_env()
         base.pop("CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE")
-        base.update(PYTHONUNBUFFERED="1", JOB_LEASE_S=str(self.s.job_lease_s))
+        base.update(PYTHONUNBUFFERED="1", **self.s.function_env)
         argv = [
             str(self.s.python_bin / "functions-framework"),
             "--source",
@@ -223,7 +225,7 @@ class Stack:
                     "-event.pubsub-project-id",
                     s.project,
                     "-event.pubsub-topic",
-                    s.notification_topic,
+                    s.names.notification_topic,
                     "-event.list",
                     "finalize",
                 ],
@@ -278,7 +280,8 @@ class Stack:
         )
 
     # Whole stack ----------------------------------------------------------------------
-    def up(self, on_step: Callable[[str], None] = print) -> None:
+    def up(self, on_step: Callable[[str], None] = print, only: Collection[str] | None = None) -> None:
+        """Start the stack, or only the named services (in the stack's order)."""
         from . import setup_resources
 
         if self.running():  # an earlier stack that was killed before it could stop itself
@@ -287,9 +290,12 @@ class Stack:
         (self.s.state_dir / "bridge.ready").unlink(missing_ok=True)
         shutil.rmtree(self.s.state_dir / "gcs", ignore_errors=True)  # each stack starts empty
         shutil.rmtree(self.s.logs, ignore_errors=True)  # and with fresh logs
-        build_models(on_step)
+        if only is None or "triton" in only:
+            build_models(on_step)
         try:
             for svc in self.services():
+                if only is not None and svc.name not in only:
+                    continue
                 if svc.name == "gcs":
                     setup_resources.topics(self.s)
                 if svc.name == "bridge":

@@ -1,29 +1,36 @@
-"""Cloud Functions entry points: thin wrappers over imagen.pipeline."""
+"""Cloud Functions entry points: config and services built once, then handed to the handlers."""
 
 from __future__ import annotations
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from imagen import config, pipeline, tracing
+from imagen import logs, tracing
+from imagen.config import Config
+from imagen.dead_letter import handle_dead_letter
+from imagen.services import Services
+from imagen.upload import handle_upload
+from imagen.worker import handle_job
 
-_cfg = config.get()
-tracing.configure(_cfg.otel_enabled, _cfg.otel_endpoint, f"imagen-{_cfg.model_name or 'functions'}")
+CONFIG = Config.from_env()
+SERVICES = Services.from_config(CONFIG)
+logs.configure(CONFIG.project)
+tracing.configure(CONFIG.otel_enabled, CONFIG.otel_endpoint, f"imagen-{CONFIG.model_name or 'functions'}")
 
 
 @functions_framework.cloud_event
 def on_upload(event: CloudEvent) -> None:
     """Storage object finalized → job in Firestore + message on the model's topic."""
-    pipeline.handle_upload(config.get(), event["type"], event.get_data())
+    handle_upload(CONFIG, SERVICES, event["type"], event.get_data())
 
 
 @functions_framework.cloud_event
 def on_job(event: CloudEvent) -> None:
     """Pub/Sub message on imagen-<MODEL_NAME> → the job run through Triton to done or failed."""
-    pipeline.handle_job(config.get(), event["type"], event.get_data())
+    handle_job(CONFIG, SERVICES, event["type"], event.get_data())
 
 
 @functions_framework.cloud_event
 def on_dead_letter(event: CloudEvent) -> None:
     """Pub/Sub message on imagen-dead-letter → the job marked failed with the reason."""
-    pipeline.handle_dead_letter(config.get(), event["type"], event.get_data())
+    handle_dead_letter(CONFIG, SERVICES, event["type"], event.get_data())

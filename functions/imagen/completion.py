@@ -10,8 +10,10 @@ import datetime as dt
 import json
 from typing import Any
 
-from . import clients, logs
+from . import logs
 from .config import Config
+from .jobs import DONE, is_terminal
+from .services import Services
 
 DONE_TYPE = "imagen.job.v1.done"
 FAILED_TYPE = "imagen.job.v1.failed"
@@ -34,22 +36,22 @@ def attributes(cfg: Config, event_type: str, job: dict[str, Any]) -> dict[str, s
     }
 
 
-def announce(cfg: Config, job_id: str) -> None:
+def announce(cfg: Config, svc: Services, job_id: str) -> None:
     """Publish the completion event of a finished job once it is finished (outbox style).
 
     Called after every terminal transition and whenever a delivery finds the job finished, so
     an event lost to a crash is published by the next delivery: at least once, deduplicate on
     ce-id.
     """
-    job = clients.jobs().get(job_id)
-    if not job or job.get("status") not in ("done", "failed") or job.get("event_published"):
+    job = svc.jobs.get(job_id)
+    if not job or not is_terminal(job) or job.get("event_published"):
         return
-    publish(cfg, DONE_TYPE if job["status"] == "done" else FAILED_TYPE, job)
-    clients.jobs().mark_announced(job_id)
+    publish(cfg, svc, DONE_TYPE if job["status"] == DONE else FAILED_TYPE, job)
+    svc.jobs.mark_announced(job_id)
     logs.event_published(job_id, str(job["status"]))
 
 
-def publish(cfg: Config, event_type: str, job: dict[str, Any]) -> None:
+def publish(cfg: Config, svc: Services, event_type: str, job: dict[str, Any]) -> None:
     """Publish one completion event and wait for the ack (a lost event would break a chain)."""
     keys = (
         "job_id",
@@ -63,5 +65,4 @@ def publish(cfg: Config, event_type: str, job: dict[str, Any]) -> None:
         "attempts",
     )
     data = json.dumps({k: job.get(k) for k in keys}, default=str).encode()
-    topic = clients.publisher().topic_path(cfg.project, cfg.events_topic)
-    clients.publisher().publish(topic, data, **attributes(cfg, event_type, job)).result(timeout=60)
+    svc.publisher.event(data, attributes(cfg, event_type, job))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 from .models import MODELS
+from .names import Resources
 
 
 class ConfigError(ValueError):
@@ -31,13 +31,9 @@ def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> in
 class Config:
     """Everything the functions read from their environment (names match the seed's)."""
 
-    project: str
+    names: Resources  # project, topics, collection, prefixes
     model_name: str | None  # set on each on_job deployment; None for on_upload
     triton_url: str
-    result_prefix: str = "results/"
-    topic_prefix: str = "imagen-"
-    events_topic: str = "imagen-events"
-    jobs_collection: str = "jobs"
     max_input_bytes: int = 50 * 1024 * 1024
     max_input_pixels: int = 50_000_000
     triton_timeout_s: int = 120
@@ -56,17 +52,13 @@ class Config:
         model = env.get("MODEL_NAME") or None
         if model is not None and model not in MODELS:
             raise ConfigError(f"MODEL_NAME={model!r} is not one of {', '.join(MODELS)}")
-        prefix = env.get("RESULT_PREFIX", "results/")
+        prefix = env.get("RESULT_PREFIX", Resources.result_prefix)
         if not prefix.endswith("/") or prefix == "/":
             raise ConfigError(f"RESULT_PREFIX must be a folder ending in '/', got {prefix!r}")
         return cls(
-            project=project,
+            names=Resources.from_env(env, project),
             model_name=model,
             triton_url=env.get("TRITON_URL", "127.0.0.1:8000").removeprefix("http://"),
-            result_prefix=prefix,
-            topic_prefix=env.get("TOPIC_PREFIX", "imagen-"),
-            events_topic=env.get("EVENTS_TOPIC", "imagen-events"),
-            jobs_collection=env.get("JOBS_COLLECTION", "jobs"),
             max_input_bytes=_int(env, "MAX_INPUT_BYTES", cls.max_input_bytes, 1),
             max_input_pixels=_int(env, "MAX_INPUT_PIXELS", cls.max_input_pixels, 1),
             triton_timeout_s=_int(env, "TRITON_TIMEOUT_S", cls.triton_timeout_s, 1),
@@ -77,11 +69,6 @@ class Config:
             otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         )
 
-    def topic(self, model: str) -> str:
-        return f"{self.topic_prefix}{model}"
-
-
-@lru_cache(maxsize=1)
-def get() -> Config:
-    """The process's config, read on first use."""
-    return Config.from_env()
+    @property
+    def project(self) -> str:
+        return self.names.project

@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import tritonclient.http as httpclient
@@ -51,17 +51,29 @@ class InferStats:
     batches: list[int] = field(default_factory=list)
 
 
-class TritonRunner:
-    """Runs one model spec over whole images, tiling where the model is tiled."""
+Chunk = tuple[np.ndarray, dict[str, np.ndarray]]  # a stack of images and extra FP32 inputs
 
-    def __init__(self, url: str, timeout_s: int, batch: int, concurrency: int) -> None:
-        self.url, self.timeout_s = url, timeout_s
-        self.batch, self.concurrency = batch, concurrency
 
-    def _requests(
-        self, spec: ModelSpec, chunks: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]], stats: InferStats
+class Transport(Protocol):
+    """Runs chunks through a model: Triton over HTTP in production, anything else in a bench."""
+
+    def infer(
+        self, spec: ModelSpec, chunks: Iterable[Chunk], stats: InferStats
     ) -> Iterator[list[np.ndarray]]:
-        """Send each (images, extra FP32 inputs) chunk as one request, up to `concurrency` in flight.
+        """Each chunk's outputs, in submission order."""
+        ...
+
+
+class TritonTransport:
+    """Triton over HTTP with uint8 binary tensors, up to `concurrency` requests in flight."""
+
+    def __init__(self, url: str, timeout_s: int, concurrency: int) -> None:
+        self.url, self.timeout_s, self.concurrency = url, timeout_s, concurrency
+
+    def infer(
+        self, spec: ModelSpec, chunks: Iterable[Chunk], stats: InferStats
+    ) -> Iterator[list[np.ndarray]]:
+        """Send each (images, extra FP32 inputs) chunk as one request.
 
         Yields each chunk's outputs in submission order, so tile rows keep flowing into the
         batcher while earlier rows are stitched.
@@ -91,12 +103,6 @@ class TritonRunner:
         except (OSError, TimeoutError) as exc:
             raise Transient(f"Triton unreachable at {self.url}: {exc}") from exc
 
-    def _send(self, spec: ModelSpec, images: np.ndarray, stats: InferStats) -> list[np.ndarray]:
-        """All outputs for a stack of same-shaped images, sent in batches of `batch`."""
-        none: dict[str, np.ndarray] = {}
-        chunks = ((images[i : i + self.batch], none) for i in range(0, len(images), self.batch))
-        return [out for outs in self._requests(spec, chunks, stats) for out in outs]
-
     @staticmethod
     def _collect(request: httpclient.InferAsyncRequest, stats: InferStats) -> list[np.ndarray]:
         started = time.perf_counter()
@@ -109,6 +115,23 @@ class TritonRunner:
         if out is None:
             raise Transient("Triton returned no OUTPUT tensor")
         return list(out)
+
+
+class ModelRunner:
+    """Runs one model spec over whole images, tiling where the model is tiled."""
+
+    def __init__(self, transport: Transport, batch: int) -> None:
+        self.transport, self.batch = transport, batch
+
+    @classmethod
+    def triton(cls, url: str, timeout_s: int, batch: int, concurrency: int) -> ModelRunner:
+        return cls(TritonTransport(url, timeout_s, concurrency), batch)
+
+    def _send(self, spec: ModelSpec, images: np.ndarray, stats: InferStats) -> list[np.ndarray]:
+        """All outputs for a stack of same-shaped images, sent in batches of `batch`."""
+        none: dict[str, np.ndarray] = {}
+        chunks = ((images[i : i + self.batch], none) for i in range(0, len(images), self.batch))
+        return [out for outs in self.transport.infer(spec, chunks, stats) for out in outs]
 
     def run(
         self,
@@ -132,7 +155,7 @@ class TritonRunner:
 
         levels = image_levels(pixels) if spec.needs_levels else None
 
-        def chunks() -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        def chunks() -> Iterator[Chunk]:
             for y in grid.ys:
                 tiles = grid.row(padded, y)
                 pos = grid.positions(y) if spec.needs_position else None
@@ -148,7 +171,7 @@ class TritonRunner:
 
         done_rows, row_outputs = 0, []
         with tracing.span("triton.infer", attributes={"imagen.model": spec.name}) as current:
-            for outs in self._requests(spec, chunks(), stats):
+            for outs in self.transport.infer(spec, chunks(), stats):
                 y, last = rows.popleft()
                 row_outputs.extend(outs)
                 if last:

@@ -3,6 +3,8 @@
     queued ──claim──▶ running ──▶ done
       ▲                 │  └────▶ failed   (bad input, or the dead-letter handler)
       └──release────────┘                  (transient fault: back to the queue)
+      ▲                                     │
+      └────────────retry────────────────────┘  (a person asks for a failed job again)
 
 A running job carries a lease that its worker renews while it works; a job whose lease has
 expired (the worker died) may be claimed again by the next delivery.
@@ -11,8 +13,10 @@ expired (the worker died) may be claimed again by the next delivery.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -21,16 +25,39 @@ from google.cloud import firestore
 from .errors import Transient
 from .events import JobMessage
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-TERMINAL = (DONE, FAILED)
+
+class JobStatus(StrEnum):
+    """A job's state; stored in Firestore as its string value."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.FAILED)
+
+
+QUEUED, RUNNING, DONE, FAILED = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED
+TERMINAL = frozenset({DONE, FAILED})
+
+
+def is_terminal(job: dict[str, Any] | None) -> bool:
+    return bool(job) and (job or {}).get("status") in TERMINAL
+
+
+def is_finished(job: dict[str, Any] | None) -> bool:
+    """Terminal and its completion event published: the last thing a worker does for a job."""
+    return is_terminal(job) and bool((job or {}).get("event_published"))
 
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _entry(status: str, **extra: Any) -> dict[str, Any]:
-    return {"status": status, "at": now(), **extra}
+def _entry(status: JobStatus, **extra: Any) -> dict[str, Any]:
+    return {"status": str(status), "at": now(), **extra}
 
 
 def lease_live(job: dict[str, Any]) -> bool:
@@ -48,12 +75,54 @@ class JobStore:
     """Reads and moves jobs; every transition is a transaction or a create-if-absent."""
 
     def __init__(self, db: firestore.Client, collection: str) -> None:
+        """`collection` comes from Resources.jobs_collection."""
         self.db = db
         self.col = db.collection(collection)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         snap = self.col.document(job_id).get()
         return snap.to_dict() if snap.exists else None
+
+    def recent(
+        self, limit: int, status: JobStatus | None = None, model: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest jobs first, optionally of one status and model."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query: Any = self.col
+        if status:
+            query = query.where(filter=FieldFilter("status", "==", str(status)))
+        if model:
+            query = query.where(filter=FieldFilter("model", "==", model))
+        query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+        return [snap.to_dict() or {} for snap in query.stream()]
+
+    def wait(
+        self,
+        job_ids: Iterable[str],
+        timeout_s: float,
+        until: Callable[[dict[str, Any] | None], bool] = is_finished,
+        every_s: float = 0.25,
+        on_poll: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Poll until every job meets `until` (default: finished) or the timeout passes.
+
+        Returns the last document read of each job that exists (a caller checks the statuses).
+        """
+        ids = list(dict.fromkeys(job_ids))
+        docs: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for jid in ids:
+                if not until(docs.get(jid)):
+                    doc = self.get(jid)
+                    if doc is not None:
+                        docs[jid] = doc
+            if on_poll:
+                on_poll(docs)
+            if all(until(docs.get(jid)) for jid in ids) or time.monotonic() > deadline:
+                return docs
+            time.sleep(every_s)
 
     def _transact(self, job_id: str, step: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> bool:
         """Read the job, let `step` decide the update (None: no change), write it atomically."""
@@ -81,7 +150,7 @@ class JobStore:
             "generation": msg.generation,
             "source_uri": source_uri,
             "size_bytes": size,
-            "status": QUEUED,
+            "status": str(QUEUED),
             "attempts": 0,
             "created_at": now(),
             "updated_at": now(),
@@ -117,7 +186,7 @@ class JobStore:
             attempt = int(job.get("attempts", 0)) + 1
             claimed.append(Claim(job_id, attempt))
             return {
-                "status": RUNNING,
+                "status": str(RUNNING),
                 "attempts": attempt,
                 "started_at": now(),
                 "lease_until": now() + dt.timedelta(seconds=lease_s),
@@ -137,13 +206,13 @@ class JobStore:
 
         return self._transact(claim.job_id, step)
 
-    def _finish(self, claim: Claim, status: str, fields: dict[str, Any]) -> bool:
+    def _finish(self, claim: Claim, status: JobStatus, fields: dict[str, Any]) -> bool:
         def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
             if not job or job.get("status") in TERMINAL:
                 return None
             return {
                 **fields,
-                "status": status,
+                "status": str(status),
                 "lease_until": None,
                 "history": firestore.ArrayUnion([_entry(status, attempt=claim.attempt)]),
             }
@@ -180,6 +249,31 @@ class JobStore:
     def mark_announced(self, job_id: str) -> None:
         self.col.document(job_id).update({"event_published": True})
 
+    def retry(self, job_id: str) -> JobMessage:
+        """Queue a failed job again (one transition); returns the message to publish for it.
+
+        Raises ValueError naming the job's status when it is missing or not failed.
+        """
+        found: list[dict[str, Any]] = []
+
+        def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
+            found.clear()
+            if job is None:
+                raise ValueError(f"no job {job_id}")
+            if job.get("status") != FAILED:
+                raise ValueError(f"job {job_id} is {job.get('status')}; only failed jobs can be retried")
+            found.append(job)
+            return {
+                "status": str(QUEUED),
+                "reason": firestore.DELETE_FIELD,
+                "event_published": firestore.DELETE_FIELD,
+                "history": firestore.ArrayUnion([_entry(QUEUED, retry=True)]),
+            }
+
+        self._transact(job_id, step)
+        job = found[0]
+        return JobMessage(job_id, job["model"], job["bucket"], job["object"], str(job["generation"]))
+
     def give_up(self, job_id: str, reason: Callable[[dict[str, Any]], str]) -> str:
         """Fail an unfinished job whose messages ran out of deliveries (the dead-letter path).
 
@@ -195,9 +289,9 @@ class JobStore:
                 return None
             if lease_live(job):
                 raise Transient(f"job {job_id} is still running until {job['lease_until']}")
-            outcome.append(FAILED)
+            outcome.append(str(FAILED))
             return {
-                "status": FAILED,
+                "status": str(FAILED),
                 "reason": reason(job),
                 "finished_at": now(),
                 "lease_until": None,

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
 from . import tracing
+
+_project = ""  # for the trace field: set once by the entry module
+
+
+def configure(project: str) -> None:
+    """The project the log lines' trace field names."""
+    global _project
+    _project = project
 
 
 def _emit(severity: str, event: str, message: str, **fields: Any) -> None:
     record = {"severity": severity, "event": event, "message": message, **fields}
     trace_id = tracing.trace_id()
     if trace_id:  # Cloud Logging groups the lines of one trace
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "")
-        record["logging.googleapis.com/trace"] = f"projects/{project}/traces/{trace_id}"
+        record["logging.googleapis.com/trace"] = f"projects/{_project}/traces/{trace_id}"
     sys.stdout.write(json.dumps(record, default=str) + "\n")
     sys.stdout.flush()
 

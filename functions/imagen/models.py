@@ -22,6 +22,10 @@ class ModelSpec:
         """PNG where the result has alpha, JPEG otherwise."""
         return "PNG" if self.output == "alpha" else "JPEG"
 
+    @property
+    def content_type(self) -> str:
+        return "image/png" if self.result_format == "PNG" else "image/jpeg"
+
 
 TILE = 128
 
@@ -32,3 +36,8 @@ MODELS: dict[str, ModelSpec] = {
     "style_aged": ModelSpec("style_aged", "tiled", TILE, needs_position=True),
     "background_remove": ModelSpec("background_remove", "whole", 320, output="alpha"),
 }
+
+
+def result_extension(model: str) -> str:
+    """The file extension of a model's results."""
+    return ".png" if MODELS[model].result_format == "PNG" else ".jpg"

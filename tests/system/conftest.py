@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -14,23 +15,20 @@ import pytest
 
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
+from imagen.jobs import is_finished
+from tests.integration.conftest import FUNCTION_ENV
 
 TEST_PORT_BASE = os.environ.get("IMAGEN_TEST_PORT_BASE", "19000")
-# The functions of the test stack: short leases (a killed worker's job is retaken within
-# seconds) and small input limits (the over-limit files stay small).
-TEST_FUNCTION_ENV = {
-    "JOB_LEASE_S": "8",
-    "MAX_INPUT_BYTES": str(8 * 1024 * 1024),
-    "MAX_INPUT_PIXELS": str(20_000_000),
-}
+SAMPLE = ROOT / "samples" / "cat.jpg"
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackSettings]:
     os.environ["IMAGEN_PORT_BASE"] = TEST_PORT_BASE
     os.environ["IMAGEN_STACK_DIR"] = str(ROOT / ".stack-test")
-    os.environ.update(TEST_FUNCTION_ENV)
-    s = StackSettings.from_env()
+    # The functions of the test stack: short leases (a killed worker's job is retaken within
+    # seconds) and small input limits (the over-limit files stay small).
+    s = dataclasses.replace(StackSettings.from_env(), function_env=FUNCTION_ENV)
     os.environ.update(s.client_env())
     st = Stack(s)
     st.down(lambda _m: None)  # leftovers of an interrupted run
@@ -58,16 +56,12 @@ def restore(stack_control: Stack) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def bucket(stack: StackSettings) -> Any:
-    from google.cloud import storage  # type: ignore[attr-defined]
-
-    return storage.Client(project=stack.project).bucket(stack.bucket)
+    return stack.bucket_handle()
 
 
 @pytest.fixture(scope="session")
 def jobs_col(stack: StackSettings) -> Any:
-    from google.cloud import firestore
-
-    return firestore.Client(project=stack.project).collection("jobs")
+    return stack.job_store().col
 
 
 @pytest.fixture
@@ -105,8 +99,7 @@ def log_events(s: StackSettings, service: str, event: str, job_id: str | None = 
 def finished(jobs_col: Any, jid: str) -> dict[str, Any] | None:
     snap = jobs_col.document(jid).get()
     doc = snap.to_dict() if snap.exists else None
-    # finished = terminal and its completion event published (the last thing a worker does)
-    return doc if doc and doc["status"] in ("done", "failed") and doc.get("event_published") else None
+    return doc if is_finished(doc) else None
 
 
 def wait_finished(jobs_col: Any, jid: str, timeout_s: float = 180) -> dict[str, Any]:

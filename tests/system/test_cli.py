@@ -10,8 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from emulators.settings import ROOT, StackSettings
-from imagen.cli import local_env
+from emulators.settings import ROOT
 
 from .conftest import upload, wait_finished
 
@@ -20,21 +19,14 @@ SAMPLE = ROOT / "samples" / "cat.jpg"
 
 def imagen(*args: str, port_base: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
-    env.update(
-        PYTHONPATH=str(ROOT / "functions"), IMAGEN_PORT_BASE=port_base or os.environ["IMAGEN_PORT_BASE"]
-    )
+    env.update(IMAGEN_PORT_BASE=port_base or os.environ["IMAGEN_PORT_BASE"])
     return subprocess.run(
-        [sys.executable, "-m", "imagen", "--local", *args],
+        [sys.executable, "-m", "imagen_cli", "--local", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
-
-
-def test_local_env_matches_the_stack(stack: StackSettings) -> None:
-    expected = {k: v for k, v in stack.client_env().items() if k.endswith("_EMULATOR_HOST")}
-    assert local_env(stack.port_base) == expected
 
 
 def test_submit_wait_downloads_results(stack: Any, tmp_path: Path, unique: str) -> None:

@@ -13,6 +13,8 @@ import pytest
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from PIL import Image
 
+from imagen.names import object_name
+
 from .conftest import upload, wait_finished
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "cat.jpg"
@@ -22,7 +24,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "cat.jpg"
 def events_sub(stack: Any, unique: str) -> Iterator[tuple[Any, str]]:
     sub = pubsub_v1.SubscriberClient()
     path = sub.subscription_path(stack.project, f"chain-test-{unique}")
-    sub.create_subscription(name=path, topic=f"projects/{stack.project}/topics/imagen-events")
+    sub.create_subscription(name=path, topic=stack.names.topic_path(stack.names.events_topic))
     try:
         yield sub, path
     finally:
@@ -56,11 +58,11 @@ def test_chain_upscale_then_background_remove_through_the_event(
     assert data["status"] == "done" and data["result_uri"] == attrs["result_uri"]
 
     # The chained pipeline: the upscaled result goes on to background_remove.
-    upscaled = bucket.blob(attrs["result_uri"].split("/", 3)[3]).download_as_bytes()
+    upscaled = bucket.blob(object_name(attrs["result_uri"])).download_as_bytes()
     second = upload(bucket, f"background_remove/chain-{unique}/cat-4x.jpg", upscaled)
     attrs2, _ = next_event(sub, path, second)
     assert attrs2["ce-type"] == "imagen.job.v1.done" and attrs2["model"] == "background_remove"
-    final = Image.open(io.BytesIO(bucket.blob(attrs2["result_uri"].split("/", 3)[3]).download_as_bytes()))
+    final = Image.open(io.BytesIO(bucket.blob(object_name(attrs2["result_uri"])).download_as_bytes()))
     assert final.mode == "RGBA" and final.size == (1600, 1064)
     assert wait_finished(jobs_col, second)["status"] == "done"
 

@@ -20,8 +20,9 @@ def test_defaults_and_overrides() -> None:
     assert cfg.model_name == "upscale"
     assert cfg.triton_url == "10.0.0.5:8000"
     assert cfg.tile_batch == 4
-    assert cfg.result_prefix == "results/"
-    assert cfg.topic("enhance") == "imagen-enhance"
+    assert cfg.names.result_prefix == "results/"
+    assert cfg.names.job_topic("enhance") == "imagen-enhance"
+    assert cfg.names.events_topic == "imagen-events"
 
 
 @pytest.mark.parametrize(

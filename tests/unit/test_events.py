@@ -127,13 +127,12 @@ def test_bridge_headers_survive_non_ascii_names() -> None:
 
 
 def test_result_names_are_safe_and_fit() -> None:
-    from imagen.config import Config
-    from imagen.pipeline import result_name
+    from imagen.names import Resources
 
-    cfg = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
+    names = Resources("p")
 
     def name(obj: str, model: str = "upscale") -> str:
-        return result_name(cfg, events.JobMessage("j", model, "b", obj, "1"))
+        return names.result_name(model, obj)
 
     assert name("upscale/a/b.png") == "results/upscale/a/b.jpg"
     assert name("background_remove/cat.jpg", "background_remove") == "results/background_remove/cat.png"

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from functions_framework import create_app
 
-from imagen import config
-
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
+NOWHERE = "127.0.0.1:9"  # the clients are built but these tests never reach a service
 
 
 @pytest.fixture
 def upload_client(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "unit")
-    config.get.cache_clear()
-    yield create_app("on_upload", MAIN, "cloudevent").test_client()
-    config.get.cache_clear()
+    for key in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
+        monkeypatch.setenv(key, NOWHERE)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://{NOWHERE}")
+    return create_app("on_upload", MAIN, "cloudevent").test_client()
 
 
 def storage_event(name: str) -> dict:

@@ -1,4 +1,4 @@
-"""Bad input fails at once with a reason; odd-but-valid images and names work; no loops."""
+"""Bad input fails at once with a reason; odd-but-valid images and names work (handlers in-process)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from imagen.events import RESULT_MARKER
+from imagen.names import object_name
 
-from .conftest import log_events, upload, wait_finished, wait_until
+from .conftest import Harness
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "cat.jpg"
 MODEL = "style_aged"  # the fastest model: these tests are about the pipeline, not the model
@@ -75,18 +75,14 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_fails_at_once_and_the_worker_stays_healthy(
-    bucket: Any, jobs_col: Any, unique: str, case: str
-) -> None:
+def test_bad_input_fails_at_once(harness: Harness, unique: str, case: str) -> None:
     make, reason = BAD_INPUTS[case]
-    bad = upload(bucket, f"{MODEL}/bad-{unique}/{case}.jpg", make())
-    job = wait_finished(jobs_col, bad, timeout_s=60)
+    job = harness.process(f"{MODEL}/bad-{unique}/{case}.jpg", make())  # one delivery, no exception
     assert job["status"] == "failed"
     assert reason in job["reason"]
     assert job["attempts"] == 1, "bad input must not be retried"
     assert "last_error" not in job
-    good = upload(bucket, f"{MODEL}/bad-{unique}/after-{case}.jpg", SAMPLE.read_bytes())
-    assert wait_finished(jobs_col, good, timeout_s=60)["status"] == "done"
+    assert job["event_published"] is True
 
 
 def exif_rotated() -> bytes:
@@ -131,15 +127,14 @@ GOOD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", list(GOOD_INPUTS))
-def test_accepted_images_are_processed(bucket: Any, jobs_col: Any, unique: str, case: str) -> None:
+def test_accepted_images_are_processed(harness: Harness, triton: Any, unique: str, case: str) -> None:
     import pillow_heif
 
     pillow_heif.register_heif_opener()
     make, size = GOOD_INPUTS[case]
-    jid = upload(bucket, f"{MODEL}/good-{unique}/{case}", make())
-    job = wait_finished(jobs_col, jid, timeout_s=90)
+    job = harness.process(f"{MODEL}/good-{unique}/{case}", make())
     assert job["status"] == "done", job.get("reason")
-    result = Image.open(io.BytesIO(bucket.blob(job["result_uri"].split("/", 3)[3]).download_as_bytes()))
+    result = Image.open(io.BytesIO(harness.read(job["result_uri"])))
     assert result.size == size
     assert np.asarray(result.convert("L")).std() > 10  # a picture, not a blank
 
@@ -154,51 +149,13 @@ NAMES = {
 
 
 @pytest.mark.parametrize("case", list(NAMES))
-def test_awkward_names(bucket: Any, jobs_col: Any, unique: str, case: str) -> None:
+def test_awkward_names(harness: Harness, triton: Any, unique: str, case: str) -> None:
     name = f"{MODEL}/{unique}/{NAMES[case]}"
-    jid = upload(bucket, name, SAMPLE.read_bytes())
-    job = wait_finished(jobs_col, jid, timeout_s=60)
+    job = harness.process(name, SAMPLE.read_bytes())
     assert job["status"] == "done", job.get("reason")
-    result_name = job["result_uri"].split("/", 3)[3]
+    result_name = object_name(job["result_uri"])
     assert result_name.startswith(f"results/{MODEL}/{unique}/")
     assert "/../" not in result_name and "/./" not in result_name
     assert len(result_name.encode()) <= 1024
-    blob = bucket.get_blob(result_name)
-    assert blob is not None and blob.metadata["imagen-source"] == f"gs://{bucket.name}/{name}"
-
-
-def ignored(stack: Any, name: str) -> bool:
-    return any(r["object"] == name for r in log_events(stack, "fn-on_upload", "upload_ignored"))
-
-
-@pytest.mark.parametrize(
-    ("name", "metadata"),
-    [
-        ("{m}/{u}/", {}),  # folder placeholder
-        ("{m}/{u}/copied-result.jpg", {RESULT_MARKER: "some-job"}),  # a result copied under a prefix
-        ("results/{m}/{u}/x.jpg", {}),
-    ],
-    # An object named exactly like a prefix ("style_aged") is covered by tests/unit/test_events.py:
-    # fake-gcs-server's filesystem backend cannot hold a file and a folder of the same name.
-    ids=["folder-placeholder", "result-marker", "under-results"],
-)
-def test_no_job_and_no_loop(
-    bucket: Any, jobs_col: Any, stack: Any, unique: str, name: str, metadata: dict[str, str]
-) -> None:
-    name = name.format(m=MODEL, u=unique)
-    jid = upload(bucket, name, SAMPLE.read_bytes(), **metadata)
-    wait_until(
-        lambda: any(r["object"] == name for r in log_events(stack, "fn-on_upload", "upload_ignored")), 60
-    )
-    assert not jobs_col.document(jid).get().exists
-
-
-def test_results_never_start_jobs(bucket: Any, jobs_col: Any, stack: Any, unique: str) -> None:
-    jid = upload(bucket, f"{MODEL}/{unique}/loop.jpg", SAMPLE.read_bytes())
-    job = wait_finished(jobs_col, jid, timeout_s=60)
-    result = job["result_uri"].split("/", 3)[3]
-    wait_until(
-        lambda: any(r["object"] == result for r in log_events(stack, "fn-on_upload", "upload_ignored")), 60
-    )
-    created = log_events(stack, "fn-on_upload", "job_created")
-    assert not [r for r in created if r["object"].startswith("results/")]
+    blob = harness.bucket.get_blob(result_name)
+    assert blob is not None and blob.metadata["imagen-source"] == f"gs://{harness.bucket_name}/{name}"

@@ -1,0 +1,1 @@
+"""imagen-cli: the `imagen` command on top of the imagen core (job store, names, events)."""

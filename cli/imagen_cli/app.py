@@ -1,0 +1,223 @@
+"""`imagen`: submit images, follow jobs, retry failures — on the local stack or a real project.
+
+    imagen submit MODEL FILE... [--wait] [--out DIR]
+    imagen status JOB|gs://BUCKET/OBJECT|OBJECT
+    imagen jobs [--limit N] [--status S] [--model M] [--watch]
+    imagen retry JOB
+
+`--local` (or IMAGEN_LOCAL=1) talks to the stack of `nox -s up` (IMAGEN_PORT_BASE, default 18000);
+otherwise the google-cloud clients use your credentials, --project and --bucket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagen.events import job_id
+from imagen.jobs import DONE, FAILED, JobStatus, JobStore
+from imagen.models import MODELS
+from imagen.names import Resources, gs_uri, object_name
+from imagen.publisher import Publisher
+
+from . import render
+from .local import DEFAULT_PORT_BASE, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+@dataclass(frozen=True)
+class Target:
+    names: Resources
+    bucket: str
+    local: bool
+
+
+def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Target, dict[str, str]]:
+    """Where the commands go, and the environment the google-cloud clients need for it."""
+    local = args.local or env.get("IMAGEN_LOCAL") == "1"
+    client_env: dict[str, str] = {}
+    if local:
+        client_env = LocalPorts(int(env.get("IMAGEN_PORT_BASE", DEFAULT_PORT_BASE))).emulator_env()
+    project = args.project or env.get("GOOGLE_CLOUD_PROJECT") or (LOCAL_PROJECT if local else "")
+    bucket = args.bucket or env.get("IMAGEN_BUCKET") or (LOCAL_BUCKET if local else "")
+    if not project:
+        raise CliError("no project: pass --project or set GOOGLE_CLOUD_PROJECT (or use --local)")
+    if not bucket and args.command == "submit":
+        raise CliError("no bucket: pass --bucket or set IMAGEN_BUCKET (or use --local)")
+    merged = {**env, **client_env}
+    for key in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
+        address = merged.get(key)
+        if address and not _answers(address):
+            raise CliError(
+                f"the local stack is not running: nothing answers at {address} ({key}).\n"
+                "Start it with: python3 -m nox -s up"
+            )
+    return Target(Resources.from_env(env, project), bucket, local), client_env
+
+
+def _answers(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host or "127.0.0.1", int(port))) == 0
+
+
+class Backend:
+    """The core's job store and publisher, and the bucket, for one target."""
+
+    def __init__(self, target: Target) -> None:
+        from google.auth.exceptions import DefaultCredentialsError
+        from google.cloud import firestore, pubsub_v1, storage  # type: ignore[attr-defined]
+
+        self.t = target
+        try:
+            self.gcs = storage.Client(project=target.names.project)
+            self.jobs = JobStore(firestore.Client(project=target.names.project), target.names.jobs_collection)
+            self.publisher = Publisher(pubsub_v1.PublisherClient(), target.names)
+        except DefaultCredentialsError as exc:
+            raise CliError(
+                "no Google Cloud credentials: run `gcloud auth application-default login`, or use --local"
+            ) from exc
+
+    def bucket(self) -> Any:
+        from google.api_core import exceptions as gexc
+
+        try:
+            return self.gcs.get_bucket(self.t.bucket)
+        except gexc.NotFound as exc:
+            raise CliError(
+                f"bucket gs://{self.t.bucket} does not exist (project {self.t.names.project}); "
+                "check --bucket or IMAGEN_BUCKET"
+            ) from exc
+
+
+# ---- Commands -------------------------------------------------------------------------------
+def cmd_submit(b: Backend, args: argparse.Namespace) -> int:
+    if args.model not in MODELS:
+        raise CliError(f"unknown model {args.model!r}; one of: {', '.join(MODELS)}")
+    files = [Path(f) for f in args.files]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise CliError(f"no such file: {', '.join(missing)}")
+    bucket = b.bucket()
+    submitted: list[tuple[str, str]] = []
+    for f in files:
+        name = f"{args.model}/{args.prefix.strip('/') + '/' if args.prefix else ''}{f.name}"
+        blob = bucket.blob(name)
+        blob.upload_from_filename(str(f))
+        jid = job_id(bucket.name, name, str(blob.generation))
+        submitted.append((name, jid))
+        render.say(f"submitted {render.safe(gs_uri(bucket.name, name))}  job {jid}")
+    if not args.wait:
+        return 0
+    with render.JobProgress(submitted) as progress:
+        docs = b.jobs.wait([jid for _, jid in submitted], args.timeout, every_s=0.5, on_poll=progress.update)
+    out = Path(args.out)
+    failed = 0
+    for name, jid in submitted:
+        job = docs.get(jid, {})
+        if job.get("status") == DONE:
+            result = object_name(job["result_uri"])
+            dest = out / result.split("/", 1)[1]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            bucket.blob(result).download_to_filename(str(dest))
+            render.say(f"done    {render.safe(name)} → {dest}  ({render.seconds(job)})")
+        else:
+            failed += 1
+            reason = job.get("reason") or "did not finish in time"
+            render.say(f"{job.get('status', 'unknown'):7} {render.safe(name)}: {render.safe(reason)}")
+    return 1 if failed else 0
+
+
+def find_job(b: Backend, ref: str) -> dict[str, Any]:
+    job = b.jobs.get(ref) if "/" not in ref else None
+    if job:
+        return job
+    bucket_name, name = b.t.bucket, ref
+    if ref.startswith("gs://"):
+        bucket_name, _, name = ref[5:].partition("/")
+    blob = b.gcs.bucket(bucket_name).get_blob(name) if bucket_name else None
+    if blob is not None:
+        job = b.jobs.get(job_id(bucket_name, name, str(blob.generation)))
+        if job:
+            return job
+        raise CliError(
+            f"{render.safe(gs_uri(bucket_name, name))} exists but has no job (not under a model prefix?)"
+        )
+    raise CliError(f"no job or object {render.safe(ref)!r}")
+
+
+def cmd_status(b: Backend, args: argparse.Namespace) -> int:
+    render.describe(find_job(b, args.ref))
+    return 0
+
+
+def cmd_jobs(b: Backend, args: argparse.Namespace) -> int:
+    status = JobStatus(args.status) if args.status else None
+    while True:
+        rows = b.jobs.recent(args.limit, status, args.model)
+        render.job_table(rows, clear=args.watch)
+        if not args.watch:
+            return 0
+        time.sleep(2)
+
+
+def cmd_retry(b: Backend, args: argparse.Namespace) -> int:
+    job = find_job(b, args.ref)
+    try:
+        msg = b.jobs.retry(job["job_id"])
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    b.publisher.job(msg)
+    render.say(f"job {msg.job_id} queued again")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="imagen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--project", help="Google Cloud project (GOOGLE_CLOUD_PROJECT)")
+    p.add_argument("--bucket", help="images bucket (IMAGEN_BUCKET)")
+    p.add_argument("--local", action="store_true", help="use the local stack of `nox -s up`")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("submit", help="upload images under a model prefix")
+    s.add_argument("model", help=", ".join(MODELS))
+    s.add_argument("files", nargs="+")
+    s.add_argument("--prefix", default="", help="folder under the model prefix")
+    s.add_argument("--wait", action="store_true", help="follow the jobs and download the results")
+    s.add_argument("--out", default="imagen-results", help="where --wait saves results")
+    s.add_argument("--timeout", type=float, default=900)
+    st = sub.add_parser("status", help="one job, by id or by object")
+    st.add_argument("ref")
+    j = sub.add_parser("jobs", help="recent jobs")
+    j.add_argument("--limit", type=int, default=20)
+    j.add_argument("--status", choices=[str(s) for s in JobStatus])
+    j.add_argument("--model", choices=list(MODELS))
+    j.add_argument("--watch", action="store_true")
+    r = sub.add_parser("retry", help=f"queue a {FAILED} job again")
+    r.add_argument("ref")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    commands = {"submit": cmd_submit, "status": cmd_status, "jobs": cmd_jobs, "retry": cmd_retry}
+    try:
+        target, client_env = resolve(args, os.environ)
+        os.environ.update(client_env)  # the google-cloud clients read the emulator hosts from here
+        return commands[args.command](Backend(target), args)
+    except CliError as exc:
+        render.error(f"imagen: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130

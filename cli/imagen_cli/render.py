@@ -1,0 +1,124 @@
+"""What the CLI prints: progress bars and tables with rich; names made safe for a terminal."""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from imagen.jobs import DONE, QUEUED, is_terminal
+
+_out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def safe(text: str) -> str:
+    """Control characters (escape sequences a hostile object name could carry) made visible."""
+    return "".join(
+        f"\\x{ord(c):02x}" if unicodedata.category(c) in ("Cc", "Cf") and c != " " else c for c in str(text)
+    )
+
+
+def say(line: str) -> None:
+    _out.print(line, markup=False)
+
+
+def error(line: str) -> None:
+    _err.print(line, markup=False)
+
+
+def seconds(job: dict[str, Any]) -> str:
+    if job.get("finished_at") and job.get("created_at"):
+        return f"{(job['finished_at'] - job['created_at']).total_seconds():.1f}s"
+    return ""
+
+
+def fraction(job: dict[str, Any] | None) -> float:
+    if is_terminal(job):
+        return 1.0
+    if not job or job.get("status") == QUEUED:
+        return 0.0
+    return float(job.get("progress", 0.0))
+
+
+def describe(job: dict[str, Any]) -> None:
+    """One job: its fields, then its history."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key in ("job_id", "model", "status", "source_uri", "attempts", "result_uri", "reason"):
+        if job.get(key) not in (None, ""):
+            table.add_row(key, safe(str(job[key])))
+    if job.get("last_error") and job.get("status") != DONE:
+        table.add_row("last_error", safe(job["last_error"]))
+    if job.get("timings"):
+        table.add_row("timings", ", ".join(f"{k}={v}" for k, v in job["timings"].items()))
+    for h in job.get("history", []):
+        extra = f" (attempt {h['attempt']})" if h.get("attempt") else ""
+        extra += " (retry)" if h.get("retry") else ""
+        table.add_row("", f"{h['at']:%Y-%m-%d %H:%M:%S} {h['status']}{extra}")
+    _out.print(table)
+
+
+def job_table(rows: Sequence[dict[str, Any]], clear: bool = False) -> None:
+    if clear and _out.is_terminal:
+        _out.clear()
+    if not rows:
+        say("no jobs yet")
+        return
+    table = Table("created", "job", "model", "status", "secs", "object")
+    for r in rows:
+        table.add_row(
+            f"{r['created_at']:%Y-%m-%d %H:%M:%S}",
+            r["job_id"],
+            r["model"],
+            r["status"],
+            seconds(r)[:-1],
+            safe(r["object"]),
+        )
+    _out.print(table)
+
+
+class JobProgress:
+    """A bar per job on a terminal; one line per status change otherwise (logs, CI)."""
+
+    def __init__(self, submitted: Sequence[tuple[str, str]]) -> None:
+        self.submitted = submitted
+        self.shown: dict[str, str] = {}
+        self.progress: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> JobProgress:
+        if _out.is_terminal:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[status]}"),
+                console=_out,
+            )
+            self.progress.start()
+            for name, jid in self.submitted:
+                self.tasks[jid] = self.progress.add_task(safe(name[-40:]), total=1.0, status="waiting")
+        return self
+
+    def update(self, docs: dict[str, dict[str, Any]]) -> None:
+        for name, jid in self.submitted:
+            job = docs.get(jid)
+            status = str((job or {}).get("status", "waiting"))
+            if self.progress is not None:
+                self.progress.update(self.tasks[jid], completed=fraction(job), status=status)
+            elif self.shown.get(jid) != status:
+                self.shown[jid] = status
+                say(f"{safe(name[-40:]):40} {fraction(job) * 100:3.0f}% {status}")
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,35 @@
+"""The services a handler uses, built once per process from Config and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.cloud import firestore, storage  # type: ignore[attr-defined]
+
+from .config import Config
+from .inference import ModelRunner
+from .jobs import JobStore
+from .publisher import Publisher, make_client
+from .storage_io import ObjectStore
+
+
+@dataclass(frozen=True)
+class Services:
+    """Storage, the job store, the publisher and inference: what the handlers talk to."""
+
+    storage: ObjectStore
+    jobs: JobStore
+    publisher: Publisher
+    inference: ModelRunner
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Services:
+        """Real clients (emulators are picked up from *_EMULATOR_HOST)."""
+        return cls(
+            storage=ObjectStore(storage.Client(project=cfg.project)),
+            jobs=JobStore(firestore.Client(project=cfg.project), cfg.names.jobs_collection),
+            publisher=Publisher(make_client(), cfg.names),
+            inference=ModelRunner.triton(
+                cfg.triton_url, cfg.triton_timeout_s, cfg.tile_batch, cfg.tile_concurrency
+            ),
+        )

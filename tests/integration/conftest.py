@@ -1,0 +1,151 @@
+"""In-process tier: the handlers called here, against the real emulators (and the real Triton).
+
+The session starts only Pub/Sub, Firestore and fake-gcs-server; Triton starts the first time a
+test asks for it. No functions, no bridge: a test calls a handler (or the functions-framework
+app of functions/main.py) itself, so what happens between two steps is the test's to choose.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulators.settings import ROOT, StackSettings
+from emulators.stack import Stack
+from imagen import events
+from imagen.config import Config
+from imagen.events import JobMessage
+from imagen.services import Services
+from imagen.upload import handle_upload
+from imagen.worker import handle_job
+
+PORT_BASE = os.environ.get("IMAGEN_INTEGRATION_PORT_BASE", "19200")
+EMULATORS = ("pubsub", "firestore", "gcs")
+SAMPLE = ROOT / "samples" / "cat.jpg"
+# The functions' limits in this tier, as the system tier's stack gives its functions.
+FUNCTION_ENV = {"JOB_LEASE_S": "8", "MAX_INPUT_BYTES": str(8 * 1024 * 1024), "MAX_INPUT_PIXELS": "20000000"}
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    s = StackSettings(
+        project="imagen-it",
+        bucket="imagen-it",
+        port_base=int(PORT_BASE),
+        state_dir=ROOT / ".stack-integration",
+    )
+    os.environ.update(s.client_env())
+    st = Stack(s)
+    st.down(lambda _m: None)  # leftovers of an interrupted run
+    st.up(lambda m: print(m, flush=True), only=EMULATORS)
+    try:
+        yield st
+    finally:
+        st.down(lambda _m: None)
+
+
+@pytest.fixture(scope="session")
+def triton(stack: Stack) -> Stack:
+    """The real Triton (CPU configs), started once for the tests that infer."""
+    if not stack.pid_of("triton"):
+        from emulators.stack import build_models
+
+        build_models(lambda m: print(m, flush=True))
+        stack.start(stack.service("triton"))
+    return stack
+
+
+@pytest.fixture(scope="session")
+def cfg(stack: Stack) -> Config:
+    return Config.from_env({**stack.s.client_env(), **FUNCTION_ENV})
+
+
+@pytest.fixture(scope="session")
+def svc(cfg: Config) -> Services:
+    return Services.from_config(cfg)
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def push_body(msg: JobMessage, attributes: dict[str, str] | None = None, attempt: int = 1) -> dict[str, Any]:
+    """What a Pub/Sub push subscription posts for one job message."""
+    return {
+        "message": {
+            "data": base64.b64encode(msg.encode()).decode(),
+            "attributes": attributes or {"job_id": msg.job_id, "model": msg.model},
+            "messageId": f"m-{uuid.uuid4().hex[:8]}",
+        },
+        "subscription": "projects/p/subscriptions/s",
+        "deliveryAttempt": attempt,
+    }
+
+
+@dataclass
+class Harness:
+    """Drives one upload through the handlers in this process."""
+
+    cfg: Config
+    svc: Services
+    bucket_name: str
+
+    @property
+    def bucket(self) -> Any:
+        return self.svc.storage.client.bucket(self.bucket_name)
+
+    def put(
+        self, name: str, data: bytes, content_type: str = "image/jpeg", **metadata: str
+    ) -> dict[str, Any]:
+        """Upload an object; returns its storage event data (what Eventarc would deliver)."""
+        blob = self.bucket.blob(name)
+        if metadata:
+            blob.metadata = metadata
+        blob.upload_from_string(data, content_type=content_type)
+        props: dict[str, Any] = blob._properties
+        return props
+
+    def upload(self, name: str, data: bytes, content_type: str = "image/jpeg") -> str:
+        """Upload and run on_upload; returns the job id."""
+        job_id = handle_upload(
+            self.cfg, self.svc, events.STORAGE_FINALIZED, self.put(name, data, content_type)
+        )
+        assert job_id, f"{name} started no job"
+        return job_id
+
+    def message(self, job_id: str) -> JobMessage:
+        job = self.svc.jobs.get(job_id) or {}
+        return JobMessage(job_id, job["model"], job["bucket"], job["object"], str(job["generation"]))
+
+    def run(self, job_id: str, model: str | None = None) -> dict[str, Any]:
+        """One delivery of the job's message to on_job; returns the job afterwards."""
+        cfg = replace(self.cfg, model_name=model or self.message(job_id).model)
+        handle_job(cfg, self.svc, events.PUBSUB_PUBLISHED, push_body(self.message(job_id)))
+        return self.svc.jobs.get(job_id) or {}
+
+    def process(self, name: str, data: bytes, content_type: str = "image/jpeg") -> dict[str, Any]:
+        """Upload, on_upload, one on_job delivery: the job as it ends."""
+        return self.run(self.upload(name, data, content_type))
+
+    def read(self, uri: str) -> bytes:
+        from imagen.names import object_name
+
+        data: bytes = self.bucket.blob(object_name(uri)).download_as_bytes()
+        return data
+
+
+@pytest.fixture(scope="session")
+def harness(stack: Stack, cfg: Config, svc: Services) -> Harness:
+    return Harness(cfg, svc, stack.s.bucket)
+
+
+def sample_bytes(path: Path = SAMPLE) -> bytes:
+    return path.read_bytes()

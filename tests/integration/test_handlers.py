@@ -1,0 +1,226 @@
+"""The three functions of functions/main.py in this process, under functions-framework's own app,
+against the real emulators and Triton: each way a delivery can end, and outages met mid-call."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from functions_framework import create_app
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+from emulators.stack import Stack
+from imagen import events
+from imagen.config import Config
+from imagen.errors import Transient
+from imagen.events import RESULT_MARKER
+from imagen.jobs import Claim
+from imagen.names import object_name
+from imagen.worker import handle_job
+
+from .conftest import FUNCTION_ENV, SAMPLE, Harness, push_body
+
+MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
+
+
+@pytest.fixture
+def app_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """The environment a deployed function gets, pointed at this tier's emulators and Triton."""
+    for key, value in {**stack.s.client_env(), **FUNCTION_ENV}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("OTEL_ENABLED", raising=False)
+    monkeypatch.delenv("MODEL_NAME", raising=False)
+    return stack
+
+
+def app(target: str, monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return create_app(target, MAIN, "cloudevent").test_client()
+
+
+def storage_event_headers(event: dict[str, Any]) -> dict[str, str]:
+    return {
+        "ce-specversion": "1.0",
+        "ce-id": f"{event['name']}-{event['generation']}",
+        "ce-type": events.STORAGE_FINALIZED,
+        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{event['bucket']}",
+        "Content-Type": "application/json",
+    }
+
+
+@pytest.fixture
+def subscriber(cfg: Config, unique: str) -> Iterator[Any]:
+    """Opens pull subscriptions on the system's topics for one test; deletes them after."""
+    sub = pubsub_v1.SubscriberClient()
+    made: list[str] = []
+
+    def open_(topic: str) -> str:
+        path = cfg.names.subscription_path(f"it-{unique}-{len(made)}")
+        sub.create_subscription(name=path, topic=cfg.names.topic_path(topic))
+        made.append(path)
+        return path
+
+    yield sub, open_
+    for path in made:
+        sub.delete_subscription(subscription=path)
+
+
+def pull_for(sub: Any, path: str, job_id: str, timeout_s: float = 30) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        resp = sub.pull(subscription=path, max_messages=10, timeout=5)
+        if resp.received_messages:
+            sub.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
+        for m in resp.received_messages:
+            if m.message.attributes.get("job_id") == job_id:
+                return m.message
+    raise AssertionError(f"no message for job {job_id} within {timeout_s}s")
+
+
+def test_on_upload_queues_the_job_and_publishes_it_without_trace_context(
+    app_env: Stack, harness: Harness, subscriber: Any, monkeypatch: pytest.MonkeyPatch, unique: str
+) -> None:
+    sub, open_ = subscriber
+    path = open_(harness.cfg.names.job_topic("enhance"))
+    event = harness.put(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    client = app("on_upload", monkeypatch)
+    resp = client.post("/", data=json.dumps(event), headers=storage_event_headers(event))
+    assert resp.status_code == 200
+    job_id = events.job_id(event["bucket"], event["name"], str(event["generation"]))
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "queued" and job["attempts"] == 0
+    message = pull_for(sub, path, job_id)
+    assert json.loads(message.data)["name"] == event["name"]
+    assert "traceparent" not in message.attributes  # tracing is off unless OTEL_ENABLED
+    # The same event again (Eventarc is at least once): one job, published again while queued.
+    assert client.post("/", data=json.dumps(event), headers=storage_event_headers(event)).status_code == 200
+    assert pull_for(sub, path, job_id).attributes["job_id"] == job_id
+
+
+def test_on_job_runs_the_job_to_done_and_announces_it(
+    app_env: Stack,
+    triton: Stack,
+    harness: Harness,
+    subscriber: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    unique: str,
+) -> None:
+    sub, open_ = subscriber
+    events_path = open_(harness.cfg.names.events_topic)
+    job_id = harness.upload(f"style_aged/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    client = app("on_job", monkeypatch, MODEL_NAME="style_aged")
+    topic = harness.cfg.names.topic_path(harness.cfg.names.job_topic("style_aged"))
+    resp = client.post(f"/{topic}", json=push_body(harness.message(job_id)))
+    assert resp.status_code == 200
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "done" and job["attempts"] == 1 and job["event_published"] is True
+    result = harness.bucket.get_blob(object_name(job["result_uri"]))
+    assert result.metadata[RESULT_MARKER] == job_id and result.content_type == "image/jpeg"
+    event = pull_for(sub, events_path, job_id)
+    assert event.attributes["ce-type"] == "imagen.job.v1.done"
+    assert event.attributes["result_uri"] == job["result_uri"]
+    # A second delivery of the same message finds the job done: acknowledged, nothing run again.
+    assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 200
+    assert (harness.svc.jobs.get(job_id) or {})["attempts"] == 1
+
+
+def test_triton_unreachable_releases_the_job_then_the_dead_letter_fails_it(
+    app_env: Stack, harness: Harness, subscriber: Any, monkeypatch: pytest.MonkeyPatch, unique: str
+) -> None:
+    sub, open_ = subscriber
+    events_path = open_(harness.cfg.names.events_topic)
+    job_id = harness.upload(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    client = app("on_job", monkeypatch, MODEL_NAME="enhance", TRITON_URL="127.0.0.1:9", TRITON_TIMEOUT_S="5")
+    topic = harness.cfg.names.topic_path(harness.cfg.names.job_topic("enhance"))
+    assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 500
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "queued" and job["attempts"] == 1  # the fault was met, and released
+    assert "Triton unreachable at 127.0.0.1:9" in job["last_error"]
+    assert job.get("lease_until") is None
+
+    dead = app("on_dead_letter", monkeypatch)
+    dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
+    assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id), attempt=5)).status_code == 200
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "failed"
+    assert job["reason"].startswith("gave up after 1 attempts; last error: Transient: Triton unreachable")
+    assert job["history"][-1]["dead_letter"] is True
+    assert pull_for(sub, events_path, job_id).attributes["ce-type"] == "imagen.job.v1.failed"
+
+
+def test_dead_letter_of_a_running_job_is_retried_not_failed(
+    app_env: Stack, harness: Harness, monkeypatch: pytest.MonkeyPatch, unique: str
+) -> None:
+    job_id = harness.upload(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    claim = harness.svc.jobs.claim(job_id, lease_s=60)
+    assert isinstance(claim, Claim)
+    dead = app("on_dead_letter", monkeypatch)
+    dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
+    assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id))).status_code == 500
+    assert (harness.svc.jobs.get(job_id) or {})["status"] == "running"
+    with pytest.raises(Transient, match="running on another worker"):
+        handle_job(harness.cfg, harness.svc, events.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
+
+
+def test_message_for_another_model_is_dropped_with_a_log(
+    app_env: Stack, harness: Harness, monkeypatch: pytest.MonkeyPatch, capsys: Any, unique: str
+) -> None:
+    job_id = harness.upload(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    client = app("on_job", monkeypatch, MODEL_NAME="upscale")
+    assert client.post("/", json=push_body(harness.message(job_id))).status_code == 200
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert any(r["event"] == "bad_message" and "this worker runs upscale" in r["reason"] for r in lines)
+    assert (harness.svc.jobs.get(job_id) or {})["status"] == "queued"
+
+
+def test_firestore_frozen_during_on_upload(stack: Stack, harness: Harness, unique: str) -> None:
+    """The upload's job write waits out the outage (the call was in flight while it lasted)."""
+    event = harness.put(f"enhance/it-fs-{unique}/cat.jpg", SAMPLE.read_bytes())
+    pid = stack.pid_of("firestore")
+    assert pid
+    result: list[str | None] = []
+    os.kill(pid, signal.SIGSTOP)  # unreachable without losing its in-memory data
+    try:
+        from imagen.upload import handle_upload
+
+        call = threading.Thread(
+            target=lambda: result.append(
+                handle_upload(harness.cfg, harness.svc, events.STORAGE_FINALIZED, event)
+            )
+        )
+        call.start()
+        time.sleep(3)  # the outage itself
+        assert call.is_alive(), "on_upload finished while Firestore was frozen: the fault was not met"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    call.join(timeout=120)
+    assert result and result[0]
+    job = harness.svc.jobs.get(result[0]) or {}
+    assert job["status"] == "queued" and job["object"] == event["name"]
+
+
+def test_storage_down_while_a_job_starts(stack: Stack, triton: Stack, harness: Harness, unique: str) -> None:
+    """The worker's download waits out a storage outage and the job still ends done, once."""
+    job_id = harness.upload(f"style_aged/it-gcs-{unique}/cat.jpg", SAMPLE.read_bytes())
+    stack.stop_one("gcs")
+    ended: list[dict[str, Any]] = []
+    try:
+        call = threading.Thread(target=lambda: ended.append(harness.run(job_id)))
+        call.start()
+        time.sleep(3)  # the outage itself
+        job = harness.svc.jobs.get(job_id) or {}
+        assert call.is_alive() and job["status"] == "running", "the job did not meet the outage"
+    finally:
+        stack.start(stack.service("gcs"))
+    call.join(timeout=180)
+    assert ended and ended[0]["status"] == "done", ended and ended[0].get("reason")
+    assert ended[0]["timings"]["download_s"] >= 2.5  # the download was the call that waited
+    assert harness.bucket.get_blob(object_name(ended[0]["result_uri"])) is not None
