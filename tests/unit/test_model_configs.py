@@ -1,42 +1,42 @@
-"""The Triton configs, the build recipes and the worker's model table agree."""
+"""The Triton configs (parsed with Triton's model_config protobuf), the build recipes and the
+worker's model table agree."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import pytest
 
 from imagen.models import MODELS
-from modelbuild import recipes
-
-REPO = Path(__file__).resolve().parents[2] / "triton" / "model_repository"
-
-
-def tensors(text: str, section: str) -> dict[str, list[int]]:
-    block = re.search(section + r"\s*\[(.*?)\n\]", text, re.S)
-    assert block, section
-    return {
-        m.group(1): [int(d) for d in m.group(2).split(",")]
-        for m in re.finditer(r'name: "(\w+)" data_type: \w+ dims: \[ ([\d, ]+) \]', block.group(1))
-    }
+from modelbuild import configs, recipes
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
-@pytest.mark.parametrize("config", ["config.pbtxt", "configs/cpu.pbtxt"])
-def test_config_matches_worker_spec(model: str, config: str) -> None:
-    text = (REPO / model / config).read_text()
-    spec = MODELS[model]
-    assert f'name: "{model}"' in text
-    assert "dynamic_batching" in text and "model_warmup" in text
-    ins, outs = tensors(text, "input"), tensors(text, "output")
-    assert ins["IMAGE"] == [spec.size, spec.size, 3]
-    assert ("POSITION" in ins) == spec.needs_position
-    assert ("LEVELS" in ins) == spec.needs_levels
-    channels = 1 if spec.output == "alpha" else 3
-    assert outs["OUTPUT"] == [spec.size * spec.scale, spec.size * spec.scale, channels]
-    kind = "KIND_GPU" if config == "config.pbtxt" else "KIND_CPU"
-    assert f"kind: {kind}" in text
+@pytest.mark.parametrize("which", sorted(configs.CONFIGS))
+def test_config_matches_worker_spec(model: str, which: str) -> None:
+    config = configs.load(model, which)
+    assert config.name == model
+    assert configs.declared(config) == configs.expected(MODELS[model])
+    assert config.HasField("dynamic_batching") and config.model_warmup
+    for warmup in config.model_warmup:
+        assert set(warmup.inputs) == set(configs.expected(MODELS[model])[0])
+    kinds = {g.kind for g in config.instance_group}
+    if which == "gpu":  # plain ONNX graphs: Triton's own onnxruntime backend, no python stub
+        assert config.backend == "onnxruntime" and config.default_model_filename == "model.onnx"
+        assert kinds == {configs.mc.ModelInstanceGroup.KIND_GPU}
+        assert not config.parameters, "python-backend parameters mean nothing to onnxruntime"
+    else:  # the local stack's Triton has only the python backend
+        assert config.backend == "python"
+        assert kinds == {configs.mc.ModelInstanceGroup.KIND_CPU}
+    assert config.max_batch_size >= max(config.dynamic_batching.preferred_batch_size)
+
+
+def test_a_typo_in_a_config_is_caught(tmp_path: object) -> None:
+    from google.protobuf import text_format
+
+    text = (
+        (configs.REPOSITORY / "upscale" / "config.pbtxt").read_text().replace("max_batch_size", "max_batch")
+    )
+    with pytest.raises(text_format.ParseError, match="max_batch"):
+        text_format.Parse(text, configs.mc.ModelConfig())
 
 
 def test_recipes_cover_every_model_with_the_worker_tile_size() -> None:

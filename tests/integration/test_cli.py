@@ -1,0 +1,115 @@
+"""The `imagen` command in this process against the real emulators: status, jobs, retry, submit,
+and the messages a user gets when something is missing. (--wait needs workers: tests/system.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+from emulators.stack import Stack
+from imagen.jobs import Claim
+from imagen_cli import app
+
+from .conftest import SAMPLE, Harness
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def imagen(stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Runs `imagen --local --project P --bucket B ARGS…`; returns (exit status, stdout, stderr)."""
+    for key, value in stack.s.client_env().items():
+        monkeypatch.setenv(key, value)  # restored after the test, whatever the CLI sets
+
+    def run(*args: str, port_base: int | None = None) -> tuple[int, str, str]:
+        monkeypatch.setenv("IMAGEN_PORT_BASE", str(port_base or stack.s.port_base))
+        target = ["--project", stack.s.project, "--bucket", stack.s.bucket]
+        code = app.main(["--local", *target, *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def failed_job(harness: Harness, name: str) -> str:
+    job_id = harness.upload(name, b"")
+    assert harness.run(job_id)["status"] == "failed"
+    return job_id
+
+
+def test_status_by_id_and_by_object(imagen: Run, harness: Harness, unique: str) -> None:
+    name = f"enhance/cli-{unique}/empty.jpg"
+    job_id = failed_job(harness, name)
+    code, out, _ = imagen("status", job_id)
+    assert code == 0 and "failed" in out and "the file is empty" in out and "(attempt 1)" in out
+    code, out, _ = imagen("status", f"gs://{harness.bucket_name}/{name}")
+    assert code == 0 and job_id in out
+    code, _, err = imagen("status", f"nothing-{unique}")
+    assert code == 2 and f"no job or object 'nothing-{unique}'" in err
+
+
+def test_jobs_lists_the_newest_with_filters(imagen: Run, harness: Harness, unique: str) -> None:
+    job_id = failed_job(harness, f"enhance/cli-{unique}/empty.jpg")
+    code, out, _ = imagen("jobs", "--status", "failed", "--model", "enhance", "--limit", "50")
+    assert code == 0 and job_id in out
+    code, out, _ = imagen("jobs", "--status", "done", "--model", "enhance", "--limit", "50")
+    assert code == 0 and job_id not in out
+
+
+def test_retry_queues_a_failed_job_and_publishes_it(
+    imagen: Run, harness: Harness, stack: Stack, unique: str
+) -> None:
+    names = harness.cfg.names
+    job_id = failed_job(harness, f"enhance/cli-{unique}/empty.jpg")
+    sub = pubsub_v1.SubscriberClient()
+    path = names.subscription_path(f"cli-retry-{unique}")  # sees only what is published from now
+    sub.create_subscription(name=path, topic=names.topic_path(names.job_topic("enhance")))
+    try:
+        code, out, _ = imagen("retry", job_id)
+        assert code == 0 and f"job {job_id} queued again" in out
+        job = harness.svc.jobs.get(job_id) or {}
+        assert job["status"] == "queued" and job["history"][-1]["retry"] is True
+        received = sub.pull(subscription=path, max_messages=10, timeout=10).received_messages
+        assert [json.loads(m.message.data)["job_id"] for m in received] == [job_id]
+        code, _, err = imagen("retry", job_id)
+        assert code == 2 and "is queued; only failed jobs can be retried" in err
+    finally:
+        sub.delete_subscription(subscription=path)
+
+
+def test_retry_refuses_a_running_job(imagen: Run, harness: Harness, unique: str) -> None:
+    job_id = harness.upload(f"enhance/cli-{unique}/cat.jpg", SAMPLE.read_bytes())
+    assert isinstance(harness.svc.jobs.claim(job_id, lease_s=60), Claim)
+    code, _, err = imagen("retry", job_id)
+    assert code == 2 and "is running; only failed jobs can be retried" in err
+
+
+def test_submit_uploads_under_the_model_prefix(imagen: Run, harness: Harness, unique: str) -> None:
+    code, out, _ = imagen("submit", "style_aged", str(SAMPLE), "--prefix", f"cli-{unique}")
+    assert code == 0
+    name = f"style_aged/cli-{unique}/cat.jpg"
+    assert f"submitted gs://{harness.bucket_name}/{name}" in out
+    blob: Any = harness.bucket.get_blob(name)
+    assert blob is not None and blob.size == SAMPLE.stat().st_size
+
+
+def test_clear_messages(imagen: Run, unique: str, tmp_path: Any) -> None:
+    code, _, err = imagen("jobs", port_base=19500)
+    assert code == 2 and "the local stack is not running" in err and "nox -s up" in err
+    code, _, err = imagen("--bucket", f"no-such-{unique}", "submit", "upscale", str(SAMPLE))
+    assert code == 2 and f"bucket gs://no-such-{unique} does not exist" in err
+    code, _, err = imagen("submit", "sharpen", str(SAMPLE))
+    assert code == 2 and "unknown model 'sharpen'" in err
+    code, _, err = imagen("submit", "upscale", str(tmp_path / "missing.jpg"))
+    assert code == 2 and "no such file" in err
+
+
+def test_control_characters_in_names_are_not_printed_raw(imagen: Run, harness: Harness, unique: str) -> None:
+    name = f"enhance/cli-{unique}/evil\x1b[2J.jpg"
+    job_id = failed_job(harness, name)
+    code, out, _ = imagen("status", job_id)
+    assert code == 0 and "\x1b" not in out and "evil\\x1b[2J.jpg" in out
