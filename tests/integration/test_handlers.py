@@ -24,6 +24,7 @@ from imagen.events import RESULT_MARKER
 from imagen.jobs import Claim
 from imagen.names import object_name
 from imagen.worker import handle_job
+from tests.messages import pull_for
 
 from .conftest import FUNCTION_ENV, SAMPLE, Harness, push_body
 
@@ -71,18 +72,6 @@ def subscriber(cfg: Config, unique: str) -> Iterator[Any]:
     yield sub, open_
     for path in made:
         sub.delete_subscription(subscription=path)
-
-
-def pull_for(sub: Any, path: str, job_id: str, timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        resp = sub.pull(subscription=path, max_messages=10, timeout=5)
-        if resp.received_messages:
-            sub.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
-        for m in resp.received_messages:
-            if m.message.attributes.get("job_id") == job_id:
-                return m.message
-    raise AssertionError(f"no message for job {job_id} within {timeout_s}s")
 
 
 def test_on_upload_queues_the_job_and_publishes_it_without_trace_context(
@@ -224,3 +213,15 @@ def test_storage_down_while_a_job_starts(stack: Stack, triton: Stack, harness: H
     assert ended and ended[0]["status"] == "done", ended and ended[0].get("reason")
     assert ended[0]["timings"]["download_s"] >= 2.5  # the download was the call that waited
     assert harness.bucket.get_blob(object_name(ended[0]["result_uri"])) is not None
+
+
+def test_whole_image_model_writes_an_rgba_png(triton: Stack, harness: Harness, unique: str) -> None:
+    import io
+
+    from PIL import Image
+
+    job = harness.process(f"background_remove/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    assert job["status"] == "done", job.get("reason")
+    assert job["result_uri"].endswith(".png") and job["output"]["format"] == "PNG"
+    result = Image.open(io.BytesIO(harness.read(job["result_uri"])))
+    assert result.mode == "RGBA" and result.size == Image.open(SAMPLE).size

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from PIL import Image
 
 from imagen.names import object_name
+from tests.messages import pull_for
 
 from .conftest import upload, wait_finished
 
@@ -34,15 +34,8 @@ def events_sub(stack: Any, unique: str) -> Iterator[tuple[Any, str]]:
 def next_event(
     sub: Any, path: str, job_id: str, timeout_s: float = 120
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        resp = sub.pull(subscription=path, max_messages=10, timeout=5)
-        if resp.received_messages:
-            sub.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
-        for m in resp.received_messages:
-            if m.message.attributes.get("job_id") == job_id:
-                return dict(m.message.attributes), json.loads(m.message.data)
-    raise AssertionError(f"no completion event for job {job_id} within {timeout_s}s")
+    message = pull_for(sub, path, job_id, timeout_s)
+    return dict(message.attributes), json.loads(message.data)
 
 
 def test_chain_upscale_then_background_remove_through_the_event(

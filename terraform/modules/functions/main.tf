@@ -27,7 +27,7 @@ data "archive_file" "source" {
   type        = "zip"
   source_dir  = var.source_dir
   output_path = "${path.module}/.build/functions.zip"
-  excludes    = ["__pycache__", "imagen/__pycache__", ".mypy_cache"]
+  excludes    = ["__pycache__", "imagen/__pycache__", ".mypy_cache", "imagen.egg-info"]
 }
 
 resource "google_storage_bucket" "source" {

@@ -1,0 +1,49 @@
+"""The deployed function source holds only what the functions import (and their requirements)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from .hcl import TERRAFORM, load, one
+
+FUNCTIONS = TERRAFORM.parent / "functions"
+
+
+def archived_files() -> set[str]:
+    """What archive_file zips: functions/ without the excluded paths (a path or any part of it)."""
+    archive = load(TERRAFORM / "modules" / "functions").named("data")["archive_file"]["source"]
+    excludes = set(one(archive["excludes"]))
+    out = set()
+    for path in FUNCTIONS.rglob("*"):
+        rel = path.relative_to(FUNCTIONS)
+        if path.is_file() and not ({str(rel), *rel.parts, *map(str, rel.parents)} & excludes):
+            out.add(str(rel))
+    return out
+
+
+def imported_modules(entry: Path) -> set[str]:
+    """Source files of the `imagen` package reached from `entry` by its imports, transitively."""
+    seen: set[str] = set()
+    todo = [entry]
+    while todo:
+        tree = ast.parse(todo.pop().read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom):
+                base = "imagen" if node.level else (node.module or "")
+                mod = f"{base}.{node.module}" if node.level and node.module else base
+                names = [mod] + [f"{mod}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                rel = Path(*name.split(".")).with_suffix(".py")
+                if name.startswith("imagen") and (FUNCTIONS / rel).is_file() and str(rel) not in seen:
+                    seen.add(str(rel))
+                    todo.append(FUNCTIONS / rel)
+    return seen
+
+
+def test_archive_is_the_entry_module_what_it_imports_and_the_requirements() -> None:
+    wanted = {"main.py", "requirements.txt", "imagen/__init__.py"} | imported_modules(FUNCTIONS / "main.py")
+    assert archived_files() == wanted
