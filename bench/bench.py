@@ -495,10 +495,8 @@ def main() -> int:
     args = parser.parse_args()
     s = StackSettings.from_env()
     os.environ.update(s.client_env())
-    stack = Stack(s)
     run = time.strftime("%H%M%S")
-    try:
-        stack.up(lambda _m: None)
+    with Stack(s).session(lambda _m: None):
         p = Pipeline(s)
         triton = ModelRunner.triton(f"127.0.0.1:{s.triton_port}", 120, 8, 2)
         results: dict[str, Any] = {"machine": machine()}
@@ -510,8 +508,6 @@ def main() -> int:
         write(results)
         print(f"\nwritten: {DOCS / 'benchmarks.md'}, {DOCS / 'benchmarks.json'}")
         return 0
-    finally:
-        stack.down(lambda _m: None)
 
 
 if __name__ == "__main__":

@@ -92,10 +92,8 @@ def main() -> int:
     s = StackSettings.from_env()
     for key, value in s.client_env().items():
         os.environ[key] = value
-    stack = Stack(s)
     started = time.monotonic()
-    try:
-        stack.up()
+    with Stack(s).session():
         print(f"stack up in {time.monotonic() - started:.1f}s\n", flush=True)
         t0 = time.monotonic()
         jobs = submit_all(s)
@@ -108,10 +106,8 @@ def main() -> int:
             f"\n{done}/{len(jobs)} jobs done in {elapsed:.1f}s "
             f"({len(jobs) / elapsed:.2f} images/s); results saved under {OUT}"
         )
-        return 0 if ok else 1
-    finally:
-        stack.down(lambda _m: None)
-        print("stack stopped")
+    print("stack stopped")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

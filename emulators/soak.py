@@ -81,12 +81,8 @@ def main() -> int:
     args = parser.parse_args()
     s = StackSettings.from_env()
     os.environ.update(s.client_env())
-    stack = Stack(s)
-    try:
-        stack.up()
+    with Stack(s).session():
         return run(s, args.count, args.timeout)
-    finally:
-        stack.down(lambda _m: None)
 
 
 if __name__ == "__main__":

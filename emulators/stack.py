@@ -18,7 +18,7 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -308,6 +308,17 @@ class Stack:
         except Exception:
             self.down(lambda _m: None)
             raise
+
+    @contextlib.contextmanager
+    def session(
+        self, on_step: Callable[[str], None] = print, only: Collection[str] | None = None
+    ) -> Iterator[Stack]:
+        """The stack (or the named services) up for the `with` block, stopped by PID after it."""
+        self.up(on_step, only)
+        try:
+            yield self
+        finally:
+            self.down(lambda _m: None)
 
     def down(self, on_step: Callable[[str], None] = print) -> None:
         names = [svc for svc in self.running()]

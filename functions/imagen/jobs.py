@@ -21,6 +21,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from .errors import Transient
 from .events import JobMessage
@@ -34,22 +35,18 @@ class JobStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
 
-    @property
-    def terminal(self) -> bool:
-        return self in (JobStatus.DONE, JobStatus.FAILED)
-
 
 QUEUED, RUNNING, DONE, FAILED = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED
 TERMINAL = frozenset({DONE, FAILED})
 
 
 def is_terminal(job: dict[str, Any] | None) -> bool:
-    return bool(job) and (job or {}).get("status") in TERMINAL
+    return job is not None and job.get("status") in TERMINAL
 
 
 def is_finished(job: dict[str, Any] | None) -> bool:
     """Terminal and its completion event published: the last thing a worker does for a job."""
-    return is_terminal(job) and bool((job or {}).get("event_published"))
+    return job is not None and is_terminal(job) and bool(job.get("event_published"))
 
 
 def now() -> dt.datetime:
@@ -87,8 +84,6 @@ class JobStore:
         self, limit: int, status: JobStatus | None = None, model: str | None = None
     ) -> list[dict[str, Any]]:
         """The newest jobs first, optionally of one status and model."""
-        from google.cloud.firestore_v1.base_query import FieldFilter
-
         query: Any = self.col
         if status:
             query = query.where(filter=FieldFilter("status", "==", str(status)))

@@ -25,12 +25,11 @@ from imagen.events import JobMessage
 from imagen.services import Services
 from imagen.upload import handle_upload
 from imagen.worker import handle_job
+from tests.function_env import FUNCTION_ENV
 
 PORT_BASE = os.environ.get("IMAGEN_INTEGRATION_PORT_BASE", "19200")
 EMULATORS = ("pubsub", "firestore", "gcs")
 SAMPLE = ROOT / "samples" / "cat.jpg"
-# The functions' limits in this tier, as the system tier's stack gives its functions.
-FUNCTION_ENV = {"JOB_LEASE_S": "8", "MAX_INPUT_BYTES": str(8 * 1024 * 1024), "MAX_INPUT_PIXELS": "20000000"}
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +41,8 @@ def stack() -> Iterator[Stack]:
         state_dir=ROOT / ".stack-integration",
     )
     os.environ.update(s.client_env())
-    st = Stack(s)
-    st.down(lambda _m: None)  # leftovers of an interrupted run
-    st.up(lambda m: print(m, flush=True), only=EMULATORS)
-    try:
+    with Stack(s).session(lambda m: print(m, flush=True), only=EMULATORS) as st:
         yield st
-    finally:
-        st.down(lambda _m: None)
 
 
 @pytest.fixture(scope="session")

@@ -24,9 +24,10 @@ from imagen.events import RESULT_MARKER
 from imagen.jobs import Claim
 from imagen.names import object_name
 from imagen.worker import handle_job
+from tests.function_env import FUNCTION_ENV
 from tests.messages import pull_for
 
-from .conftest import FUNCTION_ENV, SAMPLE, Harness, push_body
+from .conftest import SAMPLE, Harness, push_body
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 

@@ -16,7 +16,7 @@ import pytest
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 from imagen.jobs import is_finished
-from tests.integration.conftest import FUNCTION_ENV
+from tests.function_env import FUNCTION_ENV
 
 TEST_PORT_BASE = os.environ.get("IMAGEN_TEST_PORT_BASE", "19000")
 SAMPLE = ROOT / "samples" / "cat.jpg"
@@ -26,17 +26,10 @@ SAMPLE = ROOT / "samples" / "cat.jpg"
 def stack() -> Iterator[StackSettings]:
     os.environ["IMAGEN_PORT_BASE"] = TEST_PORT_BASE
     os.environ["IMAGEN_STACK_DIR"] = str(ROOT / ".stack-test")
-    # The functions of the test stack: short leases (a killed worker's job is retaken within
-    # seconds) and small input limits (the over-limit files stay small).
     s = dataclasses.replace(StackSettings.from_env(), function_env=FUNCTION_ENV)
     os.environ.update(s.client_env())
-    st = Stack(s)
-    st.down(lambda _m: None)  # leftovers of an interrupted run
-    st.up(lambda m: print(m, flush=True))
-    try:
+    with Stack(s).session(lambda m: print(m, flush=True)):
         yield s
-    finally:
-        st.down(lambda _m: None)
 
 
 @pytest.fixture(scope="session")
