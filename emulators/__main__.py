@@ -37,16 +37,17 @@ def main() -> None:
     else:  # run: start, print the environment, stay up until Ctrl-C or SIGTERM
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        stack.up()
-        print("\n# The stack is up. Paste these lines into another shell:")
-        print_env(s)
-        print(f"# Upload: gcloud storage cp photo.jpg gs://{s.bucket}/upscale/photo.jpg")
-        print(f"# Logs:   {s.logs}/   Stop: Ctrl-C", flush=True)
         try:
+            stack.up()
+            print("\n# The stack is up. Paste these lines into another shell:")
+            print_env(s)
+            print(f"# Upload: gcloud storage cp photo.jpg gs://{s.bucket}/upscale/photo.jpg")
+            print(f"# Logs:   {s.logs}/   Stop: Ctrl-C", flush=True)
             stop.wait()
-        except KeyboardInterrupt:
-            pass
+        except (KeyboardInterrupt, BrokenPipeError):
+            pass  # Ctrl-C; or whatever read our stdout (`| tee`) is gone
         finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
             stack.down()
 
 

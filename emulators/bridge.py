@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -95,7 +96,10 @@ class Bridge:
     def __init__(self, s: StackSettings) -> None:
         self.s = s
         self.sub = pubsub_v1.SubscriberClient()
+        self.pub = pubsub_v1.PublisherClient()
         self.stop = threading.Event()
+        self.restoring = threading.Lock()
+        self.restored_at = 0.0
         self.http = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=64)
         self.http.mount("http://", adapter)
@@ -119,21 +123,26 @@ class Bridge:
         dead = names.subscription_path(names.dead_letter_subscription)
         url = f"http://{HOST}:{s.dead_letter_fn_port}/{names.topic_path(names.dead_letter_topic)}"
         out.append(Route(dead, url, push(dead), 4, 1))  # no one waits on a dead letter
+        tick = names.subscription_path(names.reconcile_subscription)
+        url = f"http://{HOST}:{s.reconcile_fn_port}/{names.topic_path(names.reconcile_topic)}"
+        out.append(Route(tick, url, push(tick), 1, 1))
         return out
 
     def backoff_s(self, attempt: int) -> int:
         return int(min(self.s.retry_max_s, self.s.retry_min_s * 2 ** max(0, attempt - 1)))
 
     def deliver(self, route: Route, received: Any, done: threading.Semaphore) -> None:
+        """Post one message; acknowledge it on 2xx, otherwise back it off. Always frees the slot."""
         try:
-            request = route.convert(received)
-            ok = True
-            if request is not None:
-                headers, body = request
-                try:
-                    ok = self.http.post(route.url, data=body, headers=headers, timeout=900).status_code < 300
-                except requests.RequestException:
-                    ok = False
+            try:
+                request = route.convert(received)
+                ok = request is None or (
+                    self.http.post(route.url, data=request[1], headers=request[0], timeout=900).status_code
+                    < 300
+                )
+            except Exception as exc:  # the function unreachable, or a message we cannot convert
+                ok = False
+                print(f"bridge: delivery to {route.url} failed: {type(exc).__name__}: {exc}", flush=True)
             if ok:
                 self.sub.acknowledge(subscription=route.subscription, ack_ids=[received.ack_id])
             else:
@@ -141,28 +150,63 @@ class Bridge:
                 self.sub.modify_ack_deadline(
                     subscription=route.subscription, ack_ids=[received.ack_id], ack_deadline_seconds=delay
                 )
-        except gexc.GoogleAPICallError:
-            pass  # the ack deadline runs out and the message comes back
+        except Exception as exc:  # the ack deadline runs out and the message comes back
+            print(f"bridge: ack on {route.subscription} failed: {type(exc).__name__}: {exc}", flush=True)
         finally:
             done.release()
+
+    def restore(self) -> None:
+        """The emulator lost its topics and subscriptions (a restart): create them again, once."""
+        from .setup_resources import restore
+
+        with self.restoring:
+            if time.monotonic() - self.restored_at < 2:
+                return
+            try:
+                restore(self.s)
+                print("bridge: topics and subscriptions restored", flush=True)
+            except Exception as exc:
+                print(f"bridge: restore failed, will try again: {type(exc).__name__}: {exc}", flush=True)
+            self.restored_at = time.monotonic()
 
     def run_puller(
         self, route: Route, slots: threading.Semaphore, pool: ThreadPoolExecutor, delay_s: float
     ) -> None:
-        """One of the route's pullers: a free slot, one hanging pull, a delivery per message."""
+        """One of the route's pullers: a free slot, one hanging pull, a delivery per message.
+
+        Supervised: whatever a pull raises, the slot is given back and the puller goes on; a
+        subscription that is gone is restored.
+        """
         self.stop.wait(delay_s)
         while not self.stop.is_set():
             if not slots.acquire(timeout=1):
                 continue
+            received: list[Any] = []
             try:
                 resp = self.sub.pull(subscription=route.subscription, max_messages=1, timeout=2)
                 received = list(resp.received_messages)
-            except (gexc.DeadlineExceeded, gexc.ServiceUnavailable, gexc.RetryError, gexc.NotFound):
-                received = []
+            except (gexc.DeadlineExceeded, gexc.RetryError):
+                pass  # nothing to pull within the wait
+            except gexc.NotFound:
+                self.restore()
+            except Exception as exc:  # the emulator restarting, or anything else: keep pulling
+                print(f"bridge: pull on {route.subscription}: {type(exc).__name__}: {exc}", flush=True)
+                self.stop.wait(1)
             if not received:
                 slots.release()
             for item in received:
                 pool.submit(self.deliver, route, item, slots)
+
+    def run_ticker(self) -> None:
+        """Cloud Scheduler's part: a tick on the reconcile topic every reconcile_every_s."""
+        topic = self.s.names.topic_path(self.s.names.reconcile_topic)
+        while not self.stop.wait(self.s.reconcile_every_s):
+            try:
+                self.pub.publish(topic, b"tick").result(timeout=30)
+            except gexc.NotFound:
+                self.restore()
+            except Exception as exc:
+                print(f"bridge: reconcile tick: {type(exc).__name__}: {exc}", flush=True)
 
     def run(self) -> None:
         routes = self.routes()
@@ -180,6 +224,7 @@ class Bridge:
                             name=r.subscription,
                         )
                     )
+            threads.append(threading.Thread(target=self.run_ticker, daemon=True, name="ticker"))
             for t in threads:
                 t.start()
             for t in threads:

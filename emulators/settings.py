@@ -16,10 +16,17 @@ from imagen.names import Resources
 from imagen_cli.local import DEFAULT_PORT_BASE, HOST, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
 
 ROOT = Path(__file__).resolve().parent.parent
-# What the local stack sets in its functions' environment on top of the functions' own
-# defaults (imagen.config.Config): a lease short enough that a killed worker's job is retaken
-# within the bridge's 2..20 s backoff, as production's 120 s lease is within 10..600 s.
-LOCAL_FUNCTION_ENV: Mapping[str, str] = {"JOB_LEASE_S": "20"}
+# Production's timings scaled by 1/5, ratios kept (tests/unit/test_timings.py checks them against
+# Config's defaults, Terraform's and the bridge's): lease 120 s → 24 s, delivery backoff 10..300 s
+# → 2..60 s, the reconciler every 60 s → 12 s with its margins. Set on the stack's functions on top
+# of Config's defaults.
+TIME_SCALE = 5
+LOCAL_FUNCTION_ENV: Mapping[str, str] = {
+    "JOB_LEASE_S": "24",
+    "RECONCILE_LEASE_MARGIN_S": "6",
+    "RECONCILE_PUBLISH_GRACE_S": "12",
+    "RECONCILE_QUEUED_MAX_S": "360",
+}
 
 
 def gcloud_platform() -> Path:
@@ -46,7 +53,8 @@ class StackSettings:
     state_dir: Path
     max_delivery_attempts: int = 5
     retry_min_s: int = 2
-    retry_max_s: int = 20
+    retry_max_s: int = 60
+    reconcile_every_s: int = 12
     model_repository: Path = ROOT / "triton" / "model_repository"
     function_env: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_FUNCTION_ENV))
 
@@ -59,7 +67,7 @@ class StackSettings:
             state_dir=Path(os.environ.get("IMAGEN_STACK_DIR", str(ROOT / ".stack"))),
             max_delivery_attempts=int(os.environ.get("IMAGEN_MAX_DELIVERY_ATTEMPTS", "5")),
             retry_min_s=int(os.environ.get("IMAGEN_RETRY_MIN_S", "2")),
-            retry_max_s=int(os.environ.get("IMAGEN_RETRY_MAX_S", "20")),
+            retry_max_s=int(os.environ.get("IMAGEN_RETRY_MAX_S", "60")),
             model_repository=Path(
                 os.environ.get("IMAGEN_MODEL_REPOSITORY", str(ROOT / "triton" / "model_repository"))
             ),
@@ -100,6 +108,10 @@ class StackSettings:
     @property
     def dead_letter_fn_port(self) -> int:
         return self.ports.dead_letter_fn
+
+    @property
+    def reconcile_fn_port(self) -> int:
+        return self.ports.reconcile_fn
 
     # Names and folders -----------------------------------------------------------------
     @property

@@ -72,13 +72,23 @@ def job_subscriptions(s: StackSettings) -> None:
             }
             with contextlib.suppress(gexc.AlreadyExists):
                 sub.create_subscription(request=request)
-        request = {
-            "name": names.subscription_path(names.dead_letter_subscription),
-            "topic": names.topic_path(names.dead_letter_topic),
-            "ack_deadline_seconds": 60,
-        }
-        with contextlib.suppress(gexc.AlreadyExists):
-            sub.create_subscription(request=request)
+        for subscription, topic in (
+            (names.dead_letter_subscription, names.dead_letter_topic),
+            (names.reconcile_subscription, names.reconcile_topic),
+        ):
+            request = {
+                "name": names.subscription_path(subscription),
+                "topic": names.topic_path(topic),
+                "ack_deadline_seconds": 60,
+            }
+            with contextlib.suppress(gexc.AlreadyExists):
+                sub.create_subscription(request=request)
+
+
+def restore(s: StackSettings) -> None:
+    """Every topic and subscription again (after a Pub/Sub emulator restart lost them all)."""
+    topics(s)
+    job_subscriptions(s)
 
 
 def bucket(s: StackSettings) -> None:

@@ -1,7 +1,9 @@
 """Burst on the local stack: N uploads at once across all models, then the tally.
 
-uploads, jobs, done, failed, results, lost. Lost (an upload that never ended as a job `done`
-or `failed`) must be 0; the exit status says whether it was.
+uploads, jobs, done, failed, results, lost, foreign. Lost (an upload that never ended as a job
+`done` or `failed`) and foreign (a job whose result object belongs to another source) must be 0;
+the exit status says whether they were. With --faults, during the burst: a worker SIGKILLed
+twice, Triton restarted once, the bridge (every puller) SIGKILLed and restarted once.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +23,7 @@ from PIL import Image
 from imagen.events import RESULT_MARKER, job_id
 from imagen.jobs import DONE, is_terminal
 from imagen.models import MODELS
+from imagen.names import gs_uri
 
 from .demo import SAMPLES
 from .settings import StackSettings
@@ -38,7 +43,31 @@ def variants(n: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def run(s: StackSettings, count: int, timeout_s: float) -> int:
+def inject_faults(stack: Stack, stop: threading.Event) -> None:
+    """The faults of --faults, spaced through the burst; each one printed as it happens."""
+
+    def kill_and_restart(name: str) -> None:
+        pid = stack.pid_of(name)
+        if pid:
+            os.killpg(pid, signal.SIGKILL)
+        stack.stop_one(name)  # reaps it, clears its PID file
+        stack.start(stack.service(name))
+
+    steps = [
+        (10, "SIGKILL fn-on_job-enhance", lambda: kill_and_restart("fn-on_job-enhance")),
+        (25, "restart triton", lambda: (stack.stop_one("triton"), stack.start(stack.service("triton")))),
+        (45, "SIGKILL the bridge (every puller)", lambda: kill_and_restart("bridge")),
+        (60, "SIGKILL fn-on_job-style_comic", lambda: kill_and_restart("fn-on_job-style_comic")),
+    ]
+    started = time.monotonic()
+    for at, what, fault in steps:
+        if stop.wait(max(0.0, at - (time.monotonic() - started))):
+            return
+        fault()
+        print(f"fault at {time.monotonic() - started:5.1f}s: {what}", flush=True)
+
+
+def run(s: StackSettings, count: int, timeout_s: float, faults: Stack | None = None) -> int:
     bucket = s.bucket_handle()
     run_id = time.strftime("%H%M%S")
     images = variants(count)
@@ -50,11 +79,18 @@ def run(s: StackSettings, count: int, timeout_s: float) -> int:
         return job_id(s.bucket, blob.name, str(blob.generation))
 
     started = time.monotonic()
+    stop = threading.Event()
+    injector = threading.Thread(target=inject_faults, args=(faults, stop), daemon=True) if faults else None
+    if injector:
+        injector.start()
     with ThreadPoolExecutor(16) as pool:
         ids = list(pool.map(put, enumerate(images)))
     print(f"uploaded {len(ids)} images in {time.monotonic() - started:.1f}s", flush=True)
 
     docs = s.job_store().wait(ids, timeout_s, until=is_terminal, every_s=1.0)
+    stop.set()
+    if injector:
+        injector.join()
     final: dict[str, dict[str, Any]] = {k: d for k, d in docs.items() if is_terminal(d)}
     elapsed = time.monotonic() - started
     seen = set(docs)
@@ -64,13 +100,27 @@ def run(s: StackSettings, count: int, timeout_s: float) -> int:
     done = sum(1 for d in final.values() if d["status"] == DONE)
     failed = len(final) - done
     lost = len(ids) - len(final)
-    print(f"\n{'uploads':>8} {'jobs':>6} {'done':>6} {'failed':>7} {'results':>8} {'lost':>5} {'seconds':>8}")
-    print(f"{len(ids):>8} {len(seen):>6} {done:>6} {failed:>7} {len(results):>8} {lost:>5} {elapsed:>8.1f}")
+    owners = {d["result_uri"]: d["source_uri"] for d in final.values() if d.get("result_uri")}
+    foreign = sum(
+        1
+        for b in results
+        if owners.get(gs_uri(b.bucket.name, b.name), (b.metadata or {}).get("imagen-source"))
+        != (b.metadata or {}).get("imagen-source")
+    )
+    attempts = sum(int(d.get("attempts", 0)) for d in final.values())
+    print(
+        f"\n{'uploads':>8} {'jobs':>6} {'done':>6} {'failed':>7} {'results':>8} {'lost':>5} {'foreign':>8} "
+        f"{'attempts':>9} {'seconds':>8}"
+    )
+    print(
+        f"{len(ids):>8} {len(seen):>6} {done:>6} {failed:>7} {len(results):>8} {lost:>5} {foreign:>8} "
+        f"{attempts:>9} {elapsed:>8.1f}"
+    )
     print(f"throughput: {len(final) / elapsed:.2f} images/s")
     for d in final.values():
         if d["status"] != DONE:
             print(f"failed: {d['object']}: {d.get('reason')}")
-    ok = lost == 0 and failed == 0 and len(results) == done
+    ok = lost == 0 and foreign == 0 and failed == 0 and len(results) == done
     return 0 if ok else 1
 
 
@@ -78,11 +128,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--faults", action="store_true", help="inject faults during the burst")
     args = parser.parse_args()
     s = StackSettings.from_env()
     os.environ.update(s.client_env())
-    with Stack(s).session():
-        return run(s, args.count, args.timeout)
+    with Stack(s).session() as stack:
+        return run(s, args.count, args.timeout, stack if args.faults else None)
 
 
 if __name__ == "__main__":

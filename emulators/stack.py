@@ -235,6 +235,7 @@ class Stack:
             self._triton(),
             self._function("fn-on_upload", "on_upload", s.upload_fn_port),
             self._function("fn-on_dead_letter", "on_dead_letter", s.dead_letter_fn_port),
+            self._function("fn-on_reconcile", "on_reconcile", s.reconcile_fn_port),
         ]
         out += [
             self._function(f"fn-on_job-{m}", "on_job", s.job_fn_port(m), MODEL_NAME=m, THREADS="4")
@@ -321,6 +322,8 @@ class Stack:
             self.down(lambda _m: None)
 
     def down(self, on_step: Callable[[str], None] = print) -> None:
+        """Stop every process by its PID; a progress line that cannot be written stops nothing."""
+        on_step = _quiet_on_failure(on_step)
         names = [svc for svc in self.running()]
         order = (
             ["bridge"] + [n for n in names if n.startswith("fn-")] + ["triton", "gcs", "firestore", "pubsub"]
@@ -328,6 +331,16 @@ class Stack:
         for name in order + [n for n in names if n not in order]:
             if self.stop_one(name):
                 on_step(f"{name:24} stopped")
+
+
+def _quiet_on_failure(on_step: Callable[[str], None]) -> Callable[[str], None]:
+    """`on_step`, minus its failures (stdout closed: `nox -s up | tee` after Ctrl-C kills tee)."""
+
+    def say(line: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            on_step(line)
+
+    return say
 
 
 def build_models(on_step: Callable[[str], None]) -> None:

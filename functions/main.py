@@ -8,6 +8,7 @@ from cloudevents.http import CloudEvent
 from imagen import logs, tracing
 from imagen.config import Config
 from imagen.dead_letter import handle_dead_letter
+from imagen.reconciler import handle_reconcile
 from imagen.services import Services
 from imagen.upload import handle_upload
 from imagen.worker import handle_job
@@ -34,3 +35,9 @@ def on_job(event: CloudEvent) -> None:
 def on_dead_letter(event: CloudEvent) -> None:
     """Pub/Sub message on imagen-dead-letter → the job marked failed with the reason."""
     handle_dead_letter(CONFIG, SERVICES, event["type"], event.get_data())
+
+
+@functions_framework.cloud_event
+def on_reconcile(event: CloudEvent) -> None:
+    """A tick on imagen-reconcile (Cloud Scheduler) → stuck jobs published again."""
+    handle_reconcile(CONFIG, SERVICES, event["type"], event.get_data())

@@ -6,7 +6,7 @@ locals {
     "artifactregistry.googleapis.com", "cloudbuild.googleapis.com", "cloudfunctions.googleapis.com",
     "compute.googleapis.com", "container.googleapis.com", "eventarc.googleapis.com",
     "firestore.googleapis.com", "pubsub.googleapis.com", "run.googleapis.com",
-    "storage.googleapis.com", "vpcaccess.googleapis.com",
+    "storage.googleapis.com", "vpcaccess.googleapis.com", "cloudscheduler.googleapis.com",
   ]
 }
 
@@ -65,6 +65,7 @@ module "functions" {
   vpc_connector        = module.triton.vpc_connector
   worker_max_instances = var.worker_max_instances
   worker_concurrency   = var.worker_concurrency
+  max_attempts         = var.max_delivery_attempts
   labels               = var.labels
   depends_on           = [google_project_service.apis, module.firestore]
 }
@@ -78,6 +79,8 @@ module "messaging" {
   models                = local.models
   job_push_endpoints    = module.functions.job_function_uris
   dead_letter_endpoint  = module.functions.dead_letter_function_uri
+  reconcile_endpoint    = module.functions.reconcile_function_uri
+  region                = var.region
   push_service_account  = module.functions.invoker_service_account
   max_delivery_attempts = var.max_delivery_attempts
   labels                = var.labels

@@ -1,5 +1,10 @@
-"""The functions' environment in the integration and system tiers (on top of Config's defaults):
-a short lease, so a killed worker's job is retaken within seconds, and small input limits, so
-the over-limit files stay small."""
+"""The functions' environment in the test tiers, on top of Config's defaults."""
 
-FUNCTION_ENV = {"JOB_LEASE_S": "8", "MAX_INPUT_BYTES": str(8 * 1024 * 1024), "MAX_INPUT_PIXELS": "20000000"}
+from emulators.settings import LOCAL_FUNCTION_ENV
+
+# Small input limits, so the over-limit files stay small.
+INPUT_LIMITS = {"MAX_INPUT_BYTES": str(8 * 1024 * 1024), "MAX_INPUT_PIXELS": "20000000"}
+# Integration: handlers called in-process, no delivery backoff to keep a ratio with.
+FUNCTION_ENV = {**INPUT_LIMITS, "JOB_LEASE_S": "8"}
+# System: the local stack's timings (production's scaled, ratios kept).
+SYSTEM_FUNCTION_ENV = {**LOCAL_FUNCTION_ENV, **INPUT_LIMITS}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import time
+import uuid
 from typing import Any
+
+from imagen.events import JobMessage
 
 
 def pull_for(sub: Any, path: str, job_id: str, timeout_s: float = 30) -> Any:
@@ -17,3 +21,16 @@ def pull_for(sub: Any, path: str, job_id: str, timeout_s: float = 30) -> Any:
             if m.message.attributes.get("job_id") == job_id:
                 return m.message
     raise AssertionError(f"no message for job {job_id} within {timeout_s}s")
+
+
+def push_body(msg: JobMessage, attributes: dict[str, str] | None = None, attempt: int = 1) -> dict[str, Any]:
+    """What a Pub/Sub push subscription posts for one job message."""
+    return {
+        "message": {
+            "data": base64.b64encode(msg.encode()).decode(),
+            "attributes": attributes or {"job_id": msg.job_id, "model": msg.model},
+            "messageId": f"m-{uuid.uuid4().hex[:8]}",
+        },
+        "subscription": "projects/p/subscriptions/s",
+        "deliveryAttempt": attempt,
+    }

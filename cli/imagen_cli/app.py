@@ -177,7 +177,14 @@ def cmd_retry(b: Backend, args: argparse.Namespace) -> int:
         msg = b.jobs.retry(job["job_id"])
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    b.publisher.job(msg)
+    try:
+        b.publisher.job(msg)
+    except Exception as exc:  # e.g. no permission to publish: the job waits for the reconciler
+        raise CliError(
+            f"job {msg.job_id} is queued again, but its message could not be published "
+            f"({type(exc).__name__}: {exc}); the reconciler will publish it"
+        ) from exc
+    b.jobs.published(msg.job_id)
     render.say(f"job {msg.job_id} queued again")
     return 0
 

@@ -50,6 +50,10 @@ class LocalPorts:
     def dead_letter_fn(self) -> int:
         return self.base + 96
 
+    @property
+    def reconcile_fn(self) -> int:
+        return self.base + 97
+
     def emulator_env(self) -> dict[str, str]:
         """What points the google-cloud clients at the stack's emulators."""
         return {

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import logs
 from .config import Config
-from .jobs import DONE, is_terminal
+from .jobs import DONE, TERMINAL, is_terminal
 from .services import Services
 
 DONE_TYPE = "imagen.job.v1.done"
@@ -21,9 +21,11 @@ FAILED_TYPE = "imagen.job.v1.failed"
 
 def attributes(cfg: Config, event_type: str, job: dict[str, Any]) -> dict[str, str]:
     job_id = str(job["job_id"])
+    # One id per terminal transition: a retried job that ends again is a new event, not a duplicate.
+    ends = sum(1 for h in job.get("history", []) if h.get("status") in TERMINAL)
     return {
         "ce-specversion": "1.0",
-        "ce-id": f"{job_id}-{event_type.rsplit('.', 1)[-1]}",
+        "ce-id": f"{job_id}-{event_type.rsplit('.', 1)[-1]}-{max(ends, 1)}",
         "ce-type": event_type,
         "ce-source": f"//imagen/projects/{cfg.project}",
         "ce-subject": f"jobs/{job_id}",

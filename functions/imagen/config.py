@@ -40,6 +40,11 @@ class Config:
     tile_batch: int = 8
     tile_concurrency: int = 4
     lease_s: int = 120  # renewed every lease_s/3 while the job runs
+    max_attempts: int = 5  # claims of a job before it fails (Terraform: max_delivery_attempts)
+    # The reconciler (every 60 s in production): what counts as stuck, in the lease's ratios.
+    reconcile_lease_margin_s: int = 30  # running this long past its lease: republished
+    reconcile_publish_grace_s: int = 60  # queued with its publish pending this long: republished
+    reconcile_queued_max_s: int = 1800  # queued this long, whatever the reason: republished
     otel_enabled: bool = False
     otel_endpoint: str = ""
 
@@ -65,6 +70,12 @@ class Config:
             tile_batch=_int(env, "TILE_BATCH", cls.tile_batch, 1),
             tile_concurrency=_int(env, "TILE_CONCURRENCY", cls.tile_concurrency, 1),
             lease_s=_int(env, "JOB_LEASE_S", cls.lease_s, 1),
+            max_attempts=_int(env, "MAX_ATTEMPTS", cls.max_attempts, 1),
+            reconcile_lease_margin_s=_int(env, "RECONCILE_LEASE_MARGIN_S", cls.reconcile_lease_margin_s, 0),
+            reconcile_publish_grace_s=_int(
+                env, "RECONCILE_PUBLISH_GRACE_S", cls.reconcile_publish_grace_s, 1
+            ),
+            reconcile_queued_max_s=_int(env, "RECONCILE_QUEUED_MAX_S", cls.reconcile_queued_max_s, 1),
             otel_enabled=env.get("OTEL_ENABLED", "").lower() in ("1", "true", "yes"),
             otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         )

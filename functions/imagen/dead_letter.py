@@ -10,25 +10,24 @@ from .jobs import FAILED
 from .services import Services
 
 
-def failure_reason(job: dict[str, Any]) -> str:
-    last = job.get("last_error") or "no error was recorded"
-    return f"gave up after {job.get('attempts', 0)} attempts; last error: {last}"
-
-
 def handle_dead_letter(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
-    """Fail the job of a dead-lettered message with its last error.
+    """A job message out of deliveries: fail the job only when its own attempts are spent.
 
-    While a worker still holds a live lease the dead letter is retried (raise), so a job
-    that is still running is never failed under it, and one whose worker died still ends.
+    Deliveries burnt before any claim (a duplicate message, a store that was unreachable) leave
+    attempts in the job: its message is published again instead. A job a worker holds is left
+    to that worker (and to the reconciler, should it die).
     """
     try:
         msg, _ = events.parse_job_message(event_type, data)
     except events.EventError as exc:
         logs.bad_message(str(exc))
         return
-    outcome = svc.jobs.give_up(msg.job_id, failure_reason)
+    outcome = svc.jobs.give_up(msg.job_id, cfg.max_attempts)
     if outcome == FAILED:
-        logs.job_failed(msg.job_id, msg.model, failure_reason(svc.jobs.get(msg.job_id) or {}))
+        logs.job_failed(msg.job_id, msg.model, (svc.jobs.get(msg.job_id) or {}).get("reason", ""))
+    elif outcome == "requeue":
+        svc.publisher.job(msg)
+        logs.job_requeued(msg.job_id, msg.model, "dead-lettered before its attempts were spent")
     else:
         logs.job_skipped(msg.job_id, outcome)
     completion.announce(cfg, svc, msg.job_id)

@@ -25,7 +25,7 @@ pillow_heif.register_heif_opener()  # HEIC/HEIF from phones; AVIF is built into 
 class Decoded:
     pixels: np.ndarray  # uint8 [H, W, 3], sRGB, upright
     source_format: str
-    frames: int
+    frames: int | None  # None: not counted (TIFF) or a later frame unreadable
 
 
 def _sniff(data: bytes) -> str:
@@ -57,8 +57,29 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+# Formats whose frame count is one cheap pass; TIFF counts by walking every IFD (quadratic in
+# Pillow: 50k IFDs take minutes), so only its first frame is read and its count is not asked.
+_COUNTED_FRAMES = {"GIF", "WEBP", "PNG", "AVIF", "HEIF"}
+
+
+def _frames(im: Image.Image) -> int | None:
+    """How many frames the image has, where that is cheap and readable; None otherwise."""
+    try:
+        if not getattr(im, "is_animated", False):
+            return 1
+        return int(getattr(im, "n_frames", 1)) if im.format in _COUNTED_FRAMES else None
+    except Exception:  # a broken later frame: the first one is what we use
+        return None
+    finally:
+        im.seek(0)
+
+
 def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
-    """Validated, upright sRGB pixels of an upload, or BadInput with a readable reason."""
+    """Validated, upright sRGB pixels of an upload, or BadInput with a readable reason.
+
+    Every error the decoder raises is about the file (Pillow reads only these bytes), so each
+    one is BadInput with its reason: a file never fails as if a service were down.
+    """
     if not data:
         raise BadInput("the file is empty (0 bytes)")
     if len(data) > max_bytes:
@@ -69,6 +90,8 @@ def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
             im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise BadInput(f"not an image: the file looks like {_sniff(data)}") from exc
+    except Exception as exc:  # e.g. a PNG iCCP or zTXt chunk that inflates past Pillow's limit
+        raise BadInput(f"the image header cannot be read ({type(exc).__name__}: {exc})") from exc
     if im.format not in ACCEPTED_FORMATS:
         raise BadInput(f"unsupported image format {im.format}")
     width, height = im.size
@@ -76,16 +99,18 @@ def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
         raise BadInput(
             f"the image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} pixels"
         )
-    frames = int(getattr(im, "n_frames", 1))
-    try:
-        im.seek(0)  # animated images: the first frame is the one processed
-        im.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadInput(f"the {im.format} data is truncated or corrupt ({exc})") from exc
-    icc = im.info.get("icc_profile")
     fmt = str(im.format or "")
-    upright: Image.Image = ImageOps.exif_transpose(im) or im
-    rgb = _to_rgb(upright)
+    try:
+        frames = _frames(im)  # animated images: the first frame is the one processed
+        im.load()
+    except Exception as exc:
+        raise BadInput(f"the {fmt} data is truncated or corrupt ({exc})") from exc
+    try:
+        icc = im.info.get("icc_profile")
+        upright: Image.Image = ImageOps.exif_transpose(im) or im
+        rgb = _to_rgb(upright)
+    except Exception as exc:
+        raise BadInput(f"the {fmt} image cannot be converted to RGB ({type(exc).__name__}: {exc})") from exc
     if icc:
         try:
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
@@ -95,8 +120,21 @@ def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
     return Decoded(np.asarray(rgb, dtype=np.uint8), fmt, frames)
 
 
+JPEG_MAX_SIDE = 65_500  # the largest side a JPEG can hold
+
+
+def check_result(width: int, height: int, fmt: str) -> None:
+    """BadInput when the format cannot hold a result of this size (checked before inference)."""
+    if fmt == "JPEG" and max(width, height) > JPEG_MAX_SIDE:
+        raise BadInput(
+            f"the result would be {width}x{height}; a JPEG side cannot exceed {JPEG_MAX_SIDE} pixels"
+        )
+
+
 def encode(pixels: np.ndarray, fmt: str) -> bytes:
     """JPEG (quality 92) for RGB results, PNG (our fast writer) for RGBA."""
+    height, width = pixels.shape[:2]
+    check_result(width, height, fmt)
     if fmt != "JPEG":
         return png.encode(pixels)
     buf = io.BytesIO()

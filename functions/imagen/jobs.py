@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,7 +24,6 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from .errors import Transient
 from .events import JobMessage
 
 
@@ -57,15 +57,32 @@ def _entry(status: JobStatus, **extra: Any) -> dict[str, Any]:
     return {"status": str(status), "at": now(), **extra}
 
 
-def lease_live(job: dict[str, Any]) -> bool:
+RUNNING_ELSEWHERE = "running elsewhere"
+
+
+def lease_live(job: dict[str, Any], at: dt.datetime) -> bool:
+    """Whether a worker's claim still holds at `at` (the database's clock)."""
     lease = job.get("lease_until")
-    return job.get("status") == RUNNING and lease is not None and lease > now()
+    return job.get("status") == RUNNING and lease is not None and lease > at
+
+
+def spent(job: dict[str, Any]) -> int:
+    """Attempts since the job was last queued by a person (`imagen retry` gives a new budget)."""
+    return int(job.get("attempts", 0)) - int(job.get("retry_floor", 0))
+
+
+def gave_up(job: dict[str, Any]) -> str:
+    last = job.get("last_error") or "no error was recorded"
+    return f"gave up after {spent(job)} attempts; last error: {last}"
 
 
 @dataclass(frozen=True)
 class Claim:
+    """One worker's hold on one attempt of a job; every later transition is fenced on it."""
+
     job_id: str
     attempt: int
+    holder: str = ""
 
 
 class JobStore:
@@ -119,21 +136,33 @@ class JobStore:
                 return docs
             time.sleep(every_s)
 
-    def _transact(self, job_id: str, step: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> bool:
-        """Read the job, let `step` decide the update (None: no change), write it atomically."""
+    def _transact(
+        self, job_id: str, step: Callable[[dict[str, Any] | None, dt.datetime], dict[str, Any] | None]
+    ) -> bool:
+        """Read the job, let `step` decide the update (None: no change), write it atomically.
+
+        `step` gets the time of the read by the database's clock, so leases written and compared
+        by different instances agree whatever each instance's own clock says.
+        """
         ref = self.col.document(job_id)
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> bool:
             snap = ref.get(transaction=tx)
-            update = step(snap.to_dict() if snap.exists else None)
+            at = snap.read_time or now()
+            update = step(snap.to_dict() if snap.exists else None, at)
             if update is None:
                 return False
-            tx.update(ref, {**update, "updated_at": now()})
+            tx.update(ref, {**update, "updated_at": at})
             return True
 
         result: bool = run(self.db.transaction())
         return result
+
+    def server_now(self) -> dt.datetime:
+        """The database's clock, read once."""
+        read_time = self.col.document("_clock").get().read_time
+        return read_time or now()
 
     def create(self, msg: JobMessage, source_uri: str, size: int) -> str | None:
         """Create the queued job; returns None if new, else the existing job's status."""
@@ -158,16 +187,18 @@ class JobStore:
             existing = self.get(msg.job_id) or {}
             return str(existing.get("status", "unknown"))
 
-    def claim(self, job_id: str, lease_s: int) -> Claim | str:
+    def claim(self, job_id: str, lease_s: int, max_attempts: int) -> Claim | str:
         """Claim the job for this worker; returns the Claim, or why it must not run here.
 
-        Raises Transient while another worker holds a live lease: acknowledging would lose the
-        job if that worker has died, so the message comes back until the lease ends.
+        While another worker holds a live lease this delivery is not an attempt: it returns
+        RUNNING_ELSEWHERE and the message is acknowledged (if that worker has died, the
+        reconciler publishes the job again once its lease has run out). A job whose attempts
+        are spent is failed here with its last error, and "failed" is returned.
         """
         claimed: list[Claim] = []
         reason: list[str] = []
 
-        def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
+        def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
             claimed.clear()
             reason.clear()
             if job is None:
@@ -176,41 +207,70 @@ class JobStore:
             if job.get("status") in TERMINAL:
                 reason.append(str(job["status"]))
                 return None
-            if lease_live(job):
-                raise Transient(f"job {job_id} is running on another worker until {job['lease_until']}")
-            attempt = int(job.get("attempts", 0)) + 1
-            claimed.append(Claim(job_id, attempt))
+            if lease_live(job, at):
+                reason.append(RUNNING_ELSEWHERE)
+                return None
+            if spent(job) >= max_attempts:
+                reason.append(str(FAILED))
+                return self._terminal(FAILED, {"reason": gave_up(job)}, at, gave_up=True)
+            claim = Claim(job_id, int(job.get("attempts", 0)) + 1, uuid.uuid4().hex)
+            claimed.append(claim)
             return {
                 "status": str(RUNNING),
-                "attempts": attempt,
-                "started_at": now(),
-                "lease_until": now() + dt.timedelta(seconds=lease_s),
-                "history": firestore.ArrayUnion([_entry(RUNNING, attempt=attempt)]),
+                "attempts": claim.attempt,
+                "holder": claim.holder,
+                "started_at": at,
+                "lease_until": at + dt.timedelta(seconds=lease_s),
+                "history": firestore.ArrayUnion([_entry(RUNNING, attempt=claim.attempt)]),
             }
 
         self._transact(job_id, step)
         return claimed[0] if claimed else reason[0]
 
-    def renew(self, claim: Claim, lease_s: int) -> bool:
-        """Extend this worker's lease; False if the job is no longer ours."""
+    @staticmethod
+    def _holds(job: dict[str, Any] | None, claim: Claim) -> bool:
+        """Whether `claim` is still the job's current claim (status, attempt and holder)."""
+        return bool(
+            job
+            and job.get("status") == RUNNING
+            and job.get("attempts") == claim.attempt
+            and job.get("holder", "") == claim.holder
+        )
 
-        def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
-            if not job or job.get("status") != RUNNING or job.get("attempts") != claim.attempt:
+    def renew(self, claim: Claim, lease_s: int) -> bool:
+        """Extend this worker's lease; False if the job is no longer its own."""
+
+        def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
+            if not self._holds(job, claim):
                 return None
-            return {"lease_until": now() + dt.timedelta(seconds=lease_s)}
+            return {"lease_until": at + dt.timedelta(seconds=lease_s)}
 
         return self._transact(claim.job_id, step)
 
+    @staticmethod
+    def _terminal(status: JobStatus, fields: dict[str, Any], at: dt.datetime, **entry: Any) -> dict[str, Any]:
+        return {
+            **fields,
+            "status": str(status),
+            "finished_at": at,
+            "lease_until": None,
+            "history": firestore.ArrayUnion([_entry(status, **entry)]),
+        }
+
     def _finish(self, claim: Claim, status: JobStatus, fields: dict[str, Any]) -> bool:
-        def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
-            if not job or job.get("status") in TERMINAL:
+        """Move the job on from this claim: only while the claim is still the job's own."""
+
+        def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
+            if not self._holds(job, claim):
                 return None
-            return {
-                **fields,
-                "status": str(status),
-                "lease_until": None,
-                "history": firestore.ArrayUnion([_entry(status, attempt=claim.attempt)]),
-            }
+            if status == QUEUED:
+                return {
+                    **fields,
+                    "status": str(QUEUED),
+                    "lease_until": None,
+                    "history": firestore.ArrayUnion([_entry(QUEUED, attempt=claim.attempt)]),
+                }
+            return self._terminal(status, fields, at, attempt=claim.attempt)
 
         return self._transact(claim.job_id, step)
 
@@ -227,12 +287,11 @@ class JobStore:
             "model_version": model_version,
             "timings": timings,
             "output": output,
-            "finished_at": now(),
         }
         return self._finish(claim, DONE, fields)
 
     def failed(self, claim: Claim, reason: str) -> bool:
-        return self._finish(claim, FAILED, {"reason": reason, "finished_at": now()})
+        return self._finish(claim, FAILED, {"reason": reason})
 
     def release(self, claim: Claim, error: str) -> bool:
         """Give a claimed job back to the queue after a transient fault, for the next delivery."""
@@ -247,11 +306,13 @@ class JobStore:
     def retry(self, job_id: str) -> JobMessage:
         """Queue a failed job again (one transition); returns the message to publish for it.
 
-        Raises ValueError naming the job's status when it is missing or not failed.
+        The job is marked `publish_pending` until `published()`: if the publish after this
+        transition never happens, the reconciler publishes it. Raises ValueError naming the
+        job's status when it is missing or not failed.
         """
         found: list[dict[str, Any]] = []
 
-        def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
+        def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
             found.clear()
             if job is None:
                 raise ValueError(f"no job {job_id}")
@@ -260,38 +321,85 @@ class JobStore:
             found.append(job)
             return {
                 "status": str(QUEUED),
+                "retry_floor": int(job.get("attempts", 0)),  # a fresh budget: a person asked for it
+                "requeues": 0,
+                "publish_pending": True,
                 "reason": firestore.DELETE_FIELD,
                 "event_published": firestore.DELETE_FIELD,
                 "history": firestore.ArrayUnion([_entry(QUEUED, retry=True)]),
             }
 
         self._transact(job_id, step)
-        job = found[0]
-        return JobMessage(job_id, job["model"], job["bucket"], job["object"], str(job["generation"]))
+        return message_of(found[0])
 
-    def give_up(self, job_id: str, reason: Callable[[dict[str, Any]], str]) -> str:
-        """Fail an unfinished job whose messages ran out of deliveries (the dead-letter path).
+    def published(self, job_id: str) -> None:
+        """The job's message is out: nothing for the reconciler to publish."""
+        self.col.document(job_id).update({"publish_pending": firestore.DELETE_FIELD})
 
-        Returns what happened: "failed", the terminal status it already had, or "missing".
-        Raises Transient while a worker holds a live lease, so the dead letter comes back.
+    def give_up(self, job_id: str, max_attempts: int) -> str:
+        """What to do with a job whose message ran out of deliveries (the dead-letter path).
+
+        Returns "failed" when its own attempts are spent (it is failed with its last error),
+        "requeue" when they are not (the deliveries were burnt before any claim: the caller
+        publishes the job again, at most `max_attempts` times), RUNNING_ELSEWHERE while a
+        worker holds it, or the terminal status it already had, or "missing".
         """
         outcome: list[str] = []
 
-        def step(job: dict[str, Any] | None) -> dict[str, Any] | None:
+        def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
             outcome.clear()
             if job is None or job.get("status") in TERMINAL:
                 outcome.append(str(job["status"]) if job else "missing")
                 return None
-            if lease_live(job):
-                raise Transient(f"job {job_id} is still running until {job['lease_until']}")
+            if lease_live(job, at):
+                outcome.append(RUNNING_ELSEWHERE)
+                return None
+            requeues = int(job.get("requeues", 0))
+            if spent(job) < max_attempts and requeues < max_attempts:
+                outcome.append("requeue")
+                return {"requeues": requeues + 1}
             outcome.append(str(FAILED))
-            return {
-                "status": str(FAILED),
-                "reason": reason(job),
-                "finished_at": now(),
-                "lease_until": None,
-                "history": firestore.ArrayUnion([_entry(FAILED, dead_letter=True)]),
-            }
+            return self._terminal(FAILED, {"reason": gave_up(job)}, at, dead_letter=True)
 
         self._transact(job_id, step)
         return outcome[0]
+
+    def stuck(
+        self, lease_margin_s: float, publish_grace_s: float, queued_max_s: float
+    ) -> list[dict[str, Any]]:
+        """Jobs that no message will move on, by the database's clock: running past their lease by
+        `lease_margin_s`, or queued with a publish pending for `publish_grace_s`, or queued for
+        `queued_max_s` whatever the reason."""
+        at = self.server_now()
+        expired = self.col.where(filter=FieldFilter("status", "==", str(RUNNING))).where(
+            filter=FieldFilter("lease_until", "<", at - dt.timedelta(seconds=lease_margin_s))
+        )
+        waiting = self.col.where(filter=FieldFilter("status", "==", str(QUEUED))).where(
+            filter=FieldFilter("updated_at", "<", at - dt.timedelta(seconds=publish_grace_s))
+        )
+        out = [snap.to_dict() or {} for snap in expired.stream()]
+        for snap in waiting.stream():
+            job = snap.to_dict() or {}
+            if job.get("publish_pending") or job["updated_at"] < at - dt.timedelta(seconds=queued_max_s):
+                out.append(job)
+        return out
+
+    def republished(self, job_id: str) -> None:
+        """Note a re-publish (and restart the job's waiting clock, so the next pass skips it)."""
+
+        def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
+            if job is None or job.get("status") in TERMINAL:
+                return None
+            return {
+                "publish_pending": firestore.DELETE_FIELD,
+                "republished_at": at,
+                "republishes": firestore.Increment(1),
+                **({"lease_until": at} if job.get("status") == RUNNING else {}),
+            }
+
+        self._transact(job_id, step)
+
+
+def message_of(job: dict[str, Any]) -> JobMessage:
+    """The job message that moves this job."""
+    return JobMessage(str(job["job_id"]), job["model"], job["bucket"], job["object"], str(job["generation"]))

@@ -119,3 +119,21 @@ def event_published(job_id: str, status: str) -> None:
         job_id=job_id,
         status=status,
     )
+
+
+def job_requeued(job_id: str, model: str, why: str) -> None:
+    _emit(
+        "WARNING", "job_requeued", f"job {job_id} published again: {why}", job_id=job_id, model=model, why=why
+    )
+
+
+def reconciled(job_id: str, model: str, status: str, action: str) -> None:
+    _emit(
+        "WARNING",
+        "job_reconciled",
+        f"job {job_id} ({status}) {action}",
+        job_id=job_id,
+        model=model,
+        status=status,
+        action=action,
+    )

@@ -7,7 +7,6 @@ The functions, the local stack, the CLI, the bench and the tests all derive ever
 from __future__ import annotations
 
 import hashlib
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -57,6 +56,15 @@ class Resources:
         return f"{self.dead_letter_topic}-handler"
 
     @property
+    def reconcile_topic(self) -> str:
+        """Cloud Scheduler's ticks for the reconciler."""
+        return f"{self.topic_prefix}reconcile"
+
+    @property
+    def reconcile_subscription(self) -> str:
+        return f"{self.reconcile_topic}-handler"
+
+    @property
     def notification_topic(self) -> str:
         """Where storage notifications go (the local stack's stand-in for Eventarc)."""
         return f"{self.topic_prefix}gcs-notifications"
@@ -71,6 +79,7 @@ class Resources:
             self.notification_topic,
             self.dead_letter_topic,
             self.events_topic,
+            self.reconcile_topic,
             *(self.job_topic(m) for m in MODELS),
         ]
 
@@ -82,21 +91,28 @@ class Resources:
 
     # Objects -------------------------------------------------------------------------------
     def result_name(self, model: str, source_name: str) -> str:
-        """results/<model>/<path under the model prefix>, with the extension of the result format.
+        """results/<model>/<path under the model prefix>.<result extension>, one per source.
 
-        '.' and '..' segments become '_' so no consumer that maps names to paths can escape its
-        folder; a name over GCS's 1024-byte limit is shortened and made unique with a hash.
+        The source's own name is kept whole, extension included, and the result's extension is
+        appended (`IMG_0001.HEIC` → `IMG_0001.HEIC.jpg`, `IMG_0001.JPG` → `IMG_0001.JPG.jpg`), so
+        two sources never share a result. '', '.' and '..' segments become '_' so no consumer
+        that maps names to paths can escape its folder; such a name, and one over GCS's 1024-byte
+        limit, also carries a hash of the source name, which keeps it apart from the source
+        that really is named with '_'.
         """
         rest = source_name.split("/", 1)[1]
-        segments = ["_" if seg in ("", ".", "..") else seg for seg in rest.split("/")]
-        stem, _ = posixpath.splitext("/".join(segments))
+        raw = rest.split("/")
+        segments = ["_" if seg in ("", ".", "..") else seg for seg in raw]
         ext = result_extension(model)
         folder = f"{self.result_prefix}{model}/"
-        name = f"{folder}{stem or 'image'}{ext}"
+        digest = hashlib.sha256(source_name.encode()).hexdigest()[:16]
+        path = "/".join(segments)
+        if segments != raw:
+            path = f"{path}-{digest}"
+        name = f"{folder}{path}{ext}"
         if len(name.encode()) > MAX_OBJECT_NAME_BYTES:
-            digest = hashlib.sha256(source_name.encode()).hexdigest()[:16]
             room = MAX_OBJECT_NAME_BYTES - len(f"{folder}-{digest}{ext}".encode())
-            short = stem.encode()[:room].decode(errors="ignore")
+            short = "/".join(segments).encode()[:room].decode(errors="ignore")
             name = f"{folder}{short}-{digest}{ext}"
         return name
 

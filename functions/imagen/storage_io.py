@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from google.api_core import exceptions as gexc
@@ -10,13 +11,14 @@ from google.cloud import storage  # type: ignore[attr-defined]
 from . import logs
 from .errors import BadInput, Transient
 from .events import RESULT_MARKER, JobMessage
-from .names import gs_uri
+from .names import gs_uri, split_gs_uri
 
 
 @dataclass(frozen=True)
 class Written:
     uri: str
     wrote: bool  # False: an earlier attempt of this job had written it already
+    generation: int = 0
 
 
 class ObjectStore:
@@ -44,7 +46,8 @@ class ObjectStore:
 
         A result already written for this job (an earlier attempt died before marking the job
         done) is reused, not written again. A result from a newer generation of the same source
-        is never overwritten by an older one.
+        is never overwritten by an older one, and an object there for another source (or not
+        written by imagen) is never overwritten at all.
         """
         bucket = self.client.bucket(msg.bucket)
         uri = gs_uri(msg.bucket, name)
@@ -55,10 +58,10 @@ class ObjectStore:
             meta = existing.metadata or {}
             if meta.get(RESULT_MARKER) == msg.job_id:
                 return Written(uri, False)
-            newer = meta.get("imagen-source") == source and int(
-                meta.get("imagen-source-generation", "0")
-            ) > int(msg.generation)
-            if newer:
+            if meta.get("imagen-source") != source:  # never another source's result, or a stranger's
+                owner = meta.get("imagen-source") or "an object imagen did not write"
+                raise BadInput(f"{uri} already holds {owner}; it is never overwritten by another source")
+            if int(meta.get("imagen-source-generation", "0")) > int(msg.generation):
                 raise BadInput(f"superseded: {uri} already holds the result of a newer upload of this object")
             precondition = int(existing.generation)
         blob = bucket.blob(name)
@@ -74,4 +77,10 @@ class ObjectStore:
         except gexc.PreconditionFailed as exc:
             raise Transient(f"{uri} changed while this job wrote it; retrying") from exc
         logs.result_written(msg.job_id, uri, int(blob.generation or 0), len(data))
-        return Written(uri, True)
+        return Written(uri, True, int(blob.generation or 0))
+
+    def remove(self, written: Written) -> None:
+        """Delete a result this attempt wrote (only that generation: never a later one)."""
+        bucket, name = split_gs_uri(written.uri)
+        with contextlib.suppress(gexc.NotFound, gexc.PreconditionFailed):
+            self.client.bucket(bucket).blob(name).delete(if_generation_match=written.generation)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from . import completion, events, imaging, logs, tracing
@@ -13,34 +11,64 @@ from .config import Config
 from .errors import BadInput
 from .events import JobMessage
 from .inference import InferStats
-from .jobs import Claim
+from .jobs import DONE, Claim
 from .models import MODELS
 from .services import Services
 
 
-@contextmanager
-def _lease(cfg: Config, svc: Services, claim: Claim) -> Iterator[None]:
-    """Renew the claim's lease every lease/3 seconds while the job runs."""
-    stop = threading.Event()
+class ClaimLost(Exception):
+    """This worker no longer holds the job (its lease was renewed by no one and another worker,
+    or the dead-letter handler, took it): stop, and touch nothing of the job's."""
 
-    def beat() -> None:
-        while not stop.wait(max(1.0, cfg.lease_s / 3)):
+
+class Lease:
+    """Renews the claim every lease/3 seconds while the job runs; knows when it is lost.
+
+    Lost: a renewal found the job no longer this claim's, or no renewal succeeded for a whole
+    lease (by this instance's own monotonic clock, so another may have taken it by now).
+    """
+
+    def __init__(self, cfg: Config, svc: Services, claim: Claim) -> None:
+        self.cfg, self.svc, self.claim = cfg, svc, claim
+        self.stop = threading.Event()
+        self.lost = threading.Event()
+        self.renewed = time.monotonic()
+        self.thread = threading.Thread(target=self._beat, name=f"lease-{claim.job_id[:8]}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(max(1.0, self.cfg.lease_s / 3)):
             try:
-                svc.jobs.renew(claim, cfg.lease_s)
+                if not self.svc.jobs.renew(self.claim, self.cfg.lease_s):
+                    logs.lease_renewal_failed(self.claim.job_id, "the job is no longer this worker's")
+                    self.lost.set()
+                    return
+                self.renewed = time.monotonic()
             except Exception as exc:  # a missed beat only shortens the lease
-                logs.lease_renewal_failed(claim.job_id, str(exc))
+                logs.lease_renewal_failed(self.claim.job_id, str(exc))
+                if time.monotonic() - self.renewed >= self.cfg.lease_s:
+                    self.lost.set()
+                    return
 
-    thread = threading.Thread(target=beat, name=f"lease-{claim.job_id[:8]}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    def check(self) -> None:
+        """Raise ClaimLost once the lease is lost (called between stages and tile rows)."""
+        if self.lost.is_set():
+            raise ClaimLost(f"job {self.claim.job_id}: attempt {self.claim.attempt} lost its claim")
+
+    def __enter__(self) -> Lease:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
 
 
-def run_job(cfg: Config, svc: Services, msg: JobMessage, claim: Claim) -> None:
-    """Download, decode, infer, encode, upload; marks the job done. Raises BadInput/Transient."""
+def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
+    """Download, decode, infer, encode, upload; marks the job done.
+
+    Raises BadInput, Transient, or ClaimLost when another took the job meanwhile.
+    """
+    claim = lease.claim
     spec = MODELS[msg.model]
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}  # this thread's CPU seconds per stage
@@ -57,11 +85,14 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, claim: Claim) -> None:
     data = svc.storage.download(msg, cfg.max_input_bytes)
     lap("download_s")
     decoded = imaging.decode(data, cfg.max_input_bytes, cfg.max_input_pixels)
+    h, w = decoded.pixels.shape[:2]
+    imaging.check_result(w * spec.scale, h * spec.scale, spec.result_format)  # before any inference
     lap("decode_s")
     stats = InferStats()
     last_report = [time.monotonic()]  # the first report after a second: short jobs write none
 
     def report(fraction: float) -> None:  # at most one progress write a second
+        lease.check()
         if fraction < 1.0 and time.monotonic() - last_report[0] >= 1.0:
             last_report[0] = time.monotonic()
             svc.jobs.progress(msg.job_id, fraction)
@@ -71,11 +102,11 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, claim: Claim) -> None:
     encoded = imaging.encode(pixels, spec.result_format)
     lap("encode_s")
     name = cfg.names.result_name(msg.model, msg.name)
+    lease.check()  # a stale worker writes no result
     written = svc.storage.write_result(msg, name, encoded, spec.content_type, stats.model_version)
     lap("upload_s")
     timings["total_s"] = round(time.perf_counter() - t0, 4)
     timings["infer_wait_s"] = round(stats.wait_s, 4)
-    h, w = decoded.pixels.shape[:2]
     output = {
         "width": int(pixels.shape[1]),
         "height": int(pixels.shape[0]),
@@ -92,8 +123,12 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, claim: Claim) -> None:
     }
     if svc.jobs.done(claim, written.uri, stats.model_version, timings, output):
         logs.job_done(msg.job_id, msg.model, written.uri, timings)
-    else:
-        logs.job_skipped(msg.job_id, "finished by another attempt")
+        return
+    # The claim was lost between the check and `done`: a result must not outlive a failed job.
+    job = svc.jobs.get(msg.job_id) or {}
+    if written.wrote and job.get("status") != DONE:
+        svc.storage.remove(written)
+    raise ClaimLost(f"job {msg.job_id}: attempt {claim.attempt} lost its claim before it was done")
 
 
 def handle_job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
@@ -115,18 +150,23 @@ def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
     if cfg.model_name and msg.model != cfg.model_name:
         logs.bad_message(f"job {msg.job_id} is for {msg.model}, this worker runs {cfg.model_name}")
         return
-    claim = svc.jobs.claim(msg.job_id, cfg.lease_s)
+    claim = svc.jobs.claim(msg.job_id, cfg.lease_s, cfg.max_attempts)
     if not isinstance(claim, Claim):
+        # Acknowledged, also while another worker runs it: a delivery that meets a live lease
+        # is not an attempt (the reconciler republishes the job if that worker died).
         logs.job_skipped(msg.job_id, claim)
         completion.announce(cfg, svc, msg.job_id)  # heals an event lost to a crash
         return
     logs.job_started(msg.job_id, msg.model, claim.attempt)
     try:
-        with _lease(cfg, svc, claim):
-            run_job(cfg, svc, msg, claim)
+        with Lease(cfg, svc, claim) as lease:
+            run_job(cfg, svc, msg, lease)
+    except ClaimLost as exc:
+        logs.job_skipped(msg.job_id, str(exc))  # the job is another's now: nothing to change
+        return
     except BadInput as exc:
-        svc.jobs.failed(claim, str(exc))
-        logs.job_failed(msg.job_id, msg.model, str(exc))
+        if svc.jobs.failed(claim, str(exc)):
+            logs.job_failed(msg.job_id, msg.model, str(exc))
         completion.announce(cfg, svc, msg.job_id)
         return
     except Exception as exc:  # Transient, or a fault we did not foresee: let Pub/Sub retry

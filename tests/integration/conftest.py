@@ -7,7 +7,6 @@ app of functions/main.py) itself, so what happens between two steps is the test'
 
 from __future__ import annotations
 
-import base64
 import os
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from imagen.services import Services
 from imagen.upload import handle_upload
 from imagen.worker import handle_job
 from tests.function_env import FUNCTION_ENV
+from tests.messages import push_body
 
 PORT_BASE = os.environ.get("IMAGEN_INTEGRATION_PORT_BASE", "19200")
 EMULATORS = ("pubsub", "firestore", "gcs")
@@ -69,19 +69,6 @@ def svc(cfg: Config) -> Services:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]
-
-
-def push_body(msg: JobMessage, attributes: dict[str, str] | None = None, attempt: int = 1) -> dict[str, Any]:
-    """What a Pub/Sub push subscription posts for one job message."""
-    return {
-        "message": {
-            "data": base64.b64encode(msg.encode()).decode(),
-            "attributes": attributes or {"job_id": msg.job_id, "model": msg.model},
-            "messageId": f"m-{uuid.uuid4().hex[:8]}",
-        },
-        "subscription": "projects/p/subscriptions/s",
-        "deliveryAttempt": attempt,
-    }
 
 
 @dataclass

@@ -83,7 +83,7 @@ def test_retry_queues_a_failed_job_and_publishes_it(
 
 def test_retry_refuses_a_running_job(imagen: Run, harness: Harness, unique: str) -> None:
     job_id = harness.upload(f"enhance/cli-{unique}/cat.jpg", SAMPLE.read_bytes())
-    assert isinstance(harness.svc.jobs.claim(job_id, lease_s=60), Claim)
+    assert isinstance(harness.svc.jobs.claim(job_id, lease_s=60, max_attempts=5), Claim)
     code, _, err = imagen("retry", job_id)
     assert code == 2 and "is running; only failed jobs can be retried" in err
 

@@ -19,15 +19,14 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from emulators.stack import Stack
 from imagen import events
 from imagen.config import Config
-from imagen.errors import Transient
 from imagen.events import RESULT_MARKER
 from imagen.jobs import Claim
 from imagen.names import object_name
 from imagen.worker import handle_job
 from tests.function_env import FUNCTION_ENV
-from tests.messages import pull_for
+from tests.messages import pull_for, push_body
 
-from .conftest import SAMPLE, Harness, push_body
+from .conftest import SAMPLE, Harness
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 
@@ -128,36 +127,49 @@ def test_triton_unreachable_releases_the_job_then_the_dead_letter_fails_it(
     sub, open_ = subscriber
     events_path = open_(harness.cfg.names.events_topic)
     job_id = harness.upload(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
-    client = app("on_job", monkeypatch, MODEL_NAME="enhance", TRITON_URL="127.0.0.1:9", TRITON_TIMEOUT_S="5")
+    client = app(
+        "on_job",
+        monkeypatch,
+        MODEL_NAME="enhance",
+        TRITON_URL="127.0.0.1:9",
+        TRITON_TIMEOUT_S="5",
+        MAX_ATTEMPTS="2",
+    )
     topic = harness.cfg.names.topic_path(harness.cfg.names.job_topic("enhance"))
-    assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 500
-    job = harness.svc.jobs.get(job_id) or {}
-    assert job["status"] == "queued" and job["attempts"] == 1  # the fault was met, and released
-    assert "Triton unreachable at 127.0.0.1:9" in job["last_error"]
-    assert job.get("lease_until") is None
-
     dead = app("on_dead_letter", monkeypatch)
     dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
+    for attempt in (1, 2):
+        assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 500
+        job = harness.svc.jobs.get(job_id) or {}
+        assert job["status"] == "queued" and job["attempts"] == attempt  # the fault was met, and released
+        assert "Triton unreachable at 127.0.0.1:9" in job["last_error"]
+        assert job.get("lease_until") is None
+        if attempt == 1:  # dead-lettered with an attempt left: published again, not failed
+            assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id))).status_code == 200
+            assert (harness.svc.jobs.get(job_id) or {})["status"] == "queued"
+
     assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id), attempt=5)).status_code == 200
     job = harness.svc.jobs.get(job_id) or {}
     assert job["status"] == "failed"
-    assert job["reason"].startswith("gave up after 1 attempts; last error: Transient: Triton unreachable")
+    assert job["reason"].startswith("gave up after 2 attempts; last error: Transient: Triton unreachable")
     assert job["history"][-1]["dead_letter"] is True
     assert pull_for(sub, events_path, job_id).attributes["ce-type"] == "imagen.job.v1.failed"
 
 
-def test_dead_letter_of_a_running_job_is_retried_not_failed(
+def test_a_job_a_worker_holds_is_left_to_it(
     app_env: Stack, harness: Harness, monkeypatch: pytest.MonkeyPatch, unique: str
 ) -> None:
+    """Neither a dead letter nor a duplicate delivery touches a job while its lease is live, and
+    neither counts as an attempt (both are acknowledged: the reconciler covers a dead worker)."""
     job_id = harness.upload(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
-    claim = harness.svc.jobs.claim(job_id, lease_s=60)
+    claim = harness.svc.jobs.claim(job_id, lease_s=60, max_attempts=5)
     assert isinstance(claim, Claim)
     dead = app("on_dead_letter", monkeypatch)
     dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
-    assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id))).status_code == 500
-    assert (harness.svc.jobs.get(job_id) or {})["status"] == "running"
-    with pytest.raises(Transient, match="running on another worker"):
-        handle_job(harness.cfg, harness.svc, events.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
+    assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id))).status_code == 200
+    handle_job(harness.cfg, harness.svc, events.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "running" and job["attempts"] == 1
 
 
 def test_message_for_another_model_is_dropped_with_a_log(

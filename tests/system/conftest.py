@@ -16,7 +16,7 @@ import pytest
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 from imagen.jobs import is_finished
-from tests.function_env import FUNCTION_ENV
+from tests.function_env import SYSTEM_FUNCTION_ENV
 
 TEST_PORT_BASE = os.environ.get("IMAGEN_TEST_PORT_BASE", "19000")
 SAMPLE = ROOT / "samples" / "cat.jpg"
@@ -26,7 +26,7 @@ SAMPLE = ROOT / "samples" / "cat.jpg"
 def stack() -> Iterator[StackSettings]:
     os.environ["IMAGEN_PORT_BASE"] = TEST_PORT_BASE
     os.environ["IMAGEN_STACK_DIR"] = str(ROOT / ".stack-test")
-    s = dataclasses.replace(StackSettings.from_env(), function_env=FUNCTION_ENV)
+    s = dataclasses.replace(StackSettings.from_env(), function_env=SYSTEM_FUNCTION_ENV)
     os.environ.update(s.client_env())
     with Stack(s).session(lambda m: print(m, flush=True)):
         yield s

@@ -48,9 +48,9 @@ def test_submit_wait_downloads_results(stack: Any, tmp_path: Path, unique: str) 
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("submitted gs://") == 2
     assert "100% done" in run.stdout
-    result = out / "upscale" / f"cli-{unique}" / "cat.jpg"
+    result = out / "upscale" / f"cli-{unique}" / "cat.jpg.jpg"
     assert Image.open(result).size == (1600, 1064)
-    assert (out / "upscale" / f"cli-{unique}" / "coffee.jpg").exists()
+    assert (out / "upscale" / f"cli-{unique}" / "coffee.jpg.jpg").exists()
 
 
 def test_retry_runs_the_job_again_on_a_worker(bucket: Any, jobs_col: Any, unique: str) -> None:

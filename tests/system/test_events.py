@@ -67,3 +67,19 @@ def test_failed_jobs_announce_themselves(bucket: Any, events_sub: tuple[Any, str
     assert attrs["ce-type"] == "imagen.job.v1.failed"
     assert attrs["result_uri"] == ""
     assert "empty" in data["reason"]
+
+
+def test_a_retried_job_that_fails_again_is_a_new_event(
+    stack: Any, bucket: Any, jobs_col: Any, events_sub: tuple[Any, str], unique: str
+) -> None:
+    from imagen.publisher import Publisher
+
+    sub, path = events_sub
+    jid = upload(bucket, f"enhance/chain-{unique}/empty.jpg", b"")
+    first, _ = next_event(sub, path, jid)
+    store = stack.job_store()
+    Publisher(pubsub_v1.PublisherClient(), stack.names).job(store.retry(jid))  # what `imagen retry` does
+    second, data = next_event(sub, path, jid)
+    assert first["ce-type"] == second["ce-type"] == "imagen.job.v1.failed"
+    assert first["ce-id"] != second["ce-id"], "a consumer deduplicating on ce-id would drop the second"
+    assert data["attempts"] == 2

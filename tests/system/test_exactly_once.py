@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -135,21 +133,3 @@ def test_triton_down_past_the_retry_budget_fails_through_the_dead_letter_topic(
         ]
         == "done"
     )
-
-
-def test_worker_killed_mid_job_is_finished_by_a_redelivery(
-    bucket: Any, jobs_col: Any, stack: Any, restore: Stack, unique: str
-) -> None:
-    jid = upload(bucket, f"upscale/killed-{unique}/big.jpg", big_photo())
-    wait_until(lambda: (jobs_col.document(jid).get().to_dict() or {}).get("status") == "running", 60, 0.1)
-    pid = restore.pid_of("fn-on_job-upscale")
-    assert pid
-    os.killpg(pid, signal.SIGKILL)
-    restore.stop_one("fn-on_job-upscale")  # reaps it and clears its PID file
-    restore.start(restore.service("fn-on_job-upscale"))
-
-    job = wait_finished(jobs_col, jid, timeout_s=240)
-    assert job["status"] == "done", job.get("reason")
-    assert job["attempts"] >= 2
-    assert statuses(job)[:2] == ["queued", "running"] and statuses(job)[-1] == "done"
-    assert statuses(job).count("done") == 1

@@ -27,7 +27,7 @@ def test_model_end_to_end(bucket: Any, jobs_col: Any, unique: str, model: str) -
     job = wait_until(lambda: finished(jobs_col, jid), timeout_s=180)
     assert job["status"] == "done", job.get("reason")
     ext = "png" if model == "background_remove" else "jpg"
-    result_name = f"results/{model}/e2e-{unique}/cat photo.{ext}"
+    result_name = f"results/{model}/e2e-{unique}/cat photo.jpg.{ext}"
     assert job["result_uri"] == f"gs://{bucket.name}/{result_name}"
     assert [h["status"] for h in job["history"]] == ["queued", "running", "done"]
     assert job["attempts"] == 1 and job["model_version"] == "1"

@@ -164,3 +164,23 @@ def test_triton_is_reachable_only_inside_the_vpc() -> None:
     assert annotations["networking.gke.io/load-balancer-type"] == "Internal"
     mode = triton.named("variable")["mode"]
     assert "validation" in mode
+
+
+def test_the_reconciler_runs_on_a_schedule_at_the_lease_ratio() -> None:
+    """Cloud Scheduler → imagen-reconcile → push → on_reconcile, every minute: half the job lease,
+    as the local stack's 12 s is half its 24 s lease."""
+    messaging = load(TERRAFORM / "modules" / "messaging")
+    job = messaging.resource("google_cloud_scheduler_job", "reconcile")
+    assert one(one(job["pubsub_target"])["topic_name"]) == "${google_pubsub_topic.reconcile.id}"
+    assert one(messaging.named("variable")["reconcile_schedule"]["default"]) == "* * * * *"
+    sub = messaging.resource("google_pubsub_subscription", "reconcile")
+    assert one(sub["topic"]) == "${google_pubsub_topic.reconcile.id}"
+    assert one(one(sub["push_config"])["push_endpoint"]) == "${var.reconcile_endpoint}"
+
+    functions = load(TERRAFORM / "modules" / "functions")
+    fn = functions.resource("google_cloudfunctions2_function", "on_reconcile")
+    assert one(one(fn["build_config"])["entry_point"]) == "on_reconcile"
+    assert "MAX_ATTEMPTS" in functions.locals()["common_env"]
+    root = load(TERRAFORM).named("module")
+    assert one(root["messaging"]["reconcile_endpoint"]) == "${module.functions.reconcile_function_uri}"
+    assert one(root["functions"]["max_attempts"]) == "${var.max_delivery_attempts}"

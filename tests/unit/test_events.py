@@ -134,10 +134,32 @@ def test_result_names_are_safe_and_fit() -> None:
     def name(obj: str, model: str = "upscale") -> str:
         return names.result_name(model, obj)
 
-    assert name("upscale/a/b.png") == "results/upscale/a/b.jpg"
-    assert name("background_remove/cat.jpg", "background_remove") == "results/background_remove/cat.png"
-    assert name("upscale/a/../b/./c.jpg") == "results/upscale/a/_/b/_/c.jpg"
+    assert name("upscale/a/b.png") == "results/upscale/a/b.png.jpg"
+    assert name("background_remove/cat.jpg", "background_remove") == "results/background_remove/cat.jpg.png"
+    sanitized = name("upscale/a/../b/./c.jpg")
+    assert sanitized.startswith("results/upscale/a/_/b/_/c.jpg-") and sanitized.endswith(".jpg")
     long = "upscale/" + "/".join(["x" * 200] * 5) + ".jpg"
     short = name(long)
     assert len(short.encode()) <= 1024 and short.endswith(".jpg")
     assert short != name(long.replace("x.jpg", "z.jpg"))  # the hash keeps them apart
+
+
+@pytest.mark.parametrize(
+    "group",
+    [
+        ["upscale/IMG_0001.HEIC", "upscale/IMG_0001.JPG", "upscale/IMG_0001.jpg", "upscale/IMG_0001"],
+        [
+            "upscale/a/../b.jpg",
+            "upscale/a/./b.jpg",
+            "upscale/a//b.jpg",
+            "upscale/a/_/b.jpg",
+            "upscale/a/b.jpg",
+        ],
+        ["upscale/cat", "upscale/cat.jpg", "upscale/cat.jpg.jpg"],
+    ],
+)
+def test_sources_never_share_a_result_name(group: list[str]) -> None:
+    from imagen.names import Resources
+
+    names = [Resources("p").result_name("upscale", source) for source in group]
+    assert len(set(names)) == len(group), names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 
 from imagen import imaging
 from imagen.errors import BadInput
+from tests import hostile
 
 LIMITS = {"max_bytes": 5_000_000, "max_pixels": 4_000_000}
 
@@ -102,3 +104,30 @@ def test_encode_round_trip() -> None:
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 128, np.uint8)], axis=2)
     back = Image.open(io.BytesIO(imaging.encode(rgba, "PNG")))
     assert back.mode == "RGBA" and np.asarray(back)[0, 0, 3] == 128
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        (hostile.png_iccp_over_limit, "Decompressed data too large"),
+        (hostile.png_many_ztxt, "Too much memory used in text chunks"),
+    ],
+)
+def test_decoder_errors_are_bad_input(case: Any, reason: str) -> None:
+    with pytest.raises(BadInput, match=reason):
+        imaging.decode(case(), **LIMITS)
+
+
+@pytest.mark.parametrize(
+    "case", [hostile.tiff_broken_second_ifd, hostile.gif_truncated_second_frame, hostile.tiff_many_ifds]
+)
+def test_a_broken_or_endless_later_frame_leaves_the_first(case: Any) -> None:
+    out = imaging.decode(case(), **LIMITS)
+    assert out.frames is None  # not counted: only the first frame is read
+    assert out.pixels.size > 0
+
+
+def test_a_result_wider_than_jpeg_allows_is_bad_input() -> None:
+    with pytest.raises(BadInput, match="a JPEG side cannot exceed 65500 pixels"):
+        imaging.check_result(65_600, 4, "JPEG")
+    imaging.check_result(65_600, 4, "PNG")  # PNG holds it

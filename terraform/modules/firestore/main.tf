@@ -44,3 +44,34 @@ resource "google_firestore_index" "jobs_by_model_status" {
     order      = "DESCENDING"
   }
 }
+
+# The reconciler: running jobs by lease end, queued jobs by last update.
+resource "google_firestore_index" "jobs_by_status_lease" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "lease_until"
+    order      = "ASCENDING"
+  }
+}
+
+resource "google_firestore_index" "jobs_by_status_updated" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "updated_at"
+    order      = "ASCENDING"
+  }
+}

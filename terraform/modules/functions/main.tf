@@ -16,6 +16,7 @@ locals {
     TRITON_URL           = var.triton_url
     EVENTS_TOPIC         = var.events_topic
     MAX_INPUT_PIXELS     = tostring(var.max_input_pixels)
+    MAX_ATTEMPTS         = tostring(var.max_attempts)
   }
   input_prefix_condition = join(" || ", [
     for m in var.models : "resource.name.startsWith(\"projects/_/buckets/${var.bucket}/objects/${m}/\")"
@@ -67,6 +68,12 @@ resource "google_service_account" "dead_letter" {
   display_name = "imagen on_dead_letter: marks jobs failed"
 }
 
+resource "google_service_account" "reconciler" {
+  project      = var.project_id
+  account_id   = "imagen-reconciler"
+  display_name = "imagen on_reconcile: publishes stuck jobs again"
+}
+
 resource "google_service_account" "invoker" {
   project      = var.project_id
   account_id   = "imagen-invoker"
@@ -116,6 +123,19 @@ resource "google_pubsub_topic_iam_member" "worker_publishes_events" {
   member  = "serviceAccount:${google_service_account.worker.email}"
 }
 
+# The dead-letter handler publishes a job again when its attempts are not spent; the reconciler
+# publishes stuck jobs again.
+resource "google_pubsub_topic_iam_member" "republishers" {
+  for_each = merge(
+    { for m, t in var.job_topics : "dead_letter_${m}" => { topic = t, email = google_service_account.dead_letter.email } },
+    { for m, t in var.job_topics : "reconciler_${m}" => { topic = t, email = google_service_account.reconciler.email } },
+  )
+  project = var.project_id
+  topic   = each.value.topic
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${each.value.email}"
+}
+
 resource "google_pubsub_topic_iam_member" "dead_letter_publishes_events" {
   project = var.project_id
   topic   = var.events_topic
@@ -129,6 +149,7 @@ resource "google_project_iam_member" "firestore_users" {
     upload      = google_service_account.upload.email
     worker      = google_service_account.worker.email
     dead_letter = google_service_account.dead_letter.email
+    reconciler  = google_service_account.reconciler.email
   }
   project = var.project_id
   role    = "roles/datastore.user"
@@ -264,10 +285,44 @@ resource "google_cloudfunctions2_function" "on_dead_letter" {
   }
 }
 
+resource "google_cloudfunctions2_function" "on_reconcile" {
+  project  = var.project_id
+  location = var.region
+  name     = "imagen-on-reconcile"
+  labels   = var.labels
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "on_reconcile"
+    service_account = var.build_service_account
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "256Mi"
+    max_instance_request_concurrency = 1
+    max_instance_count               = 1
+    timeout_seconds                  = 120
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.reconciler.email
+    environment_variables            = local.common_env
+  }
+}
+
 # Only the invoker identity (Eventarc and the push subscriptions) may call the functions.
 resource "google_cloud_run_service_iam_member" "invoker" {
   for_each = merge(
-    { on_upload = google_cloudfunctions2_function.on_upload.name, on_dead_letter = google_cloudfunctions2_function.on_dead_letter.name },
+    {
+      on_upload      = google_cloudfunctions2_function.on_upload.name
+      on_dead_letter = google_cloudfunctions2_function.on_dead_letter.name
+      on_reconcile   = google_cloudfunctions2_function.on_reconcile.name
+    },
     { for m, f in google_cloudfunctions2_function.on_job : "on_job_${m}" => f.name },
   )
   project  = var.project_id

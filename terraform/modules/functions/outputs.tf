@@ -32,3 +32,8 @@ output "worker_service_account" {
   description = "Email of the on_job service account."
   value       = google_service_account.worker.email
 }
+
+output "reconcile_function_uri" {
+  description = "HTTPS URI of the on_reconcile function (push endpoint)."
+  value       = google_cloudfunctions2_function.on_reconcile.service_config[0].uri
+}

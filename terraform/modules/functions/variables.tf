@@ -96,3 +96,9 @@ variable "labels" {
   description = "Labels put on functions and the source bucket."
   default     = {}
 }
+
+variable "max_attempts" {
+  type        = number
+  description = "Claims of a job before it fails with its last error (the job topics' max_delivery_attempts)."
+  default     = 5
+}

@@ -97,3 +97,48 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
 }
+
+# The reconciler's clock: Cloud Scheduler publishes a tick, a push subscription delivers it.
+resource "google_pubsub_topic" "reconcile" {
+  #checkov:skip=CKV_GCP_83:Carries only a constant tick; Google-managed encryption is enough.
+  project = var.project_id
+  name    = "imagen-reconcile"
+  labels  = var.labels
+}
+
+resource "google_pubsub_subscription" "reconcile" {
+  project              = var.project_id
+  name                 = "imagen-reconcile-handler"
+  topic                = google_pubsub_topic.reconcile.id
+  ack_deadline_seconds = 120
+  labels               = var.labels
+
+  push_config {
+    push_endpoint = var.reconcile_endpoint
+    oidc_token {
+      service_account_email = var.push_service_account
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "60s"
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_cloud_scheduler_job" "reconcile" {
+  project     = var.project_id
+  region      = var.region
+  name        = "imagen-reconcile"
+  description = "Publishes jobs no message will move on (see the README's Jobs section)."
+  schedule    = var.reconcile_schedule
+
+  pubsub_target {
+    topic_name = google_pubsub_topic.reconcile.id
+    data       = base64encode("tick")
+  }
+}

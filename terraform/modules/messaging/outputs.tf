@@ -22,3 +22,8 @@ output "job_subscriptions" {
   description = "Model name → push subscription name."
   value       = { for m, s in google_pubsub_subscription.jobs : m => s.name }
 }
+
+output "reconcile_topic" {
+  description = "Name of the topic the reconciler's schedule publishes to."
+  value       = google_pubsub_topic.reconcile.name
+}

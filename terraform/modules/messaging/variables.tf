@@ -57,3 +57,19 @@ variable "labels" {
   description = "Labels put on topics and subscriptions."
   default     = {}
 }
+
+variable "region" {
+  type        = string
+  description = "Region of the reconciler's Cloud Scheduler job."
+}
+
+variable "reconcile_endpoint" {
+  type        = string
+  description = "HTTPS URI of the on_reconcile function (push endpoint)."
+}
+
+variable "reconcile_schedule" {
+  type        = string
+  description = "Cron schedule of the reconciler (every minute: half of the functions' 120 s job lease)."
+  default     = "* * * * *"
+}

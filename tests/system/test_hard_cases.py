@@ -1,0 +1,193 @@
+"""Exactly once under the hard sequences, on the whole stack at production's timing ratios
+(lease 24 s against a 2..60 s delivery backoff and a 12 s reconciler: production's 120 s,
+10..300 s and 60 s scaled by 1/5)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import requests
+
+from emulators.settings import ROOT, StackSettings
+from emulators.stack import Stack
+from imagen.events import JobMessage
+from imagen.jobs import RUNNING_ELSEWHERE, Claim
+from imagen.names import object_name
+from tests.messages import push_body
+
+from .conftest import log_events, upload, wait_finished, wait_until
+from .test_exactly_once import big_photo, small_variant, statuses
+
+
+def doc(jobs_col: Any, jid: str) -> dict[str, Any]:
+    return jobs_col.document(jid).get().to_dict() or {}
+
+
+def test_sigkilled_worker_costs_one_attempt_not_the_retry_budget(
+    bucket: Any, jobs_col: Any, stack: StackSettings, restore: Stack, unique: str
+) -> None:
+    """Redeliveries that meet the dead worker's live lease are acknowledged, not counted; the
+    reconciler publishes the job once the lease has run out; the second attempt finishes it."""
+    jid = upload(bucket, f"upscale/killed-{unique}/big.jpg", big_photo())
+    wait_until(lambda: doc(jobs_col, jid).get("status") == "running", 60, 0.1)
+    pid = restore.pid_of("fn-on_job-upscale")
+    assert pid
+    os.killpg(pid, signal.SIGKILL)
+    restore.stop_one("fn-on_job-upscale")  # reaps it and clears its PID file
+    restore.start(restore.service("fn-on_job-upscale"))
+
+    job = wait_finished(jobs_col, jid, timeout_s=240)
+    assert job["status"] == "done", job.get("reason")
+    assert job["attempts"] == 2, "an attempt was spent on a delivery that met the live lease"
+    assert statuses(job) == ["queued", "running", "running", "done"]
+    skipped = log_events(stack, "fn-on_job-upscale", "job_skipped", jid)
+    assert any(r["status"] == RUNNING_ELSEWHERE for r in skipped)  # the redelivery, acknowledged
+    assert log_events(stack, "fn-on_reconcile", "job_reconciled", jid)
+
+
+def test_stale_worker_writes_nothing_for_a_job_failed_under_it(
+    bucket: Any, jobs_col: Any, stack: StackSettings, restore: Stack, unique: str
+) -> None:
+    """A worker frozen past its lease (its renewals stopped) while the dead-letter handler failed
+    the job: when it wakes it stops, and no result object appears for the failed job."""
+    jid = upload(bucket, f"upscale/stale-{unique}/big.jpg", big_photo())
+    wait_until(lambda: doc(jobs_col, jid).get("status") == "running", 60, 0.1)
+    pid = restore.pid_of("fn-on_job-upscale")
+    assert pid
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        lease = doc(jobs_col, jid)["lease_until"]
+        wait_until(lambda: time.time() > lease.timestamp() + 1, 60, 0.5)
+        store = stack.job_store()
+        assert store.give_up(jid, max_attempts=1) == "failed"  # the dead-letter handler's move
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+    wait_until(
+        lambda: any(
+            "lost its claim" in r["status"]
+            for r in log_events(stack, "fn-on_job-upscale", "job_skipped", jid)
+        ),
+        120,
+    )
+    job = doc(jobs_col, jid)
+    assert job["status"] == "failed" and "result_uri" not in job
+    name = stack.names.result_name("upscale", f"upscale/stale-{unique}/big.jpg")
+    assert bucket.get_blob(name) is None, "a failed job has a result object"
+
+
+def test_stale_worker_cannot_finish_or_requeue_the_job_another_holds(
+    bucket: Any, jobs_col: Any, stack: StackSettings, restore: Stack, unique: str
+) -> None:
+    jid = upload(bucket, f"upscale/taken-{unique}/big.jpg", big_photo())
+    wait_until(lambda: doc(jobs_col, jid).get("status") == "running", 60, 0.1)
+    pid = restore.pid_of("fn-on_job-upscale")
+    assert pid
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        lease = doc(jobs_col, jid)["lease_until"]
+        wait_until(lambda: time.time() > lease.timestamp() + 1, 60, 0.5)
+        taken = stack.job_store().claim(jid, lease_s=600, max_attempts=5)  # another worker took it
+        assert isinstance(taken, Claim) and taken.attempt == 2
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+    wait_until(
+        lambda: any(
+            "lost its claim" in r["status"]
+            for r in log_events(stack, "fn-on_job-upscale", "job_skipped", jid)
+        ),
+        120,
+    )
+    job = doc(jobs_col, jid)
+    assert job["status"] == "running" and job["attempts"] == 2 and job["holder"] == taken.holder
+    assert stack.job_store().failed(taken, "ended by the test") is True
+
+
+def test_retry_whose_publish_fails_is_published_by_the_reconciler(
+    bucket: Any, jobs_col: Any, stack: StackSettings, unique: str
+) -> None:
+    jid = upload(bucket, f"enhance/stuck-{unique}/empty.jpg", b"")
+    assert wait_finished(jobs_col, jid)["status"] == "failed"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+    env.update(IMAGEN_PORT_BASE=str(stack.port_base), TOPIC_PREFIX=f"nowhere-{unique}-")  # publish fails
+    run = subprocess.run(
+        [sys.executable, "-m", "imagen_cli", "--local", "retry", jid], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 2 and "the reconciler will publish it" in run.stderr
+    assert doc(jobs_col, jid)["status"] == "queued"
+    job = wait_finished(jobs_col, jid, timeout_s=120)  # no message was ever sent by the CLI
+    assert job["status"] == "failed" and job["attempts"] == 2
+    assert log_events(stack, "fn-on_reconcile", "job_reconciled", jid)
+
+
+def test_dead_letter_between_attempts_does_not_fail_a_job_with_retries_left(
+    bucket: Any, jobs_col: Any, stack: StackSettings, restore: Stack, unique: str
+) -> None:
+    """A duplicate's dead letter arrives while the real job is queued between attempts."""
+    restore.stop_one("triton")
+    jid = upload(bucket, f"style_aged/dup-dead-{unique}/x.jpg", small_variant(1))
+    wait_until(lambda: doc(jobs_col, jid).get("last_error"), 60)
+    job = doc(jobs_col, jid)
+    msg = JobMessage(jid, job["model"], job["bucket"], job["object"], str(job["generation"]))
+    topic = stack.names.topic_path(stack.names.dead_letter_topic)
+    url = f"http://127.0.0.1:{stack.dead_letter_fn_port}/{topic}"
+    assert requests.post(url, json=push_body(msg, attempt=5), timeout=60).status_code == 200
+    assert doc(jobs_col, jid)["status"] in ("queued", "running")
+    restore.start(restore.service("triton"))
+    job = wait_finished(jobs_col, jid, timeout_s=180)
+    assert job["status"] == "done", job.get("reason")
+
+
+def test_pubsub_emulator_restart_is_survived_by_the_bridge(
+    bucket: Any, jobs_col: Any, stack: StackSettings, restore: Stack, unique: str
+) -> None:
+    """The emulator forgets every topic and subscription; the bridge's pullers live on, restore
+    them, and uploads after the restart flow end to end again."""
+    restore.stop_one("pubsub")
+    restore.start(restore.service("pubsub"))
+    wait_until(lambda: any("restored" in line for line in _lines(stack, "bridge")), 60)
+    jid = upload(bucket, f"style_aged/after-restart-{unique}/x.jpg", small_variant(2))
+    job = wait_finished(jobs_col, jid, timeout_s=120)
+    assert job["status"] == "done", job.get("reason")
+    assert bucket.get_blob(object_name(job["result_uri"])) is not None
+
+
+def _lines(stack: StackSettings, service: str) -> list[str]:
+    path = stack.logs / f"{service}.log"
+    return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+
+def test_ctrl_c_with_stdout_gone_still_stops_every_process(tmp_path: Any) -> None:
+    """`nox -s up 2>&1 | tee up.log`, Ctrl-C: tee dies first; the stack must still stop."""
+    env = {**os.environ, "IMAGEN_PORT_BASE": "19600", "IMAGEN_STACK_DIR": str(tmp_path / "stack")}
+    for key in [k for k in env if k.endswith("_EMULATOR_HOST")]:
+        del env[key]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulators", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    settings = StackSettings(
+        project="imagen-local", bucket="imagen-local", port_base=19600, state_dir=tmp_path / "stack"
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # read until the stack is up, as tee would
+            if b"The stack is up" in line:
+                break
+        assert len(Stack(settings).running()) >= 12
+        proc.stdout.close()  # tee is gone
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        proc.wait(timeout=120)
+        assert Stack(settings).running() == {}, "processes left running after Ctrl-C"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        Stack(settings).down(lambda _m: None)
