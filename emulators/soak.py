@@ -54,10 +54,10 @@ def inject_faults(stack: Stack, stop: threading.Event) -> None:
         stack.start(stack.service(name))
 
     steps = [
-        (10, "SIGKILL fn-on_job-enhance", lambda: kill_and_restart("fn-on_job-enhance")),
-        (25, "restart triton", lambda: (stack.stop_one("triton"), stack.start(stack.service("triton")))),
-        (45, "SIGKILL the bridge (every puller)", lambda: kill_and_restart("bridge")),
-        (60, "SIGKILL fn-on_job-style_comic", lambda: kill_and_restart("fn-on_job-style_comic")),
+        (5, "SIGKILL fn-on_job-enhance", lambda: kill_and_restart("fn-on_job-enhance")),
+        (10, "SIGKILL fn-on_job-style_comic", lambda: kill_and_restart("fn-on_job-style_comic")),
+        (15, "SIGKILL the bridge (every puller)", lambda: kill_and_restart("bridge")),
+        (20, "restart triton", lambda: (stack.stop_one("triton"), stack.start(stack.service("triton")))),
     ]
     started = time.monotonic()
     for at, what, fault in steps:

@@ -126,6 +126,7 @@ class Stack:
     def stop_one(self, name: str, grace_s: float = 15.0) -> bool:
         pid = self.pid_of(name)
         pidfile = self.s.pids / f"{name}.pid"
+        (self.s.state_dir / f"{name}.ready").unlink(missing_ok=True)  # the bridge's readiness file
         if pid is None:
             pidfile.unlink(missing_ok=True)
             return False
