@@ -38,6 +38,7 @@ from imagen.models import ModelSpec
 from imagen.names import object_name
 
 MODELS = list(SPECS)
+sys.path.insert(0, str(ROOT / "triton"))  # modelbuild: the u2netp file rembg is compared on
 
 DOCS = ROOT / "docs"
 REPO = ROOT / "triton" / "model_repository"

@@ -11,7 +11,7 @@ from .config import Config
 from .errors import BadInput
 from .events import JobMessage
 from .inference import InferStats
-from .jobs import DONE, Claim
+from .jobs import FAILED, Claim
 from .models import MODELS
 from .services import Services
 
@@ -124,9 +124,10 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     if svc.jobs.done(claim, written.uri, stats.model_version, timings, output):
         logs.job_done(msg.job_id, msg.model, written.uri, timings)
         return
-    # The claim was lost between the check and `done`: a result must not outlive a failed job.
+    # The claim was lost between the check and `done`. A result must not outlive a failed job;
+    # for a job another attempt now holds it stays (this job's own: that attempt reuses it).
     job = svc.jobs.get(msg.job_id) or {}
-    if written.wrote and job.get("status") != DONE:
+    if written.wrote and job.get("status") == FAILED:
         svc.storage.remove(written)
     raise ClaimLost(f"job {msg.job_id}: attempt {claim.attempt} lost its claim before it was done")
 
