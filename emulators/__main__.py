@@ -37,6 +37,9 @@ def main() -> None:
     else:  # run: start, print the environment, stay up until Ctrl-C or SIGTERM
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # Ctrl-C stops the stack even when started from a script or a background job, which
+        # hand their children SIGINT already ignored (Python then installs no handler of its own).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             stack.up()
             print("\n# The stack is up. Paste these lines into another shell:")
