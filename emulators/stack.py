@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -325,13 +326,17 @@ class Stack:
     def down(self, on_step: Callable[[str], None] = print) -> None:
         """Stop every process by its PID; a progress line that cannot be written stops nothing."""
         on_step = _quiet_on_failure(on_step)
-        names = [svc for svc in self.running()]
-        order = (
-            ["bridge"] + [n for n in names if n.startswith("fn-")] + ["triton", "gcs", "firestore", "pubsub"]
-        )
-        for name in order + [n for n in names if n not in order]:
-            if self.stop_one(name):
-                on_step(f"{name:24} stopped")
+        names = list(self.running())
+        functions = [n for n in names if n.startswith("fn-")]
+        services = ["triton", "gcs", "firestore", "pubsub"]
+        rest = [n for n in names if n not in ["bridge", *functions, *services]]
+        # In waves, each wave's processes stopped side by side: a process slow to go (its grace
+        # is 15 s) delays its wave, not every process after it.
+        for wave in (["bridge"], functions, services + rest):
+            with ThreadPoolExecutor(max(1, len(wave))) as pool:
+                for name, stopped in zip(wave, pool.map(self.stop_one, wave), strict=True):
+                    if stopped:
+                        on_step(f"{name:24} stopped")
 
 
 def _quiet_on_failure(on_step: Callable[[str], None]) -> Callable[[str], None]:
