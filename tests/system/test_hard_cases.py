@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -26,6 +28,33 @@ from .test_exactly_once import big_photo, small_variant, statuses
 
 def doc(jobs_col: Any, jid: str) -> dict[str, Any]:
     return jobs_col.document(jid).get().to_dict() or {}
+
+
+@contextlib.contextmanager
+def frozen_past_its_lease(jobs_col: Any, stack: Stack, jid: str) -> Iterator[None]:
+    """The upscale worker running `jid` frozen (SIGSTOP: its renewals stop) until its lease has
+    run out by the database's clock; the block runs then; the worker is thawed after it."""
+    wait_until(lambda: doc(jobs_col, jid).get("status") == "running", 60, 0.1)
+    pid = stack.pid_of("fn-on_job-upscale")
+    assert pid
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        lease = doc(jobs_col, jid)["lease_until"]
+        wait_until(lambda: time.time() > lease.timestamp() + 1, 60, 0.5)
+        yield
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+
+
+def wait_for_lost_claim(stack: StackSettings, jid: str) -> None:
+    """Until the thawed worker has logged that it stopped: its claim is no longer the job's."""
+    wait_until(
+        lambda: any(
+            "lost its claim" in r["status"]
+            for r in log_events(stack, "fn-on_job-upscale", "job_skipped", jid)
+        ),
+        120,
+    )
 
 
 def test_sigkilled_worker_costs_one_attempt_not_the_retry_budget(
@@ -56,24 +85,9 @@ def test_stale_worker_writes_nothing_for_a_job_failed_under_it(
     """A worker frozen past its lease (its renewals stopped) while the dead-letter handler failed
     the job: when it wakes it stops, and no result object appears for the failed job."""
     jid = upload(bucket, f"upscale/stale-{unique}/big.jpg", big_photo())
-    wait_until(lambda: doc(jobs_col, jid).get("status") == "running", 60, 0.1)
-    pid = restore.pid_of("fn-on_job-upscale")
-    assert pid
-    os.killpg(pid, signal.SIGSTOP)
-    try:
-        lease = doc(jobs_col, jid)["lease_until"]
-        wait_until(lambda: time.time() > lease.timestamp() + 1, 60, 0.5)
-        store = stack.job_store()
-        assert store.give_up(jid, max_attempts=1) == "failed"  # the dead-letter handler's move
-    finally:
-        os.killpg(pid, signal.SIGCONT)
-    wait_until(
-        lambda: any(
-            "lost its claim" in r["status"]
-            for r in log_events(stack, "fn-on_job-upscale", "job_skipped", jid)
-        ),
-        120,
-    )
+    with frozen_past_its_lease(jobs_col, restore, jid):
+        assert stack.job_store().give_up(jid, max_attempts=1) == "failed"  # the dead-letter handler's move
+    wait_for_lost_claim(stack, jid)
     job = doc(jobs_col, jid)
     assert job["status"] == "failed" and "result_uri" not in job
     name = stack.names.result_name("upscale", f"upscale/stale-{unique}/big.jpg")
@@ -84,24 +98,10 @@ def test_stale_worker_cannot_finish_or_requeue_the_job_another_holds(
     bucket: Any, jobs_col: Any, stack: StackSettings, restore: Stack, unique: str
 ) -> None:
     jid = upload(bucket, f"upscale/taken-{unique}/big.jpg", big_photo())
-    wait_until(lambda: doc(jobs_col, jid).get("status") == "running", 60, 0.1)
-    pid = restore.pid_of("fn-on_job-upscale")
-    assert pid
-    os.killpg(pid, signal.SIGSTOP)
-    try:
-        lease = doc(jobs_col, jid)["lease_until"]
-        wait_until(lambda: time.time() > lease.timestamp() + 1, 60, 0.5)
+    with frozen_past_its_lease(jobs_col, restore, jid):
         taken = stack.job_store().claim(jid, lease_s=600, max_attempts=5)  # another worker took it
         assert isinstance(taken, Claim) and taken.attempt == 2
-    finally:
-        os.killpg(pid, signal.SIGCONT)
-    wait_until(
-        lambda: any(
-            "lost its claim" in r["status"]
-            for r in log_events(stack, "fn-on_job-upscale", "job_skipped", jid)
-        ),
-        120,
-    )
+    wait_for_lost_claim(stack, jid)
     job = doc(jobs_col, jid)
     assert job["status"] == "running" and job["attempts"] == 2 and job["holder"] == taken.holder
     assert stack.job_store().failed(taken, "ended by the test") is True
