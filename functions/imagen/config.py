@@ -36,6 +36,13 @@ class Config:
     triton_url: str
     max_input_bytes: int = 50 * 1024 * 1024
     max_input_pixels: int = 50_000_000
+    max_output_pixels: int = 200_000_000  # upscale writes the largest factor that fits under it
+    # Memory: each job's budget is the instance's memory less the runtime's own, shared by the
+    # jobs one instance runs at once (Terraform: worker_memory, worker_concurrency).
+    worker_memory_mb: int = 2048
+    worker_concurrency: int = 4
+    worker_base_mb: int = 384  # the interpreter, libraries and clients before any job
+    job_memory_mb: int = 0  # set: this budget per job instead of the one derived above
     triton_timeout_s: int = 120
     tile_batch: int = 8
     tile_concurrency: int = 4
@@ -66,6 +73,11 @@ class Config:
             triton_url=env.get("TRITON_URL", "127.0.0.1:8000").removeprefix("http://"),
             max_input_bytes=_int(env, "MAX_INPUT_BYTES", cls.max_input_bytes, 1),
             max_input_pixels=_int(env, "MAX_INPUT_PIXELS", cls.max_input_pixels, 1),
+            max_output_pixels=_int(env, "MAX_OUTPUT_PIXELS", cls.max_output_pixels, 1),
+            worker_memory_mb=_int(env, "WORKER_MEMORY_MB", cls.worker_memory_mb, 64),
+            worker_concurrency=_int(env, "WORKER_CONCURRENCY", cls.worker_concurrency, 1),
+            worker_base_mb=_int(env, "WORKER_BASE_MB", cls.worker_base_mb, 0),
+            job_memory_mb=_int(env, "JOB_MEMORY_MB", cls.job_memory_mb, 0),
             triton_timeout_s=_int(env, "TRITON_TIMEOUT_S", cls.triton_timeout_s, 1),
             tile_batch=_int(env, "TILE_BATCH", cls.tile_batch, 1),
             tile_concurrency=_int(env, "TILE_CONCURRENCY", cls.tile_concurrency, 1),
@@ -79,6 +91,14 @@ class Config:
             otel_enabled=env.get("OTEL_ENABLED", "").lower() in ("1", "true", "yes"),
             otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         )
+
+    @property
+    def job_budget_bytes(self) -> int:
+        """The memory one job may use: (instance memory - runtime) / concurrent jobs."""
+        if self.job_memory_mb:
+            return self.job_memory_mb * 1024 * 1024
+        share = (self.worker_memory_mb - self.worker_base_mb) // self.worker_concurrency
+        return max(share, 0) * 1024 * 1024
 
     @property
     def project(self) -> str:

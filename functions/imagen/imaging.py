@@ -1,16 +1,22 @@
-"""Decoding uploads safely into RGB pixels, and encoding results."""
+"""Decoding uploads safely into RGB pixels, and encoding results.
+
+Decoding is two steps so that memory can be decided before any pixel exists: `probe` reads
+the header (size, mode, orientation), `load` decodes into one uint8 RGB array, converting
+colour a strip at a time, and applies the EXIF orientation as a view (no second copy).
+"""
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
-from . import png
+from . import encoding
 from .errors import BadInput
 
 # Formats a camera, phone or browser produces; anything else is refused by name.
@@ -22,8 +28,33 @@ pillow_heif.register_heif_opener()  # HEIC/HEIF from phones; AVIF is built into 
 
 
 @dataclass(frozen=True)
+class Header:
+    """What the header says, before any pixel is decoded (width and height as displayed)."""
+
+    width: int
+    height: int
+    format: str
+    mode: str  # Pillow's mode as stored: decides the decoder's bytes per pixel
+    orientation: int  # EXIF orientation, 1..8 (5..8 swap width and height)
+    frames: int | None
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def decoder_bytes_per_pixel(self) -> int:
+        """Bytes per pixel Pillow holds for the decoded frame (before our RGB copy)."""
+        return _MODE_BYTES.get(self.mode, 4)
+
+
+# Pillow's storage per pixel by mode: 1 for 8-bit single-band, 2 for 16-bit, 4 otherwise
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+
+@dataclass(frozen=True)
 class Decoded:
-    pixels: np.ndarray  # uint8 [H, W, 3], sRGB, upright
+    pixels: np.ndarray  # uint8 [H, W, 3], sRGB, upright (may be a rotated view)
     source_format: str
     frames: int | None  # None: not counted (TIFF) or a later frame unreadable
 
@@ -43,11 +74,11 @@ def _sniff(data: bytes) -> str:
         return "unrecognised binary data"
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+def _to_rgb(im: Image.Image, top: int) -> Image.Image:
+    """An RGB image of `im` (a strip), alpha flattened on white; `top` is 16-bit data's maximum."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(im, dtype=np.uint32)
-        top = 65535 if arr.max() > 255 else 255
-        im = Image.fromarray((arr * 255 // top).astype(np.uint8), "L")
+        im = Image.fromarray((arr * 255 // max(top, 1)).astype(np.uint8), "L")
     if im.mode == "P":
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "RGB" and "transparency" in im.info):
@@ -74,8 +105,8 @@ def _frames(im: Image.Image) -> int | None:
         im.seek(0)
 
 
-def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
-    """Validated, upright sRGB pixels of an upload, or BadInput with a readable reason.
+def probe(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, Header]:
+    """The opened image and its header, validated; no pixel is decoded yet.
 
     Every error the decoder raises is about the file (Pillow reads only these bytes), so each
     one is BadInput with its reason: a file never fails as if a service were down.
@@ -102,51 +133,124 @@ def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
     fmt = str(im.format or "")
     try:
         frames = _frames(im)  # animated images: the first frame is the one processed
+        orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except Exception as exc:
+        raise BadInput(f"the {fmt} data is truncated or corrupt ({exc})") from exc
+    orientation = orientation if 1 <= orientation <= 8 else 1
+    if orientation >= 5:
+        width, height = height, width
+    return im, Header(width, height, fmt, im.mode, orientation, frames)
+
+
+_STRIP_ROWS = 256  # rows converted at a time: colour conversion never copies the whole image
+
+
+def load(im: Image.Image, header: Header) -> Decoded:
+    """Decode the probed image into upright sRGB pixels: one uint8 array, then views."""
+    fmt = header.format
+    try:
         im.load()
     except Exception as exc:
         raise BadInput(f"the {fmt} data is truncated or corrupt ({exc})") from exc
     try:
-        icc = im.info.get("icc_profile")
-        upright: Image.Image = ImageOps.exif_transpose(im) or im
-        rgb = _to_rgb(upright)
+        top = 255
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            high = im.getextrema()[1]
+            top = 65535 if float(high) > 255 else 255  # type: ignore[arg-type]
+        transform = _icc_transform(im.info.get("icc_profile"))
+        width, height = im.size
+        out = np.empty((height, width, 3), np.uint8)
+        for y in range(0, height, _STRIP_ROWS):
+            strip = _to_rgb(im.crop((0, y, width, min(y + _STRIP_ROWS, height))), top)
+            if transform is not None:
+                strip = ImageCms.applyTransform(strip, transform) or strip
+            out[y : y + strip.height] = np.asarray(strip, dtype=np.uint8)
+    except BadInput:
+        raise
     except Exception as exc:
         raise BadInput(f"the {fmt} image cannot be converted to RGB ({type(exc).__name__}: {exc})") from exc
-    if icc:
-        try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            rgb = ImageCms.profileToProfile(rgb, src, _SRGB, outputMode="RGB") or rgb
-        except (ImageCms.PyCMSError, OSError):
-            pass  # an unreadable profile: keep the pixels as they are
-    return Decoded(np.asarray(rgb, dtype=np.uint8), fmt, frames)
+    finally:
+        im.close()  # Pillow's copy of the frame goes now: only `out` stays
+    return Decoded(orient(out, header.orientation), fmt, header.frames)
 
 
-JPEG_MAX_SIDE = 65_500  # the largest side a JPEG can hold
+def _icc_transform(icc: bytes | None) -> ImageCms.ImageCmsTransform | None:
+    """The embedded profile to sRGB, or None (no profile, or one that cannot be read)."""
+    if not icc:
+        return None
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.buildTransform(src, _SRGB, "RGB", "RGB")
+    except (ImageCms.PyCMSError, OSError):
+        return None  # an unreadable profile: keep the pixels as they are
+
+
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """The EXIF orientation applied as a numpy view (as Pillow's exif_transpose would)."""
+    views = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return views.get(orientation, views[1])(pixels)
+
+
+def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
+    """Validated, upright sRGB pixels of an upload, or BadInput with a readable reason."""
+    im, header = probe(data, max_bytes, max_pixels)
+    return load(im, header)
+
+
+# The largest side each result format can hold (JPEG's header field; PNG's is 2**31 - 1).
+MAX_SIDE = {"JPEG": 65_500, "PNG": 2**31 - 1}
+JPEG_MAX_SIDE = MAX_SIDE["JPEG"]
 
 
 def check_result(width: int, height: int, fmt: str) -> None:
     """BadInput when the format cannot hold a result of this size (checked before inference)."""
-    if fmt == "JPEG" and max(width, height) > JPEG_MAX_SIDE:
-        raise BadInput(
-            f"the result would be {width}x{height}; a JPEG side cannot exceed {JPEG_MAX_SIDE} pixels"
-        )
+    limit = MAX_SIDE.get(fmt, JPEG_MAX_SIDE)
+    if max(width, height) > limit:
+        raise BadInput(f"the result would be {width}x{height}; a {fmt} side cannot exceed {limit} pixels")
 
 
 def encode(pixels: np.ndarray, fmt: str) -> bytes:
-    """JPEG (quality 92) for RGB results, PNG (our fast writer) for RGBA."""
-    height, width = pixels.shape[:2]
+    """A whole result at once: JPEG (quality 92) for RGB, PNG for RGBA (the worker streams)."""
+    height, width, channels = pixels.shape
     check_result(width, height, fmt)
-    if fmt != "JPEG":
-        return png.encode(pixels)
     buf = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buf, "JPEG", quality=92, optimize=False)
+    encoder = encoding.open_encoder(buf, fmt, width, height, channels)
+    encoder.write(pixels)
+    encoder.close()
     return buf.getvalue()
 
 
-def resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear resize of a uint8 HxWxC (C = 1 or 3) array."""
-    if pixels.shape[2] == 1:
-        img = Image.fromarray(pixels[:, :, 0], "L").resize((width, height), Image.Resampling.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)[:, :, None]
+def shrink(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A small uint8 RGB copy of a large image, reduced a strip at a time, then bilinear."""
+    h, w = pixels.shape[:2]
+    k = max(1, min(h // height, w // width) // 2)  # box-reduce to about twice the target first
+    rows = max(k, (_STRIP_ROWS // k) * k)
+    parts = []
+    for y in range(0, h, rows):
+        strip = Image.fromarray(np.ascontiguousarray(pixels[y : y + rows]), "RGB")
+        parts.append(np.asarray(strip.reduce(k) if k > 1 else strip, dtype=np.uint8))
+    reduced = np.concatenate(parts)
     return np.asarray(
-        Image.fromarray(pixels, "RGB").resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8
+        Image.fromarray(reduced, "RGB").resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8
     )
+
+
+def with_alpha(pixels: np.ndarray, mask: np.ndarray) -> Iterator[np.ndarray]:
+    """RGBA strips: the image's pixels beside the small mask scaled (bilinear) to each strip."""
+    h, w = pixels.shape[:2]
+    small = Image.fromarray(np.ascontiguousarray(mask[:, :, 0]), "L")
+    mh = small.height
+    for y in range(0, h, _STRIP_ROWS):
+        n = min(_STRIP_ROWS, h - y)
+        box = (0.0, y * mh / h, float(small.width), (y + n) * mh / h)
+        alpha = np.asarray(small.resize((w, n), Image.Resampling.BILINEAR, box=box), dtype=np.uint8)
+        yield np.concatenate([pixels[y : y + n], alpha[:, :, None]], axis=2)

@@ -140,46 +140,58 @@ class ModelRunner:
         stats: InferStats,
         on_progress: Callable[[float], None] | None = None,
     ) -> np.ndarray:
-        """The model's output for a uint8 HxWx3 image: RGB (scaled) or RGBA for alpha models."""
-        if spec.mode == "whole":
-            h, w = pixels.shape[:2]
-            small = imaging.resize(pixels, spec.size, spec.size)
-            with tracing.span("triton.infer", attributes={"imagen.model": spec.name, "imagen.tiles": 1}):
-                (mask,) = self._send(spec, small[None], stats)
-            alpha = imaging.resize(mask, w, h)
-            return np.concatenate([pixels, alpha], axis=2)
-        grid = TileGrid(pixels.shape[0], pixels.shape[1], spec.size, spec.overlap)
-        padded = grid.pad(pixels)
-        stitcher = Stitcher(grid, spec.scale, 3)
-        rows: deque[tuple[int, bool]] = deque()  # (row, last chunk of the row) per request sent
+        """The whole output at once (benchmarks and quality checks; the worker streams strips)."""
+        return np.concatenate(list(self.strips(spec, pixels, stats, on_progress)))
 
+    def strips(
+        self,
+        spec: ModelSpec,
+        pixels: np.ndarray,
+        stats: InferStats,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> Iterator[np.ndarray]:
+        """The model's output for a uint8 HxWx3 image, as row strips from the top.
+
+        RGB (scaled) for tiled models, RGBA for alpha models. Only one tile row of output is
+        ever held here, so memory follows the image's width, not its area.
+        """
+        if spec.mode == "whole":
+            yield from self._whole(spec, pixels, stats)
+            return
+        grid = TileGrid(pixels.shape[0], pixels.shape[1], spec.size, spec.overlap)
+        stitcher = Stitcher(grid, spec.scale, 3)
+        sent: deque[tuple[int, list[int], bool]] = deque()  # (row, columns, last of the row)
         levels = image_levels(pixels) if spec.needs_levels else None
 
         def chunks() -> Iterator[Chunk]:
             for y in grid.ys:
-                tiles = grid.row(padded, y)
-                pos = grid.positions(y) if spec.needs_position else None
-                for i in range(0, len(tiles), self.batch):
-                    rows.append((y, i + self.batch >= len(tiles)))
-                    part = tiles[i : i + self.batch]
+                for i in range(0, len(grid.xs), self.batch):
+                    xs = grid.xs[i : i + self.batch]
+                    sent.append((y, xs, i + self.batch >= len(grid.xs)))
                     extras = {}
-                    if pos is not None:
-                        extras["POSITION"] = pos[i : i + self.batch]
+                    if spec.needs_position:
+                        extras["POSITION"] = grid.positions(y, xs)
                     if levels is not None:
-                        extras["LEVELS"] = np.tile(levels, (len(part), 1))
-                    yield part, extras
+                        extras["LEVELS"] = np.tile(levels, (len(xs), 1))
+                    yield grid.tiles(pixels, y, xs), extras
 
-        done_rows, row_outputs = 0, []
+        done_rows = 0
         with tracing.span("triton.infer", attributes={"imagen.model": spec.name}) as current:
             for outs in self.transport.infer(spec, chunks(), stats):
-                y, last = rows.popleft()
-                row_outputs.extend(outs)
+                y, xs, last = sent.popleft()
+                for x, out in zip(xs, outs, strict=True):
+                    stitcher.add(y, x, out)
                 if last:
-                    stitcher.add_row(y, np.stack(row_outputs))
-                    row_outputs = []
                     done_rows += 1
                     if on_progress:
                         on_progress(done_rows / len(grid.ys))
+                    yield stitcher.finish_row(y)
             current.set_attribute("imagen.tiles", stats.tiles)
             current.set_attribute("imagen.requests", stats.requests)
-        return stitcher.result()
+
+    def _whole(self, spec: ModelSpec, pixels: np.ndarray, stats: InferStats) -> Iterator[np.ndarray]:
+        """A whole-image model's mask, scaled back to the image strip by strip beside its pixels."""
+        small = imaging.shrink(pixels, spec.size, spec.size)
+        with tracing.span("triton.infer", attributes={"imagen.model": spec.name, "imagen.tiles": 1}):
+            (mask,) = self._send(spec, small[None], stats)
+        yield from imaging.with_alpha(pixels, mask)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
@@ -19,6 +21,90 @@ class Written:
     uri: str
     wrote: bool  # False: an earlier attempt of this job had written it already
     generation: int = 0
+    size: int = 0
+
+
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024  # a result smaller than this is one request; larger ones stream
+_INFLATE_STEP = 1024 * 1024
+
+
+def inflate(raw: bytes, max_bytes: int) -> bytes:
+    """A gzip stream's content, read a step at a time; BadInput past `max_bytes` or when corrupt."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = bytearray()
+    pending = raw
+    try:
+        while pending:
+            out += inflater.decompress(pending, _INFLATE_STEP)
+            if len(out) > max_bytes:
+                raise BadInput(f"the gzip-encoded file inflates to over the limit of {max_bytes} bytes")
+            pending = inflater.unconsumed_tail
+        out += inflater.flush()
+    except zlib.error as exc:
+        raise BadInput(f"the gzip-encoded file is corrupt ({exc})") from exc
+    if len(out) > max_bytes:
+        raise BadInput(f"the gzip-encoded file inflates to over the limit of {max_bytes} bytes")
+    return bytes(out)
+
+
+class ResultUpload:
+    """A result written as it is encoded: held until it passes one chunk, then streamed.
+
+    Nothing exists at the result name until `commit`; `abort` (or an error) leaves nothing.
+    """
+
+    def __init__(
+        self, job_id: str, blob: storage.Blob, uri: str, content_type: str, precondition: int, chunk: int
+    ) -> None:
+        self.job_id, self.blob, self.uri = job_id, blob, uri
+        self.content_type, self.precondition, self.chunk = content_type, precondition, chunk
+        self.bytes = 0
+        self._head = bytearray()
+        self._stream: Any = None
+
+    def annotate(self, key: str, value: str) -> None:
+        """Add a metadata key before the first byte goes out (e.g. the model version)."""
+        self.blob.metadata = {**(self.blob.metadata or {}), key: value}
+
+    def write(self, data: bytes, /) -> int:
+        self.bytes += len(data)
+        if self._stream is not None:
+            self._stream.write(data)
+            return len(data)
+        self._head += data
+        if len(self._head) > self.chunk:
+            self._stream = self.blob.open(
+                "wb",
+                content_type=self.content_type,
+                if_generation_match=self.precondition,
+                chunk_size=self.chunk,
+            )
+            self._stream.write(bytes(self._head))
+            self._head = bytearray()
+        return len(data)
+
+    def commit(self) -> Written:
+        try:
+            if self._stream is None:
+                self.blob.upload_from_string(
+                    bytes(self._head), content_type=self.content_type, if_generation_match=self.precondition
+                )
+            else:
+                self._stream.close()
+                self.blob.reload()
+        except gexc.PreconditionFailed as exc:
+            raise Transient(f"{self.uri} changed while this job wrote it; retrying") from exc
+        generation = int(self.blob.generation or 0)
+        logs.result_written(self.job_id, self.uri, generation, self.bytes)
+        return Written(self.uri, True, generation)
+
+    def abort(self) -> None:
+        """Drop what was written so far: the result name stays as it was."""
+        self._head = bytearray()
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.terminate()
+            self._stream = None
 
 
 class ObjectStore:
@@ -28,7 +114,11 @@ class ObjectStore:
         self.client = client
 
     def download(self, msg: JobMessage, max_bytes: int) -> bytes:
-        """The source generation's bytes; BadInput when it is gone or over `max_bytes`."""
+        """The source generation's bytes, never more than `max_bytes` of them.
+
+        BadInput when it is gone or over the limit: by its stored size before any byte is read,
+        and for a gzip-encoded upload while it inflates (a counting inflater stops at the limit).
+        """
         blob = self.client.bucket(msg.bucket).blob(msg.name, generation=int(msg.generation))
         try:
             blob.reload()
@@ -36,18 +126,23 @@ class ObjectStore:
             raise BadInput(f"{gs_uri(msg.bucket, msg.name)}#{msg.generation} no longer exists") from exc
         if blob.size is not None and blob.size > max_bytes:
             raise BadInput(f"the file is {blob.size} bytes, over the limit of {max_bytes} bytes")
-        data: bytes = blob.download_as_bytes()
-        return data
+        try:
+            raw: bytes = blob.download_as_bytes(raw_download=True)
+        except gexc.NotFound as exc:
+            raise BadInput(f"{gs_uri(msg.bucket, msg.name)}#{msg.generation} no longer exists") from exc
+        if len(raw) > max_bytes:  # a size the metadata did not tell
+            raise BadInput(f"the file is over the limit of {max_bytes} bytes")
+        if (blob.content_encoding or "").lower() == "gzip":
+            return inflate(raw, max_bytes)
+        return raw
 
-    def write_result(
-        self, msg: JobMessage, name: str, data: bytes, content_type: str, version: str
-    ) -> Written:
-        """Write the result once.
+    def begin_result(
+        self, msg: JobMessage, name: str, content_type: str, chunk_bytes: int, version: str = ""
+    ) -> Written | ResultUpload:
+        """Where this job's result goes: Written when an earlier attempt wrote it already.
 
-        A result already written for this job (an earlier attempt died before marking the job
-        done) is reused, not written again. A result from a newer generation of the same source
-        is never overwritten by an older one, and an object there for another source (or not
-        written by imagen) is never overwritten at all.
+        A result from a newer generation of the same source is never overwritten by an older
+        one, and an object there for another source (or not written by imagen) never at all.
         """
         bucket = self.client.bucket(msg.bucket)
         uri = gs_uri(msg.bucket, name)
@@ -57,14 +152,14 @@ class ObjectStore:
         if existing is not None:
             meta = existing.metadata or {}
             if meta.get(RESULT_MARKER) == msg.job_id:
-                return Written(uri, False)
+                return Written(uri, False, int(existing.generation or 0), int(existing.size or 0))
             if meta.get("imagen-source") != source:  # never another source's result, or a stranger's
                 owner = meta.get("imagen-source") or "an object imagen did not write"
                 raise BadInput(f"{uri} already holds {owner}; it is never overwritten by another source")
             if int(meta.get("imagen-source-generation", "0")) > int(msg.generation):
                 raise BadInput(f"superseded: {uri} already holds the result of a newer upload of this object")
             precondition = int(existing.generation)
-        blob = bucket.blob(name)
+        blob = bucket.blob(name, chunk_size=chunk_bytes)
         blob.metadata = {
             RESULT_MARKER: msg.job_id,
             "imagen-source": source,
@@ -72,12 +167,17 @@ class ObjectStore:
             "imagen-model": msg.model,
             "imagen-model-version": version,
         }
-        try:
-            blob.upload_from_string(data, content_type=content_type, if_generation_match=precondition)
-        except gexc.PreconditionFailed as exc:
-            raise Transient(f"{uri} changed while this job wrote it; retrying") from exc
-        logs.result_written(msg.job_id, uri, int(blob.generation or 0), len(data))
-        return Written(uri, True, int(blob.generation or 0))
+        return ResultUpload(msg.job_id, blob, uri, content_type, precondition, chunk_bytes)
+
+    def write_result(
+        self, msg: JobMessage, name: str, data: bytes, content_type: str, version: str
+    ) -> Written:
+        """Write a whole result at once (tests and tools; the worker streams with begin_result)."""
+        upload = self.begin_result(msg, name, content_type, UPLOAD_CHUNK_BYTES, version)
+        if isinstance(upload, Written):
+            return upload
+        upload.write(data)
+        return upload.commit()
 
     def remove(self, written: Written) -> None:
         """Delete a result this attempt wrote (only that generation: never a later one)."""

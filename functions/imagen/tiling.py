@@ -1,13 +1,16 @@
-"""Fixed-size overlapping tiles and seamless blending, one tile row at a time.
+"""Fixed-size overlapping tiles and seamless blending, streamed one tile row at a time.
 
 Every tile has the same shape, so Triton's dynamic batcher can merge tiles from many
-requests. Overlaps are blended with linear ramps that skip a margin at each tile edge,
-where convolution border effects live; the float accumulator only spans one tile row.
+requests. A tile that reaches past the image is edge-padded on its own (the image itself is
+never padded, so a 50,000,000x1 strip costs no more than its pixels). Overlaps are blended
+with linear ramps that skip a margin at each tile edge, where convolution border effects
+live. Weights are separable, so their sums are two vectors; the float accumulator spans the
+rows of one tile row and nothing more, and finished rows leave it as uint8 strips.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,85 +43,93 @@ def _ramp(size: int, overlap: int, low: bool, high: bool) -> np.ndarray:
 
 @dataclass
 class TileGrid:
-    """Where the tiles of one image go (on the image padded up to at least one tile)."""
+    """Where the tiles of one image go; tiles past its edge repeat its last row/column."""
 
     height: int
     width: int
     tile: int
     overlap: int
+    ys: list[int] = field(init=False)
+    xs: list[int] = field(init=False)
 
-    @property
-    def padded(self) -> tuple[int, int]:
-        return max(self.height, self.tile), max(self.width, self.tile)
+    def __post_init__(self) -> None:
+        self.ys = starts(max(self.height, self.tile), self.tile, self.overlap)
+        self.xs = starts(max(self.width, self.tile), self.tile, self.overlap)
 
-    @property
-    def ys(self) -> list[int]:
-        return starts(self.padded[0], self.tile, self.overlap)
-
-    @property
-    def xs(self) -> list[int]:
-        return starts(self.padded[1], self.tile, self.overlap)
-
-    def pad(self, pixels: np.ndarray) -> np.ndarray:
-        ph, pw = self.padded
-        if (ph, pw) == pixels.shape[:2]:
-            return pixels
-        return np.pad(pixels, ((0, ph - self.height), (0, pw - self.width), (0, 0)), mode="edge")
-
-    def row(self, padded: np.ndarray, y: int) -> np.ndarray:
-        """All tiles of the tile row starting at y, as [N, tile, tile, C]."""
+    def tile_at(self, pixels: np.ndarray, y: int, x: int) -> np.ndarray:
+        """The tile at (y, x), edge-padded where it reaches past the image."""
         t = self.tile
-        return np.stack([padded[y : y + t, x : x + t] for x in self.xs])
+        part = pixels[y : y + t, x : x + t]
+        short_y, short_x = t - part.shape[0], t - part.shape[1]
+        if short_y or short_x:
+            return np.pad(part, ((0, short_y), (0, short_x), (0, 0)), mode="edge")
+        return part
 
-    def positions(self, y: int) -> np.ndarray:
-        """POSITION rows (top, left, height, width) for the tiles of row y."""
-        return np.array([[y, x, self.height, self.width] for x in self.xs], np.float32)
+    def tiles(self, pixels: np.ndarray, y: int, xs: list[int]) -> np.ndarray:
+        """The tiles of row y at columns xs, as [N, tile, tile, C]."""
+        return np.stack([self.tile_at(pixels, y, x) for x in xs])
+
+    def positions(self, y: int, xs: list[int]) -> np.ndarray:
+        """POSITION rows (top, left, height, width) for the tiles of row y at columns xs."""
+        return np.array([[y, x, self.height, self.width] for x in xs], np.float32)
+
+
+def _weights(
+    positions: list[int], size: int, overlap: int, length: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each tile's ramp along one axis, and their sum over the (cropped) output axis."""
+    ramps = [_ramp(size, overlap, i > 0, i < len(positions) - 1) for i in range(len(positions))]
+    total = np.zeros(length, np.float32)
+    for p, r in zip(positions, ramps, strict=True):
+        end = min(p + size, length)
+        total[p:end] += r[: end - p]
+    return ramps, total
 
 
 class Stitcher:
-    """Blends output tiles row by row into the final uint8 image."""
+    """Blends output tiles into the final image, handing back each tile row's finished rows."""
 
     def __init__(self, grid: TileGrid, scale: int, channels: int) -> None:
-        self.grid = grid
-        self.s = scale
-        ph, pw = grid.padded
-        self.out = np.zeros((ph * scale, pw * scale, channels), np.uint8)
-        self._acc = np.zeros((0, pw * scale, channels), np.float32)
-        self._wsum = np.zeros((0, pw * scale, 1), np.float32)
+        self.grid, self.s, self.c = grid, scale, channels
+        self.height, self.width = grid.height * scale, grid.width * scale
+        ts, ov = grid.tile * scale, grid.overlap * scale
+        self.ts = ts
+        ys, xs = [y * scale for y in grid.ys], [x * scale for x in grid.xs]
+        self._wy, self._wy_sum = _weights(ys, ts, ov, self.height)
+        self._wx, self._wx_sum = _weights(xs, ts, ov, self.width)
+        # Rows [_top, _top + ts) at most are pending at any time: one buffer, allocated once.
+        self._acc = np.zeros((min(ts, self.height), self.width, channels), np.float32)
         self._top = 0  # output row of _acc[0]
-        self._rows_done = 0
 
-    def add_row(self, y: int, tiles: np.ndarray) -> None:
-        g, s = self.grid, self.s
-        ys, xs = g.ys, g.xs
-        ts, ov = g.tile * s, g.overlap * s
+    def add(self, y: int, x: int, tile: np.ndarray) -> None:
+        """Blend one output tile (of the tile at input (y, x)) into the pending rows."""
+        g, s, ts = self.grid, self.s, self.ts
+        y0, x0 = y * s, x * s
+        rows, cols = min(ts, self.height - y0), min(ts, self.width - x0)
+        wy = self._wy[g.ys.index(y)][:rows]
+        wx = self._wx[g.xs.index(x)][:cols]
+        weight = wy[:, None, None] * wx[None, :, None]
+        r0 = y0 - self._top
+        self._acc[r0 : r0 + rows, x0 : x0 + cols] += tile[:rows, :cols].astype(np.float32) * weight
+
+    def finish_row(self, y: int) -> np.ndarray:
+        """The output rows no later tile row touches, once every tile of row y was added."""
+        ys = self.grid.ys
         i = ys.index(y)
-        y0, y1 = y * s, y * s + ts
-        grow = y1 - self._top - self._acc.shape[0]
-        if grow > 0:
-            w = self._acc.shape[1]
-            self._acc = np.concatenate([self._acc, np.zeros((grow, w, self._acc.shape[2]), np.float32)])
-            self._wsum = np.concatenate([self._wsum, np.zeros((grow, w, 1), np.float32)])
-        wy = _ramp(ts, ov, i > 0, i < len(ys) - 1)
-        for j, (x, tile) in enumerate(zip(xs, tiles, strict=False)):
-            wx = _ramp(ts, ov, j > 0, j < len(xs) - 1)
-            weight = (wy[:, None] * wx[None, :])[:, :, None]
-            r0, c0 = y0 - self._top, x * s
-            self._acc[r0 : r0 + ts, c0 : c0 + ts] += tile.astype(np.float32) * weight
-            self._wsum[r0 : r0 + ts, c0 : c0 + ts] += weight
-        final_to = ys[i + 1] * s if i + 1 < len(ys) else y1
-        self._flush(final_to)
-
-    def _flush(self, upto: int) -> None:
+        upto = min(ys[i + 1] * self.s, self.height) if i + 1 < len(ys) else self.height
         n = upto - self._top
         if n <= 0:
-            return
-        block = self._acc[:n] / np.maximum(self._wsum[:n], 1e-6)
-        self.out[self._top : upto] = np.clip(np.rint(block), 0, 255).astype(np.uint8)
-        self._acc = self._acc[n:]
-        self._wsum = self._wsum[n:]
+            return np.zeros((0, self.width, self.c), np.uint8)
+        norm = self._wy_sum[self._top : upto, None, None] * self._wx_sum[None, :, None]
+        block = self._acc[:n] / np.maximum(norm, 1e-6)
+        out = np.clip(np.rint(block), 0, 255).astype(np.uint8)
+        rest = self._acc.shape[0] - n
+        self._acc[:rest] = self._acc[n:]
+        self._acc[rest:] = 0
         self._top = upto
+        return out
 
-    def result(self) -> np.ndarray:
-        """The stitched image, cropped back to the unpadded size times the scale."""
-        return self.out[: self.grid.height * self.s, : self.grid.width * self.s]
+    @staticmethod
+    def buffer_bytes(tile: int, scale: int, width: int, channels: int) -> int:
+        """The accumulator's size: one tile row of the output, float32."""
+        return tile * scale * width * scale * channels * 4

@@ -6,14 +6,17 @@ import threading
 import time
 from typing import Any
 
-from . import completion, events, imaging, logs, tracing
+import numpy as np
+
+from . import budget, completion, encoding, events, imaging, logs, tracing
 from .config import Config
 from .errors import BadInput
 from .events import JobMessage
 from .inference import InferStats
 from .jobs import FAILED, Claim
-from .models import MODELS
+from .models import MODELS, ModelSpec
 from .services import Services
+from .storage_io import UPLOAD_CHUNK_BYTES, ResultUpload, Written
 
 
 class ClaimLost(Exception):
@@ -64,7 +67,7 @@ class Lease:
 
 
 def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
-    """Download, decode, infer, encode, upload; marks the job done.
+    """Download, plan, decode, infer into a streaming encoder and upload; marks the job done.
 
     Raises BadInput, Transient, or ClaimLost when another took the job meanwhile.
     """
@@ -84,41 +87,61 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
 
     data = svc.storage.download(msg, cfg.max_input_bytes)
     lap("download_s")
-    decoded = imaging.decode(data, cfg.max_input_bytes, cfg.max_input_pixels)
-    h, w = decoded.pixels.shape[:2]
-    imaging.check_result(w * spec.scale, h * spec.scale, spec.result_format)  # before any inference
-    lap("decode_s")
-    stats = InferStats()
-    last_report = [time.monotonic()]  # the first report after a second: short jobs write none
-
-    def report(fraction: float) -> None:  # at most one progress write a second
-        lease.check()
-        if fraction < 1.0 and time.monotonic() - last_report[0] >= 1.0:
-            last_report[0] = time.monotonic()
-            svc.jobs.progress(msg.job_id, fraction)
-
-    pixels = svc.inference.run(spec, decoded.pixels, stats, report)
-    lap("infer_s")
-    encoded = imaging.encode(pixels, spec.result_format)
-    lap("encode_s")
+    image, header = imaging.probe(data, cfg.max_input_bytes, cfg.max_input_pixels)
+    plan = budget.plan(  # before any pixel is decoded: the result's size and the memory it needs
+        spec,
+        header,
+        len(data),
+        budget.OutputLimits(cfg.max_output_pixels),
+        cfg.job_budget_bytes,
+        cfg.tile_batch,
+        cfg.tile_concurrency,
+    )
     name = cfg.names.result_name(msg.model, msg.name)
-    lease.check()  # a stale worker writes no result
-    written = svc.storage.write_result(msg, name, encoded, spec.content_type, stats.model_version)
-    lap("upload_s")
+    upload = svc.storage.begin_result(msg, name, spec.content_type, UPLOAD_CHUNK_BYTES)
+    stats = InferStats()
+    if isinstance(upload, Written):  # an earlier attempt wrote it and died before `done`
+        del data, image
+        written, encoded_bytes = upload, upload.size
+    else:
+        try:
+            decoded = imaging.load(image, header)
+            del data, image  # only the decoded pixels stay
+            lap("decode_s")
+            encoded_bytes, enc_wall, enc_cpu = _infer_and_write(
+                spec, plan, decoded.pixels, svc, stats, lease, upload
+            )
+        except MemoryError as exc:
+            upload.abort()
+            raise BadInput(
+                f"ran out of memory: the image is {header.width}x{header.height}, estimated at "
+                f"~{budget.gib(plan.need_bytes)} of a {budget.gib(cfg.job_budget_bytes)} budget per job"
+            ) from exc
+        lap("infer_s")  # the model and stitching; the encoder's share is taken out below
+        timings["infer_s"] = round(timings["infer_s"] - enc_wall, 4)
+        cpu["infer_s"] = round(cpu["infer_s"] - enc_cpu, 4)
+        timings["encode_s"], cpu["encode_s"] = round(enc_wall, 4), round(enc_cpu, 4)
+        lease.check()  # a stale worker writes no result
+        written = upload.commit()
+        lap("upload_s")
     timings["total_s"] = round(time.perf_counter() - t0, 4)
     timings["infer_wait_s"] = round(stats.wait_s, 4)
     output = {
-        "width": int(pixels.shape[1]),
-        "height": int(pixels.shape[0]),
-        "input_width": w,
-        "input_height": h,
-        "bytes": len(encoded),
+        "width": plan.width,
+        "height": plan.height,
+        "input_width": header.width,
+        "input_height": header.height,
+        "scale": plan.scale,
+        "model_scale": spec.scale,
+        "bytes": encoded_bytes,
         "format": spec.result_format,
         "tiles": stats.tiles,
         "requests": stats.requests,
-        "source_format": decoded.source_format,
-        "source_frames": decoded.frames,
+        "source_format": header.format,
+        "source_frames": header.frames,
         "result_reused": not written.wrote,
+        "memory_need_bytes": plan.need_bytes,
+        "memory_budget_bytes": cfg.job_budget_bytes,
         "cpu_s": cpu,
     }
     if svc.jobs.done(claim, written.uri, stats.model_version, timings, output):
@@ -130,6 +153,55 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     if written.wrote and job.get("status") == FAILED:
         svc.storage.remove(written)
     raise ClaimLost(f"job {msg.job_id}: attempt {claim.attempt} lost its claim before it was done")
+
+
+def _infer_and_write(
+    spec: ModelSpec,
+    plan: budget.Plan,
+    pixels: np.ndarray,
+    svc: Services,
+    stats: InferStats,
+    lease: Lease,
+    upload: ResultUpload,
+) -> tuple[int, float, float]:
+    """Run the model strip by strip into the encoder, which streams into the upload.
+
+    Returns the bytes written and the wall and CPU seconds this thread spent in the encoder.
+    """
+    last_report = [time.monotonic()]  # the first report after a second: short jobs write none
+
+    def report(fraction: float) -> None:  # at most one progress write a second
+        lease.check()
+        if fraction < 1.0 and time.monotonic() - last_report[0] >= 1.0:
+            last_report[0] = time.monotonic()
+            svc.jobs.progress(lease.claim.job_id, fraction)
+
+    channels = 4 if spec.output == "alpha" else 3
+    out_size = (plan.width, plan.height) if plan.resized else None
+    encoder = encoding.open_encoder(
+        upload,
+        spec.result_format,
+        plan.model_width,
+        plan.model_height,
+        channels,
+        out_size,
+    )
+    wall = cpu = 0.0
+    try:
+        for i, strip in enumerate(svc.inference.strips(spec, pixels, stats, report)):
+            if i == 0:  # Triton said which version it ran: the result's metadata says so too
+                upload.annotate("imagen-model-version", stats.model_version)
+            t, c = time.perf_counter(), time.thread_time()
+            encoder.write(strip)
+            wall, cpu = wall + time.perf_counter() - t, cpu + time.thread_time() - c
+        t, c = time.perf_counter(), time.thread_time()
+        encoder.close()
+        wall, cpu = wall + time.perf_counter() - t, cpu + time.thread_time() - c
+    except BaseException:
+        encoder.abort()
+        upload.abort()
+        raise
+    return upload.bytes, wall, cpu
 
 
 def handle_job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:

@@ -19,13 +19,19 @@ def test_starts_cover_with_overlap(length: int, tile: int, overlap: int) -> None
     assert all(b - a <= tile - overlap for a, b in zip(s, s[1:], strict=False))
 
 
-def run(image: np.ndarray, scale: int, model) -> np.ndarray:
+def strips(image: np.ndarray, scale: int, model) -> list[np.ndarray]:
     grid = TileGrid(image.shape[0], image.shape[1], 128, 16)
-    padded = grid.pad(image)
     st = Stitcher(grid, scale, 3)
+    out = []
     for y in grid.ys:
-        st.add_row(y, np.stack([model(t) for t in grid.row(padded, y)]))
-    return st.result()
+        for x, tile in zip(grid.xs, grid.tiles(image, y, grid.xs), strict=True):
+            st.add(y, x, model(tile))
+        out.append(st.finish_row(y))
+    return out
+
+
+def run(image: np.ndarray, scale: int, model) -> np.ndarray:
+    return np.concatenate(strips(image, scale, model))
 
 
 def noise(h: int, w: int) -> np.ndarray:
@@ -60,18 +66,26 @@ def test_tile_border_artefacts_are_hidden_by_the_blend() -> None:
 
 def test_positions_place_tiles_in_the_image() -> None:
     grid = TileGrid(300, 200, 128, 16)
-    pos = grid.positions(grid.ys[-1])
+    pos = grid.positions(grid.ys[-1], grid.xs)
     assert pos.shape == (len(grid.xs), 4)
     assert pos[0].tolist() == [grid.ys[-1], 0, 300, 200]
 
 
-def test_memory_is_one_tile_row() -> None:
-    grid = TileGrid(4000, 3000, 128, 16)
-    st = Stitcher(grid, 1, 3)
-    padded = np.zeros((4000, 3000, 3), np.uint8)
-    y = grid.ys[0]
-    st.add_row(y, grid.row(padded, y))
-    assert st._acc.shape[0] <= 128  # only the overlap still waiting for the next row
+def test_memory_is_one_tile_row_and_rows_leave_as_they_finish() -> None:
+    img = noise(1000, 300)
+    parts = strips(img, 1, lambda t: t)
+    assert len(parts) == len(TileGrid(1000, 300, 128, 16).ys)
+    assert all(len(p) <= 128 for p in parts) and sum(len(p) for p in parts) == 1000
+    assert Stitcher(TileGrid(1000, 300, 128, 16), 4, 3)._acc.nbytes == Stitcher.buffer_bytes(128, 4, 300, 3)
+
+
+def test_a_long_thin_strip_is_never_padded_as_a_whole() -> None:
+    img = noise(1, 5000)
+    grid = TileGrid(1, 5000, 128, 16)
+    assert grid.tile_at(img, 0, grid.xs[-1]).shape == (128, 128, 3)  # each tile padded alone
+    st = Stitcher(grid, 2, 3)
+    assert st._acc.shape == (2, 10_000, 3)  # the output's 2 rows, not a tile's 256
+    assert np.array_equal(run(img, 2, lambda t: t.repeat(2, 0).repeat(2, 1)), img.repeat(2, 0).repeat(2, 1))
 
 
 def test_image_levels_are_whole_image_percentiles() -> None:

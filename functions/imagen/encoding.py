@@ -1,0 +1,208 @@
+"""Result encoders that take row strips and write the file as they go, in bounded memory.
+
+PNG is our own streaming writer (png.PngWriter). JPEG (and any result that must be resized
+on the way out, such as an upscale by less than the model's factor) goes through libvips:
+the strips are framed as an uncompressed PNG stream that vips reads sequentially, so vips
+holds a few scanlines of its own, never the image. Its encoder runs on a thread of its own
+that pulls strips from a queue of two; the caller's thread keeps running the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import struct
+import threading
+import zlib
+from typing import Protocol
+
+import numpy as np
+import pyvips
+
+from . import png
+
+JPEG_QUALITY = 92
+_QUEUE_STRIPS = 2  # strips waiting for vips: the memory the encoder adds, besides its scanlines
+
+
+class Sink(Protocol):
+    """Where encoded bytes go: a file, a buffer, a result upload."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
+class Encoder(Protocol):
+    def write(self, strip: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class _Counting:
+    """Counts what goes through to the sink."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink, self.bytes = sink, 0
+
+    def write(self, data: bytes, /) -> int:
+        self.sink.write(data)
+        self.bytes += len(data)
+        return len(data)
+
+
+class PngEncoder:
+    """Rows straight into the streaming PNG writer."""
+
+    def __init__(self, sink: Sink, width: int, height: int, channels: int) -> None:
+        self.out = _Counting(sink)
+        self.png = png.PngWriter(self.out, width, height, channels)
+
+    def write(self, strip: np.ndarray) -> None:
+        self.png.write(strip)
+
+    def close(self) -> None:
+        self.png.close()
+
+    def abort(self) -> None:
+        pass
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))
+
+
+class VipsEncoder:
+    """Rows into libvips, which encodes (and resizes, when asked) and writes to the sink."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        width: int,
+        height: int,
+        channels: int,
+        suffix: str,
+        out_size: tuple[int, int] | None = None,
+    ) -> None:
+        self.out = _Counting(sink)
+        self.width, self.height, self.channels = width, height, channels
+        self.rows = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_STRIPS)
+        self._pending = bytearray()
+        self._deflate = zlib.compressobj(0)  # stored blocks: framing, not compression
+        self._error: BaseException | None = None
+        self._aborted = False
+        self._sink_error: BaseException | None = None
+        colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+        ihdr = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+        self._queue.put(png.SIGNATURE + _chunk(b"IHDR", ihdr))
+        self._thread = threading.Thread(
+            target=self._run, args=(suffix, out_size), name="vips-encode", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, size: int) -> bytes:
+        while len(self._pending) < size and not self._aborted:
+            part = self._queue.get()
+            if part is None:  # end of stream (or aborted: vips sees a truncated file)
+                self._queue.put(None)
+                break
+            self._pending.extend(part)
+        out = bytes(self._pending[:size])
+        del self._pending[:size]
+        return out
+
+    def _write(self, data: bytes) -> int:
+        try:
+            return self.out.write(data)
+        except BaseException as exc:  # e.g. the upload failed: vips stops, close() raises it
+            self._sink_error = exc
+            return -1
+
+    def _run(self, suffix: str, out_size: tuple[int, int] | None) -> None:
+        try:
+            source = pyvips.SourceCustom()
+            source.on_read(self._read)
+            image = pyvips.Image.new_from_source(source, "", access="sequential")
+            if out_size is not None and out_size != (self.width, self.height):
+                image = image.resize(out_size[0] / self.width, vscale=out_size[1] / self.height)
+            target = pyvips.TargetCustom()
+            target.on_write(self._write)
+            image.write_to_target(target, suffix)
+        except BaseException as exc:  # the writer sees it at its next strip
+            self._error = exc
+
+    def write(self, strip: np.ndarray) -> None:
+        if strip.dtype != np.uint8 or strip.shape[1:] != (self.width, self.channels):
+            raise ValueError(f"expected uint8 [n, {self.width}, {self.channels}], got {strip.shape}")
+        if not len(strip):
+            return
+        rows = np.empty((len(strip), self.width * self.channels + 1), np.uint8)
+        rows[:, 0] = 0  # filter type None
+        rows[:, 1:] = strip.reshape(len(strip), -1)
+        self.rows += len(strip)
+        self._put(_chunk(b"IDAT", self._deflate.compress(rows.data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)))
+
+    def _put(self, part: bytes | None, end: bool = False) -> None:
+        while self._thread.is_alive() and self._error is None:
+            try:
+                self._queue.put(part, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        self._raise()
+        if end:  # vips finished without asking for the end marker
+            return
+        raise RuntimeError("the encoder stopped before the image was complete")
+
+    def _raise(self) -> None:
+        if self._sink_error is not None:
+            raise self._sink_error
+        if self._error is not None:
+            raise RuntimeError(f"the encoder failed: {self._error}") from self._error
+
+    def close(self) -> None:
+        if self.rows != self.height:
+            raise ValueError(f"the encoder got {self.rows} rows of {self.height}")
+        self._put(_chunk(b"IDAT", self._deflate.flush()) + _chunk(b"IEND", b""))
+        self._put(None, end=True)  # vips may read past IEND: it then meets the end of the stream
+        self._thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        """Stop the encoder thread without finishing the file."""
+        self._aborted = True
+        while self._thread.is_alive():
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()
+                continue
+            self._thread.join(timeout=10)
+            return
+
+
+def open_encoder(
+    sink: Sink,
+    fmt: str,
+    width: int,
+    height: int,
+    channels: int,
+    out_size: tuple[int, int] | None = None,
+    quality: int = JPEG_QUALITY,
+) -> PngEncoder | VipsEncoder:
+    """An encoder for `fmt` (JPEG or PNG) of a width x height image fed as strips.
+
+    `out_size` resizes on the way out (lanczos3), e.g. a x4 model output written at x2.5.
+    """
+    resize = out_size is not None and out_size != (width, height)
+    if fmt == "PNG" and not resize:
+        return PngEncoder(sink, width, height, channels)
+    if fmt == "PNG":
+        suffix = ".png[compression=1]"
+    elif fmt == "JPEG":
+        suffix = f".jpg[Q={quality},subsample_mode=on]"
+    else:
+        raise ValueError(f"no encoder for {fmt}")
+    return VipsEncoder(sink, width, height, channels, suffix, out_size)
