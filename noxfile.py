@@ -1,5 +1,5 @@
 """Sessions: demo (the main job), up (keep the stack running), tests (unit, integration, system),
-lint, tf, models, bench, quality, soak."""
+lint, tf, models, bench, quality, soak, fullsize."""
 
 from __future__ import annotations
 
@@ -52,9 +52,18 @@ def soak(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Pipeline overhead against Triton alone and in-process, burst, and rembg as a peer."""
+    """Pipeline overhead against Triton alone and in-process, burst, rembg as a peer, and worker
+    memory per megapixel before and after streaming (docs/memory.md)."""
     _install(session, "rembg==2.0.69")
     _run_stack(session, "bench.bench", *session.posargs)
+    session.run("python", "-m", "bench.memory")
+
+
+@nox.session
+def fullsize(session: nox.Session) -> None:
+    """48 MP photos through every model (12 MP through upscale) under production's memory budget."""
+    _install(session)
+    _run_stack(session, "emulators.fullsize", *session.posargs)
 
 
 @nox.session

@@ -236,10 +236,13 @@ def tiling(imgs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
         spec = SPECS[model]
         grid = TileGrid(big.shape[0], big.shape[1], spec.size, spec.overlap)
         st = Stitcher(grid, spec.scale, 3)
-        padded = grid.pad(big)
+        rows = []
         for y in grid.ys:
-            st.add_row(y, sess.run(["OUTPUT"], feeds(grid.row(padded, y)))[0])
-        tiled = st.result().astype(np.int16)
+            outs = sess.run(["OUTPUT"], feeds(grid.tiles(big, y, grid.xs)))[0]
+            for x, tile in zip(grid.xs, outs, strict=True):
+                st.add(y, x, tile)
+            rows.append(st.finish_row(y))
+        tiled = np.concatenate(rows).astype(np.int16)
         diff = np.abs(tiled - whole).max(axis=2)
         border = np.zeros(diff.shape, bool)
         s = spec.scale

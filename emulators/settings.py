@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imagen.config import Config
 from imagen.jobs import JobStore
 from imagen.models import MODELS
 from imagen.names import Resources
@@ -21,7 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # → 2..60 s, the reconciler every 60 s → 12 s with its margins. Set on the stack's functions on top
 # of Config's defaults.
 TIME_SCALE = 5
+# Memory is not scaled: each worker runs under production's instance memory (RLIMIT_DATA, set
+# by the stack) with production's concurrency, so a job that fits here fits in the cloud.
 LOCAL_FUNCTION_ENV: Mapping[str, str] = {
+    "WORKER_MEMORY_MB": "2048",
+    "WORKER_CONCURRENCY": "4",
     "JOB_LEASE_S": "24",
     "RECONCILE_LEASE_MARGIN_S": "6",
     "RECONCILE_PUBLISH_GRACE_S": "12",
@@ -118,6 +123,10 @@ class StackSettings:
     def names(self) -> Resources:
         """Topics, subscriptions and the jobs collection, as the functions derive them."""
         return Resources(self.project)
+
+    def worker_config(self) -> Config:
+        """The config an on_job worker of this stack reads (its memory and concurrency)."""
+        return Config.from_env({**self.client_env(), **self.function_env})
 
     def job_store(self) -> JobStore:
         """The jobs collection of the stack (with the emulator environment already set)."""

@@ -1,10 +1,40 @@
 """The functions' environment in the test tiers, on top of Config's defaults."""
 
+from __future__ import annotations
+
+import math
+
 from emulators.settings import LOCAL_FUNCTION_ENV
+from imagen import budget
+from imagen.config import Config
+from imagen.imaging import Header
+from imagen.models import MODELS
 
 # Small input limits, so the over-limit files stay small.
 INPUT_LIMITS = {"MAX_INPUT_BYTES": str(8 * 1024 * 1024), "MAX_INPUT_PIXELS": "20000000"}
 # Integration: handlers called in-process, no delivery backoff to keep a ratio with.
 FUNCTION_ENV = {**INPUT_LIMITS, "JOB_LEASE_S": "8"}
-# System: the local stack's timings (production's scaled, ratios kept).
-SYSTEM_FUNCTION_ENV = {**LOCAL_FUNCTION_ENV, **INPUT_LIMITS}
+
+# Memory, scaled down with the image: the system tests' photo (PHOTO, displayed size, EXIF-rotated)
+# needs of its most demanding model the same share of the test budget as a 48 MP phone photo
+# (12 MB JPEG) needs of production's budget through enhance. The instance memory follows from it
+# as production's does (runtime + concurrency x budget); the stack caps each worker at it.
+PHOTO = (900, 1200)
+PROD = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
+_LIMITS = budget.OutputLimits(PROD.max_output_pixels)
+
+
+def _need(model: str, width: int, height: int, source: int) -> int:
+    spec, head = MODELS[model], Header(width, height, "JPEG", "RGB", 1, 1)
+    out = budget.output_size(spec, head, _LIMITS)
+    return sum(budget.need(spec, head, source, out[:2], PROD.tile_batch, PROD.tile_concurrency).values())
+
+
+SHARE = _need("enhance", 8000, 6000, 12_000_000) / PROD.job_budget_bytes
+PHOTO_NEED = max(_need(m, *PHOTO, 400_000) for m in MODELS)
+JOB_MEMORY_MB = math.ceil(PHOTO_NEED / SHARE / 2**20)
+WORKER_MEMORY_MB = PROD.worker_base_mb + PROD.worker_concurrency * JOB_MEMORY_MB
+MEMORY = {"WORKER_MEMORY_MB": str(WORKER_MEMORY_MB)}
+
+# System: the local stack's timings (production's scaled, ratios kept) and the scaled memory.
+SYSTEM_FUNCTION_ENV = {**LOCAL_FUNCTION_ENV, **INPUT_LIMITS, **MEMORY}

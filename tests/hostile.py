@@ -76,3 +76,10 @@ def tiff_many_ifds(count: int = 20_000) -> bytes:
         nxt = 9 + (i + 1) * size if i + 1 < count else 0
         out.append(ifd + struct.pack("<I", nxt))
     return b"".join(out)
+
+
+def gzip_bomb(stored_mb: int = 3) -> bytes:
+    """About `stored_mb` MB of gzip that inflates ~1000x (3 MB -> 3 GB): identical members of
+    32 MiB of zeros each, one after another (a valid multi-member gzip file)."""
+    member = zlib.compress(bytes(32 << 20), 9, wbits=31)
+    return member * (stored_mb * 1_000_000 // len(member))

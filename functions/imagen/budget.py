@@ -12,16 +12,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .encoding import BLOCK_BYTES
 from .errors import BadInput
-from .imaging import MAX_SIDE, Header
+from .imaging import BLOCK_PIXELS, MAX_SIDE, Header
 from .models import ModelSpec
 from .tiling import Stitcher
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 _STRIP_ROWS = 256  # imaging's conversion and alpha strips
-_ENCODER_STRIPS = 6  # copies of one output strip the encoder may hold (framing, queue of 2, vips)
-_VIPS_LINES = 64  # scanlines vips buffers per output row (its resize kernel included)
+_ENCODER_BLOCKS = 6  # encoder blocks held at once (framing, a queue of 2, vips's read buffer)
+# libvips's JPEG pipeline, measured (bench/memory.py; 1,000..32,000 px wide): a fixed ~8 MiB and
+# about 900 scanlines of the output; counted as 1,024 scanlines.
+_VIPS_FIXED = 8 * MIB
+_VIPS_LINES = 1024
 
 
 @dataclass(frozen=True)
@@ -84,12 +88,14 @@ def need(
         # Pillow's frame and one conversion strip live only while decoding, before any model
         # buffer exists; the larger of the two phases counts.
     }
-    decoding = header.decoder_bytes_per_pixel * px + 4 * 4 * _STRIP_ROWS * max(w, h)
+    strip_px = min(_STRIP_ROWS, h) * w
+    block_px = min(strip_px, BLOCK_PIXELS)
+    decoding = header.decoder_bytes_per_pixel * px + 4 * 4 * block_px  # + one block's conversions
     if spec.mode == "whole":
-        strip = _STRIP_ROWS * w * 4
         running = (
-            3 * 4 * _STRIP_ROWS * max(w, h)  # shrink: a contiguous strip and Pillow's copy
-            + strip * (2 + _ENCODER_STRIPS)  # an RGBA strip, its filtered rows, deflate output
+            3 * 4 * strip_px  # shrink: a contiguous strip and Pillow's copy of it
+            + 4 * strip_px  # an RGBA strip
+            + _ENCODER_BLOCKS * BLOCK_BYTES
         )
     else:
         s, ts = spec.scale, spec.size * spec.scale
@@ -101,8 +107,10 @@ def need(
             + Stitcher.buffer_bytes(spec.size, s, w, 3) * out_rows // ts  # float accumulator
             + 4 * (w + h) * s * 2  # weight sums
             + ts * ts * 3 * 4 * 2  # one weighted tile in float
-            + strip * (1 + _ENCODER_STRIPS)
-            + out[0] * 3 * _VIPS_LINES
+            + strip
+            + _ENCODER_BLOCKS * BLOCK_BYTES
+            + _VIPS_FIXED
+            + w * s * 3 * _VIPS_LINES  # vips reads the model's output (wider than a resized result)
         )
     terms["decoding (Pillow frame, one strip)" if decoding > running else "model, stitching and encoder"] = (
         max(decoding, running)

@@ -22,7 +22,14 @@ import pyvips
 from . import png
 
 JPEG_QUALITY = 92
-_QUEUE_STRIPS = 2  # strips waiting for vips: the memory the encoder adds, besides its scanlines
+_QUEUE_STRIPS = 2  # blocks waiting for vips: the memory the encoder adds, besides its scanlines
+BLOCK_BYTES = 4 * 1024 * 1024  # strips go to an encoder in blocks of at most this many bytes
+
+
+def blocks(strip: np.ndarray) -> list[np.ndarray]:
+    """A strip cut into row blocks of about BLOCK_BYTES, so an encoder's copies stay small."""
+    rows = max(1, BLOCK_BYTES // max(1, strip.shape[1] * strip.shape[2]))
+    return [strip[i : i + rows] for i in range(0, len(strip), rows)]
 
 
 class Sink(Protocol):
@@ -59,7 +66,8 @@ class PngEncoder:
         self.png = png.PngWriter(self.out, width, height, channels)
 
     def write(self, strip: np.ndarray) -> None:
-        self.png.write(strip)
+        for block in blocks(strip):
+            self.png.write(block)
 
     def close(self) -> None:
         self.png.close()
@@ -135,13 +143,14 @@ class VipsEncoder:
     def write(self, strip: np.ndarray) -> None:
         if strip.dtype != np.uint8 or strip.shape[1:] != (self.width, self.channels):
             raise ValueError(f"expected uint8 [n, {self.width}, {self.channels}], got {strip.shape}")
-        if not len(strip):
-            return
-        rows = np.empty((len(strip), self.width * self.channels + 1), np.uint8)
-        rows[:, 0] = 0  # filter type None
-        rows[:, 1:] = strip.reshape(len(strip), -1)
-        self.rows += len(strip)
-        self._put(_chunk(b"IDAT", self._deflate.compress(rows.data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)))
+        for block in blocks(strip):
+            rows = np.empty((len(block), self.width * self.channels + 1), np.uint8)
+            rows[:, 0] = 0  # filter type None
+            rows[:, 1:] = block.reshape(len(block), -1)
+            self.rows += len(block)
+            body = self._deflate.compress(rows.data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+            del rows
+            self._put(_chunk(b"IDAT", body))
 
     def _put(self, part: bytes | None, end: bool = False) -> None:
         while self._thread.is_alive() and self._error is None:

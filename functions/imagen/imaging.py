@@ -143,6 +143,7 @@ def probe(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, He
 
 
 _STRIP_ROWS = 256  # rows converted at a time: colour conversion never copies the whole image
+BLOCK_PIXELS = 1 << 20  # and never more than this many pixels (a 50,000,000x1 strip goes in blocks)
 
 
 def load(im: Image.Image, header: Header) -> Decoded:
@@ -160,11 +161,15 @@ def load(im: Image.Image, header: Header) -> Decoded:
         transform = _icc_transform(im.info.get("icc_profile"))
         width, height = im.size
         out = np.empty((height, width, 3), np.uint8)
-        for y in range(0, height, _STRIP_ROWS):
-            strip = _to_rgb(im.crop((0, y, width, min(y + _STRIP_ROWS, height))), top)
-            if transform is not None:
-                strip = ImageCms.applyTransform(strip, transform) or strip
-            out[y : y + strip.height] = np.asarray(strip, dtype=np.uint8)
+        cols = min(width, BLOCK_PIXELS)
+        rows = max(1, min(_STRIP_ROWS, BLOCK_PIXELS // cols))
+        for y in range(0, height, rows):
+            for x in range(0, width, cols):
+                box = (x, y, min(x + cols, width), min(y + rows, height))
+                block = _to_rgb(im.crop(box), top)
+                if transform is not None:
+                    block = ImageCms.applyTransform(block, transform) or block
+                out[box[1] : box[3], box[0] : box[2]] = np.asarray(block, dtype=np.uint8)
     except BadInput:
         raise
     except Exception as exc:
@@ -232,12 +237,12 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
 def shrink(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """A small uint8 RGB copy of a large image, reduced a strip at a time, then bilinear."""
     h, w = pixels.shape[:2]
-    k = max(1, min(h // height, w // width) // 2)  # box-reduce to about twice the target first
-    rows = max(k, (_STRIP_ROWS // k) * k)
+    kx, ky = max(1, w // width // 2), max(1, h // height // 2)  # box-reduce to ~2x the target
+    rows = max(ky, (_STRIP_ROWS // ky) * ky)
     parts = []
     for y in range(0, h, rows):
         strip = Image.fromarray(np.ascontiguousarray(pixels[y : y + rows]), "RGB")
-        parts.append(np.asarray(strip.reduce(k) if k > 1 else strip, dtype=np.uint8))
+        parts.append(np.asarray(strip.reduce((kx, ky)) if kx * ky > 1 else strip, dtype=np.uint8))
     reduced = np.concatenate(parts)
     return np.asarray(
         Image.fromarray(reduced, "RGB").resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8

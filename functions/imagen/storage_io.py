@@ -29,21 +29,22 @@ _INFLATE_STEP = 1024 * 1024
 
 
 def inflate(raw: bytes, max_bytes: int) -> bytes:
-    """A gzip stream's content, read a step at a time; BadInput past `max_bytes` or when corrupt."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    """A gzip stream's content (every member), a step at a time; BadInput past `max_bytes`."""
     out = bytearray()
     pending = raw
     try:
         while pending:
-            out += inflater.decompress(pending, _INFLATE_STEP)
-            if len(out) > max_bytes:
-                raise BadInput(f"the gzip-encoded file inflates to over the limit of {max_bytes} bytes")
-            pending = inflater.unconsumed_tail
-        out += inflater.flush()
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            while pending and not inflater.eof:
+                out += inflater.decompress(pending, _INFLATE_STEP)
+                if len(out) > max_bytes:
+                    raise BadInput(f"the gzip-encoded file inflates to over the limit of {max_bytes} bytes")
+                pending = inflater.unconsumed_tail
+            if not inflater.eof:
+                raise BadInput("the gzip-encoded file is truncated")
+            pending = inflater.unused_data  # a further gzip member, or nothing
     except zlib.error as exc:
         raise BadInput(f"the gzip-encoded file is corrupt ({exc})") from exc
-    if len(out) > max_bytes:
-        raise BadInput(f"the gzip-encoded file inflates to over the limit of {max_bytes} bytes")
     return bytes(out)
 
 

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from tests import hostile
 
 from .conftest import upload, wait_finished
-
-
-def strip(width: int, height: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), (90, 120, 150)).save(buf, "JPEG", quality=80)
-    return buf.getvalue()
-
 
 CASES: dict[str, tuple[str, Callable[[], bytes], str, str]] = {
     # name: (model, file, status, reason or "")
@@ -32,12 +23,6 @@ CASES: dict[str, tuple[str, Callable[[], bytes], str, str]] = {
     "tiff-broken-second-ifd": ("style_aged", hostile.tiff_broken_second_ifd, "done", ""),
     "gif-truncated-second-frame": ("style_aged", hostile.gif_truncated_second_frame, "done", ""),
     "tiff-20000-ifds": ("style_aged", hostile.tiff_many_ifds, "done", ""),
-    "upscale-result-wider-than-jpeg": (
-        "upscale",
-        lambda: strip(16_400, 100),
-        "failed",
-        "the result would be 65600x400; a JPEG side cannot exceed 65500 pixels",
-    ),
 }
 
 

@@ -184,3 +184,26 @@ def test_the_reconciler_runs_on_a_schedule_at_the_lease_ratio() -> None:
     root = load(TERRAFORM).named("module")
     assert one(root["messaging"]["reconcile_endpoint"]) == "${module.functions.reconcile_function_uri}"
     assert one(root["functions"]["max_attempts"]) == "${var.max_delivery_attempts}"
+
+
+def test_each_worker_knows_its_memory_and_concurrency_and_config_defaults_match() -> None:
+    """The per-job memory budget is derived from what Terraform gives each on_job instance."""
+    from imagen.config import Config
+
+    functions = load(TERRAFORM / "modules" / "functions")
+    fn = functions.resource("google_cloudfunctions2_function", "on_job")
+    env = one(one(fn["service_config"])["environment_variables"])
+    assert "local.worker_env" in env and "local.common_env" in env
+    worker_env = functions.locals()["worker_env"]
+    assert worker_env["WORKER_MEMORY_MB"] == "${tostring(local.worker_memory_mb)}"
+    assert worker_env["WORKER_CONCURRENCY"] == "${tostring(var.worker_concurrency)}"
+    from emulators.stack import WORKER_MALLOC_ENV
+
+    assert {k: worker_env[k] for k in WORKER_MALLOC_ENV} == WORKER_MALLOC_ENV  # as the local stack
+    assert "MAX_OUTPUT_PIXELS" in functions.locals()["common_env"]
+    variables = functions.named("variable")
+    assert one(variables["worker_memory"]["default"]) == "2Gi"
+    defaults = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
+    assert defaults.worker_memory_mb == 2 * 1024
+    assert defaults.worker_concurrency == one(variables["worker_concurrency"]["default"])
+    assert defaults.max_output_pixels == one(variables["max_output_pixels"]["default"])

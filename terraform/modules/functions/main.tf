@@ -17,6 +17,19 @@ locals {
     EVENTS_TOPIC         = var.events_topic
     MAX_INPUT_PIXELS     = tostring(var.max_input_pixels)
     MAX_ATTEMPTS         = tostring(var.max_attempts)
+    MAX_OUTPUT_PIXELS    = tostring(var.max_output_pixels)
+  }
+  # Each job's memory budget: (instance memory - the runtime's own) / concurrent jobs (Config).
+  worker_memory_mb = (
+    endswith(var.worker_memory, "Gi")
+    ? tonumber(trimsuffix(var.worker_memory, "Gi")) * 1024
+    : tonumber(trimsuffix(var.worker_memory, "Mi"))
+  )
+  worker_env = {
+    WORKER_MEMORY_MB   = tostring(local.worker_memory_mb)
+    WORKER_CONCURRENCY = tostring(var.worker_concurrency)
+    # glibc gives freed strips back to the system only with a fixed mmap threshold (docs/memory.md)
+    MALLOC_MMAP_THRESHOLD_ = "1048576"
   }
   input_prefix_condition = join(" || ", [
     for m in var.models : "resource.name.startsWith(\"projects/_/buckets/${var.bucket}/objects/${m}/\")"
@@ -251,7 +264,7 @@ resource "google_cloudfunctions2_function" "on_job" {
     service_account_email            = google_service_account.worker.email
     vpc_connector                    = var.vpc_connector
     vpc_connector_egress_settings    = "PRIVATE_RANGES_ONLY"
-    environment_variables            = merge(local.common_env, { MODEL_NAME = each.key })
+    environment_variables            = merge(local.common_env, local.worker_env, { MODEL_NAME = each.key })
   }
 }
 

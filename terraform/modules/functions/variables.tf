@@ -51,8 +51,12 @@ variable "vpc_connector" {
 
 variable "worker_memory" {
   type        = string
-  description = "Memory of each on_job instance (decode, tiles and encode of one image per request)."
+  description = "Memory of each on_job instance, in Mi or Gi; with worker_concurrency it sets each job's memory budget (WORKER_MEMORY_MB)."
   default     = "2Gi"
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.worker_memory))
+    error_message = "worker_memory must be a whole number of Mi or Gi, e.g. 2Gi or 1536Mi."
+  }
 }
 
 variable "worker_cpu" {
@@ -83,6 +87,12 @@ variable "max_input_pixels" {
   type        = number
   description = "Largest image accepted, in pixels."
   default     = 50000000
+}
+
+variable "max_output_pixels" {
+  type        = number
+  description = "Largest result written, in pixels; upscale writes the largest factor that fits under it."
+  default     = 200000000
 }
 
 variable "build_service_account" {

@@ -1,0 +1,30 @@
+"""gzip-encoded uploads inflate through a counting reader that stops at the input limit."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from imagen.errors import BadInput
+from imagen.storage_io import inflate
+from tests import hostile
+
+
+def test_members_inflate_in_order() -> None:
+    assert inflate(gzip.compress(b"abc") + gzip.compress(b"def"), 100) == b"abcdef"
+
+
+def test_a_bomb_stops_at_the_limit_without_inflating_the_rest() -> None:
+    bomb = hostile.gzip_bomb()
+    assert 2_500_000 < len(bomb) < 3_500_000
+    with pytest.raises(BadInput, match="inflates to over the limit of 8388608 bytes"):
+        inflate(bomb, 8 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"), [(gzip.compress(b"x" * 1000)[:-20], "truncated"), (b"\x1f\x8bnope", "corrupt")]
+)
+def test_broken_gzip_is_bad_input(data: bytes, reason: str) -> None:
+    with pytest.raises(BadInput, match=reason):
+        inflate(data, 10**6)
