@@ -72,8 +72,8 @@ def output_size(spec: ModelSpec, header: Header, limits: OutputLimits) -> tuple[
             else f"a result may have at most {limits.max_pixels} pixels (MAX_OUTPUT_PIXELS)"
         )
         raise BadInput(f"the image is {w}x{h} and even its x1 result cannot be written: {reason}")
-    out_w, out_h = max(1, math.floor(w * fits)), max(1, math.floor(h * fits))
-    return out_w, out_h, round(min(out_w / w, out_h / h), 4)
+    out_w, out_h = max(1, math.floor(w * fits + 1e-6)), max(1, math.floor(h * fits + 1e-6))
+    return out_w, out_h, round(fits, 4)
 
 
 def need(

@@ -128,7 +128,8 @@ class ObjectStore:
         if blob.size is not None and blob.size > max_bytes:
             raise BadInput(f"the file is {blob.size} bytes, over the limit of {max_bytes} bytes")
         try:
-            raw: bytes = blob.download_as_bytes(raw_download=True)
+            # never more than max_bytes + 1 arrive, whatever the metadata said
+            raw: bytes = blob.download_as_bytes(raw_download=True, end=max_bytes if blob.size else None)
         except gexc.NotFound as exc:
             raise BadInput(f"{gs_uri(msg.bucket, msg.name)}#{msg.generation} no longer exists") from exc
         if len(raw) > max_bytes:  # a size the metadata did not tell
