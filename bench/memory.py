@@ -10,6 +10,7 @@ peak RSS is reset after imports and a warm-up, so "job MiB" is what the job itse
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -22,9 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from emulators.fullsize import phone_photo
-from emulators.stack import WORKER_MALLOC_ENV
-
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 BEFORE = "e85aeeb"  # main before bounded memory (issue 12): whole images decoded, stitched, encoded
@@ -34,7 +32,17 @@ UPSCALE_MP = (1, 12)  # x4 of 48 MP is no result a CPU run can wait for
 
 
 def photo(width: int, height: int) -> bytes:
+    from emulators.fullsize import phone_photo  # not at import: a probe imports no `imagen` early
+
     return phone_photo(width, height)
+
+
+def _tiny() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(buf, "JPEG")
+    return buf.getvalue()
 
 
 class Identity:
@@ -106,7 +114,8 @@ def _job(model: str, data: bytes) -> dict[str, Any]:
 def probe(code: str, model: str, path: str) -> None:
     """Child process: import `code`'s imagen, warm up, reset the peak, run, report."""
     sys.path.insert(0, code)
-    _job(model, photo(64, 48))  # imports, libvips and numpy warmed up
+    assert "imagen" not in sys.modules, "the probe must import the revision's own imagen"
+    _job(model, _tiny())  # imports, libvips and numpy warmed up
     data = Path(path).read_bytes()
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
     base = _status("VmRSS")
@@ -126,6 +135,8 @@ def _checkout(rev: str, into: Path) -> Path:
 
 
 def table(before: str) -> list[dict[str, Any]]:
+    from emulators.stack import WORKER_MALLOC_ENV
+
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         codes = {"before": _checkout(before, Path(tmp)), "after": ROOT / "functions"}

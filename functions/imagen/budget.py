@@ -22,10 +22,11 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 _STRIP_ROWS = 256  # imaging's conversion and alpha strips
 _ENCODER_BLOCKS = 6  # encoder blocks held at once (framing, a queue of 2, vips's read buffer)
-# libvips's JPEG pipeline, measured (bench/memory.py; 1,000..32,000 px wide): a fixed ~8 MiB and
-# about 900 scanlines of the output; counted as 1,024 scanlines.
-_VIPS_FIXED = 8 * MIB
-_VIPS_LINES = 1024
+# libvips's JPEG pipeline fed from our stream, measured (bench/memory.py; encoder alone at
+# 1,000..32,000 px wide): ~16 MiB with our blocks, and ~700 scanlines of the image; counted as
+# 10 MiB + the blocks + 768 scanlines.
+_VIPS_FIXED = 10 * MIB
+_VIPS_LINES = 768
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from . import png
 
 JPEG_QUALITY = 92
 _QUEUE_STRIPS = 2  # blocks waiting for vips: the memory the encoder adds, besides its scanlines
-BLOCK_BYTES = 4 * 1024 * 1024  # strips go to an encoder in blocks of at most this many bytes
+BLOCK_BYTES = 1024 * 1024  # strips go to an encoder in blocks of at most this many bytes
 
 
 def blocks(strip: np.ndarray) -> list[np.ndarray]:

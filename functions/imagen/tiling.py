@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+_SLAB_ROWS = 16
+
+
 def starts(length: int, tile: int, overlap: int) -> list[int]:
     """Tile origins along one axis: stride tile-overlap, the last one flush with the end."""
     if length <= tile:
@@ -120,9 +123,14 @@ class Stitcher:
         n = upto - self._top
         if n <= 0:
             return np.zeros((0, self.width, self.c), np.uint8)
-        norm = self._wy_sum[self._top : upto, None, None] * self._wx_sum[None, :, None]
-        block = self._acc[:n] / np.maximum(norm, 1e-6)
-        out = np.clip(np.rint(block), 0, 255).astype(np.uint8)
+        out = np.empty((n, self.width, self.c), np.uint8)
+        for r0 in range(0, n, _SLAB_ROWS):  # normalised a slab at a time: no full-strip temporaries
+            r1 = min(n, r0 + _SLAB_ROWS)
+            norm = self._wy_sum[self._top + r0 : self._top + r1, None, None] * self._wx_sum[None, :, None]
+            block = self._acc[r0:r1] / np.maximum(norm, 1e-6)
+            np.rint(block, out=block)
+            np.clip(block, 0, 255, out=block)
+            out[r0:r1] = block
         rest = self._acc.shape[0] - n
         self._acc[:rest] = self._acc[n:]
         self._acc[rest:] = 0
