@@ -149,6 +149,8 @@ BLOCK_PIXELS = 1 << 20  # and never more than this many pixels (a 50,000,000x1 s
 def load(im: Image.Image, header: Header) -> Decoded:
     """Decode the probed image into upright sRGB pixels: one uint8 array, then views."""
     fmt = header.format
+    width, height = im.size
+    out = np.empty((height, width, 3), np.uint8)  # the one full-size array, before Pillow's frame
     try:
         im.load()
     except Exception as exc:
@@ -159,8 +161,6 @@ def load(im: Image.Image, header: Header) -> Decoded:
             high = im.getextrema()[1]
             top = 65535 if float(high) > 255 else 255  # type: ignore[arg-type]
         transform = _icc_transform(im.info.get("icc_profile"))
-        width, height = im.size
-        out = np.empty((height, width, 3), np.uint8)
         cols = min(width, BLOCK_PIXELS)
         rows = max(1, min(_STRIP_ROWS, BLOCK_PIXELS // cols))
         for y in range(0, height, rows):

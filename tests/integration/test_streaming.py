@@ -94,3 +94,58 @@ def test_an_upscale_too_wide_for_x4_is_written_at_the_factor_that_fits(
     assert out["width"] == 65_500 and out["model_scale"] == 4 and 3.85 < out["scale"] < 3.86
     img = Image.open(io.BytesIO(harness.read(job["result_uri"])))
     assert img.size == (out["width"], out["height"]) == (65_500, 61)
+
+
+_RUN_UNDER_LIMIT = """
+import resource, sys
+from pathlib import Path
+from imagen import events
+from imagen.config import Config
+from imagen.events import JobMessage
+from imagen.services import Services
+from imagen.worker import handle_job
+from tests.messages import push_body
+
+cfg = Config.from_env()
+svc = Services.from_config(cfg)
+data_kb = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmData:"))
+limit = data_kb * 1024 + 200 * 1024 * 1024  # room for 200 MiB more: the job's 430 MiB array is not
+resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+handle_job(cfg, svc, events.PUBSUB_PUBLISHED, push_body(JobMessage(*sys.argv[1:6])))
+"""
+
+
+def test_running_out_of_memory_fails_the_job_with_the_numbers_never_a_retry(
+    harness: Harness, cfg: Any, unique: str
+) -> None:
+    """A budget set too high for the process (JOB_MEMORY_MB) meets the process's real limit:
+    the MemoryError is the file's, so the job fails at once and says what it needed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    buf = io.BytesIO()
+    Image.new("L", (12_000, 12_000), 128).save(buf, "PNG")  # 144 MP of grey, a small file
+    jid = harness.upload(f"background_remove/{unique}/huge.png", buf.getvalue(), "image/png")
+    msg = harness.message(jid)
+    env = {
+        **os.environ,
+        "GOOGLE_CLOUD_PROJECT": cfg.project,
+        "MODEL_NAME": "background_remove",
+        "MAX_INPUT_PIXELS": str(200_000_000),
+        "JOB_MEMORY_MB": str(100_000),
+    }
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN_UNDER_LIMIT, msg.job_id, msg.model, msg.bucket, msg.name, msg.generation],
+        env={**env, "PYTHONPATH": os.pathsep.join(str(root / p) for p in ("functions", "cli", "."))},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    job = harness.svc.jobs.get(jid) or {}
+    assert job["status"] == "failed" and job["attempts"] == 1 and "last_error" not in job
+    assert job["reason"].startswith("ran out of memory: the image is 12000x12000, estimated at ~")
+    assert "of a 97.66 GiB budget per job" in job["reason"]
