@@ -108,7 +108,8 @@ from tests.messages import push_body
 
 cfg = Config.from_env()
 svc = Services.from_config(cfg)
-data_kb = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmData:"))
+status = Path("/proc/self/status").read_text().splitlines()
+data_kb = next(int(line.split()[1]) for line in status if line.startswith("VmData:"))
 limit = data_kb * 1024 + 200 * 1024 * 1024  # room for 200 MiB more: the job's 430 MiB array is not
 resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 handle_job(cfg, svc, events.PUBSUB_PUBLISHED, push_body(JobMessage(*sys.argv[1:6])))
