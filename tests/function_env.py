@@ -21,13 +21,11 @@ FUNCTION_ENV = {**INPUT_LIMITS, "JOB_LEASE_S": "8"}
 # as production's does (runtime + concurrency x budget); the stack caps each worker at it.
 PHOTO = (900, 1200)
 PROD = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
-_LIMITS = budget.OutputLimits(PROD.max_output_pixels)
 
 
 def _need(model: str, width: int, height: int, source: int) -> int:
     spec, head = MODELS[model], Header(width, height, "JPEG", "RGB", 1, 1)
-    out = budget.output_size(spec, head, _LIMITS)
-    return sum(budget.need(spec, head, source, out[:2], PROD.tile_batch, PROD.tile_concurrency).values())
+    return sum(budget.need(spec, head, source, PROD.tile_batch, PROD.tile_concurrency).values())
 
 
 SHARE = _need("enhance", 8000, 6000, 12_000_000) / PROD.job_budget_bytes

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 from .encoding import BLOCK_BYTES
 from .errors import BadInput
-from .imaging import BLOCK_PIXELS, MAX_SIDE, Header
+from .imaging import BLOCK_PIXELS, MAX_SIDE, STRIP_ROWS, Header
 from .models import ModelSpec
+from .storage_io import UPLOAD_CHUNK_BYTES
 from .tiling import Stitcher
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
-_STRIP_ROWS = 256  # imaging's conversion and alpha strips
 _ENCODER_BLOCKS = 6  # encoder blocks held at once (framing, a queue of 2, vips's read buffer)
 # libvips's JPEG pipeline fed from our stream, measured (bench/memory.py; encoder alone at
 # 1,000..32,000 px wide): ~16 MiB with our blocks, and ~700 scanlines of the image; counted as
@@ -77,21 +77,20 @@ def output_size(spec: ModelSpec, header: Header, limits: OutputLimits) -> tuple[
     return out_w, out_h, round(fits, 4)
 
 
-def need(
-    spec: ModelSpec, header: Header, source_bytes: int, out: tuple[int, int], batch: int, inflight: int
-) -> dict[str, int]:
+def need(spec: ModelSpec, header: Header, source_bytes: int, batch: int, inflight: int) -> dict[str, int]:
     """Bytes a job holds at its peak, by term."""
     w, h = header.width, header.height
     px = w * h
     terms = {
         "source file": source_bytes,
         "decoded image": 3 * px,
+        "result upload": 3 * UPLOAD_CHUNK_BYTES,  # what is held before a chunk goes, and its copies
         # Pillow's frame and one conversion strip live only while decoding, before any model
         # buffer exists; the larger of the two phases counts.
     }
-    strip_px = min(_STRIP_ROWS, h) * w
+    strip_px = min(STRIP_ROWS, h) * w
     block_px = min(strip_px, BLOCK_PIXELS)
-    decoding = header.decoder_bytes_per_pixel * px + 4 * 4 * block_px  # + one block's conversions
+    decoding = header.decoder_bytes_per_pixel * px + 28 * block_px  # + one block's conversions
     if spec.mode == "whole":
         running = (
             3 * 4 * strip_px  # shrink: a contiguous strip and Pillow's copy of it
@@ -131,7 +130,7 @@ def plan(
     """The result's size and the job's need; BadInput when either cannot be met."""
     out_w, out_h, scale = output_size(spec, header, limits)
     model_w, model_h = header.width * spec.scale, header.height * spec.scale
-    terms = need(spec, header, source_bytes, (out_w, out_h), batch, inflight)
+    terms = need(spec, header, source_bytes, batch, inflight)
     result = Plan(out_w, out_h, model_w, model_h, scale, terms)
     if result.need_bytes > budget_bytes:
         raise BadInput(

@@ -67,7 +67,7 @@ class Config:
         prefix = env.get("RESULT_PREFIX", Resources.result_prefix)
         if not prefix.endswith("/") or prefix == "/":
             raise ConfigError(f"RESULT_PREFIX must be a folder ending in '/', got {prefix!r}")
-        return cls(
+        cfg = cls(
             names=Resources.from_env(env, project),
             model_name=model,
             triton_url=env.get("TRITON_URL", "127.0.0.1:8000").removeprefix("http://"),
@@ -91,6 +91,12 @@ class Config:
             otel_enabled=env.get("OTEL_ENABLED", "").lower() in ("1", "true", "yes"),
             otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         )
+        if not cfg.job_memory_mb and cfg.worker_memory_mb <= cfg.worker_base_mb:
+            raise ConfigError(
+                f"WORKER_MEMORY_MB={cfg.worker_memory_mb} leaves no memory for jobs after "
+                f"WORKER_BASE_MB={cfg.worker_base_mb}; raise it or set JOB_MEMORY_MB"
+            )
+        return cfg
 
     @property
     def job_budget_bytes(self) -> int:

@@ -21,8 +21,10 @@ import pyvips
 
 from . import png
 
+pyvips.cache_set_max(0)  # no operation cache: each job's pipeline is used once
+
 JPEG_QUALITY = 92
-_QUEUE_STRIPS = 2  # blocks waiting for vips: the memory the encoder adds, besides its scanlines
+_QUEUE_BLOCKS = 2  # blocks waiting for vips: the memory the encoder adds, besides its scanlines
 BLOCK_BYTES = 1024 * 1024  # strips go to an encoder in blocks of at most this many bytes
 
 
@@ -95,7 +97,7 @@ class VipsEncoder:
         self.out = _Counting(sink)
         self.width, self.height, self.channels = width, height, channels
         self.rows = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_STRIPS)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_BLOCKS)
         self._pending = bytearray()
         self._deflate = zlib.compressobj(0)  # stored blocks: framing, not compression
         self._error: BaseException | None = None
@@ -121,6 +123,8 @@ class VipsEncoder:
         return out
 
     def _write(self, data: bytes) -> int:
+        if self._aborted:
+            return -1
         try:
             return self.out.write(data)
         except BaseException as exc:  # e.g. the upload failed: vips stops, close() raises it
@@ -131,7 +135,8 @@ class VipsEncoder:
         try:
             source = pyvips.SourceCustom()
             source.on_read(self._read)
-            image = pyvips.Image.new_from_source(source, "", access="sequential")
+            # a stream cut short (an abort) is an error, never a shorter image written out
+            image = pyvips.Image.new_from_source(source, "", access="sequential", fail_on="truncated")
             if out_size is not None and out_size != (self.width, self.height):
                 image = image.resize(out_size[0] / self.width, vscale=out_size[1] / self.height)
             target = pyvips.TargetCustom()
@@ -167,6 +172,8 @@ class VipsEncoder:
     def _raise(self) -> None:
         if self._sink_error is not None:
             raise self._sink_error
+        if isinstance(self._error, MemoryError):
+            raise self._error
         if self._error is not None:
             raise RuntimeError(f"the encoder failed: {self._error}") from self._error
 

@@ -37,19 +37,22 @@ class Header:
     mode: str  # Pillow's mode as stored: decides the decoder's bytes per pixel
     orientation: int  # EXIF orientation, 1..8 (5..8 swap width and height)
     frames: int | None
-
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
+    progressive: bool = False  # a progressive JPEG: its decoder holds every DCT coefficient
 
     @property
     def decoder_bytes_per_pixel(self) -> int:
-        """Bytes per pixel Pillow holds for the decoded frame (before our RGB copy)."""
-        return _MODE_BYTES.get(self.mode, 4)
+        """Bytes per pixel the decoder holds besides our RGB copy: Pillow's frame, plus the
+        codec's own buffers where it keeps them (measured at 12 MP: WebP keeps a canvas of its
+        own, libheif its image, a progressive JPEG its coefficients)."""
+        extra = _FORMAT_BYTES.get(self.format, 0)
+        if self.format in ("JPEG", "MPO") and self.progressive:
+            extra = 6
+        return _MODE_BYTES.get(self.mode, 4) + extra
 
 
 # Pillow's storage per pixel by mode: 1 for 8-bit single-band, 2 for 16-bit, 4 otherwise
 _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+_FORMAT_BYTES = {"WEBP": 8, "AVIF": 4, "HEIF": 4}
 
 
 @dataclass(frozen=True)
@@ -139,10 +142,11 @@ def probe(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, He
     orientation = orientation if 1 <= orientation <= 8 else 1
     if orientation >= 5:
         width, height = height, width
-    return im, Header(width, height, fmt, im.mode, orientation, frames)
+    progressive = bool(im.info.get("progressive") or im.info.get("progression"))
+    return im, Header(width, height, fmt, im.mode, orientation, frames, progressive)
 
 
-_STRIP_ROWS = 256  # rows converted at a time: colour conversion never copies the whole image
+STRIP_ROWS = 256  # rows converted at a time: colour conversion never copies the whole image
 BLOCK_PIXELS = 1 << 20  # and never more than this many pixels (a 50,000,000x1 strip goes in blocks)
 
 
@@ -153,6 +157,8 @@ def load(im: Image.Image, header: Header) -> Decoded:
     out = np.empty((height, width, 3), np.uint8)  # the one full-size array, before Pillow's frame
     try:
         im.load()
+    except MemoryError:
+        raise
     except Exception as exc:
         raise BadInput(f"the {fmt} data is truncated or corrupt ({exc})") from exc
     try:
@@ -162,7 +168,7 @@ def load(im: Image.Image, header: Header) -> Decoded:
             top = 65535 if float(high) > 255 else 255  # type: ignore[arg-type]
         transform = _icc_transform(im.info.get("icc_profile"))
         cols = min(width, BLOCK_PIXELS)
-        rows = max(1, min(_STRIP_ROWS, BLOCK_PIXELS // cols))
+        rows = max(1, min(STRIP_ROWS, BLOCK_PIXELS // cols))
         for y in range(0, height, rows):
             for x in range(0, width, cols):
                 box = (x, y, min(x + cols, width), min(y + rows, height))
@@ -170,7 +176,7 @@ def load(im: Image.Image, header: Header) -> Decoded:
                 if transform is not None:
                     block = ImageCms.applyTransform(block, transform) or block
                 out[box[1] : box[3], box[0] : box[2]] = np.asarray(block, dtype=np.uint8)
-    except BadInput:
+    except (BadInput, MemoryError):
         raise
     except Exception as exc:
         raise BadInput(f"the {fmt} image cannot be converted to RGB ({type(exc).__name__}: {exc})") from exc
@@ -229,8 +235,12 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
     check_result(width, height, fmt)
     buf = io.BytesIO()
     encoder = encoding.open_encoder(buf, fmt, width, height, channels)
-    encoder.write(pixels)
-    encoder.close()
+    try:
+        encoder.write(pixels)
+        encoder.close()
+    except BaseException:
+        encoder.abort()
+        raise
     return buf.getvalue()
 
 
@@ -238,7 +248,7 @@ def shrink(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """A small uint8 RGB copy of a large image, reduced a strip at a time, then bilinear."""
     h, w = pixels.shape[:2]
     kx, ky = max(1, w // width // 2), max(1, h // height // 2)  # box-reduce to ~2x the target
-    rows = max(ky, (_STRIP_ROWS // ky) * ky)
+    rows = max(ky, (STRIP_ROWS // ky) * ky)
     parts = []
     for y in range(0, h, rows):
         strip = Image.fromarray(np.ascontiguousarray(pixels[y : y + rows]), "RGB")
@@ -254,8 +264,8 @@ def with_alpha(pixels: np.ndarray, mask: np.ndarray) -> Iterator[np.ndarray]:
     h, w = pixels.shape[:2]
     small = Image.fromarray(np.ascontiguousarray(mask[:, :, 0]), "L")
     mh = small.height
-    for y in range(0, h, _STRIP_ROWS):
-        n = min(_STRIP_ROWS, h - y)
+    for y in range(0, h, STRIP_ROWS):
+        n = min(STRIP_ROWS, h - y)
         box = (0.0, y * mh / h, float(small.width), (y + n) * mh / h)
         alpha = np.asarray(small.resize((w, n), Image.Resampling.BILINEAR, box=box), dtype=np.uint8)
         yield np.concatenate([pixels[y : y + n], alpha[:, :, None]], axis=2)

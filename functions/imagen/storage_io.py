@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -24,28 +25,45 @@ class Written:
     size: int = 0
 
 
-UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024  # a result smaller than this is one request; larger ones stream
-_INFLATE_STEP = 1024 * 1024
+UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024  # a result under this is one request; larger ones stream
+_INFLATE_IN = 64 * 1024  # compressed bytes fed to the inflater at a time
+_INFLATE_OUT = 1024 * 1024  # the most it may give back per step
 
 
 def inflate(raw: bytes, max_bytes: int) -> bytes:
-    """A gzip stream's content (every member), a step at a time; BadInput past `max_bytes`."""
-    out = bytearray()
-    pending = raw
+    """A gzip stream's content (every member, trailing NUL padding allowed), inflated a step at
+    a time; BadInput as soon as it passes `max_bytes`, or when it is corrupt or cut short."""
+    out = io.BytesIO()
+    view = memoryview(raw)
+    pos = total = 0
     try:
-        while pending:
+        while pos < len(view):
+            if raw.count(b"\x00", pos) == len(raw) - pos:
+                break  # padding after the last member, as gzip itself allows
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            while pending and not inflater.eof:
-                out += inflater.decompress(pending, _INFLATE_STEP)
-                if len(out) > max_bytes:
+            pending: bytes | memoryview = b""
+            while not inflater.eof:
+                if not pending:
+                    if pos >= len(view):
+                        raise BadInput("the gzip-encoded file is truncated")
+                    pending = view[pos : pos + _INFLATE_IN]
+                    pos += len(pending)
+                piece = inflater.decompress(pending, _INFLATE_OUT)
+                total += len(piece)
+                if total > max_bytes:
                     raise BadInput(f"the gzip-encoded file inflates to over the limit of {max_bytes} bytes")
+                out.write(piece)
                 pending = inflater.unconsumed_tail
-            if not inflater.eof:
-                raise BadInput("the gzip-encoded file is truncated")
-            pending = inflater.unused_data  # a further gzip member, or nothing
+            pos -= len(inflater.unused_data)  # the next member starts there
     except zlib.error as exc:
         raise BadInput(f"the gzip-encoded file is corrupt ({exc})") from exc
-    return bytes(out)
+    return out.getvalue()
+
+
+def _precondition_failed(exc: Exception) -> bool:
+    """A 412 from a streamed upload (the resumable path reports it as InvalidResponse)."""
+    response = getattr(exc, "response", None)
+    return isinstance(exc, gexc.PreconditionFailed) or getattr(response, "status_code", None) == 412
 
 
 class ResultUpload:
@@ -62,12 +80,15 @@ class ResultUpload:
         self.bytes = 0
         self._head = bytearray()
         self._stream: Any = None
+        self._aborted = False
 
     def annotate(self, key: str, value: str) -> None:
         """Add a metadata key before the first byte goes out (e.g. the model version)."""
         self.blob.metadata = {**(self.blob.metadata or {}), key: value}
 
     def write(self, data: bytes, /) -> int:
+        if self._aborted:
+            raise RuntimeError(f"{self.uri}: the upload was aborted")
         self.bytes += len(data)
         if self._stream is not None:
             self._stream.write(data)
@@ -85,6 +106,7 @@ class ResultUpload:
         return len(data)
 
     def commit(self) -> Written:
+        """Complete the upload: the result exists from now on (and not before)."""
         try:
             if self._stream is None:
                 self.blob.upload_from_string(
@@ -92,15 +114,20 @@ class ResultUpload:
                 )
             else:
                 self._stream.close()
-                self.blob.reload()
-        except gexc.PreconditionFailed as exc:
-            raise Transient(f"{self.uri} changed while this job wrote it; retrying") from exc
+                self.blob.reload()  # the generation written (the session's response is not kept)
+        except Exception as exc:
+            if _precondition_failed(exc):
+                raise Transient(f"{self.uri} changed while this job wrote it; retrying") from exc
+            raise
+        if (self.blob.metadata or {}).get(RESULT_MARKER) != self.job_id:
+            raise Transient(f"{self.uri} changed right after this job wrote it; retrying")
         generation = int(self.blob.generation or 0)
         logs.result_written(self.job_id, self.uri, generation, self.bytes)
         return Written(self.uri, True, generation)
 
     def abort(self) -> None:
         """Drop what was written so far: the result name stays as it was."""
+        self._aborted = True
         self._head = bytearray()
         if self._stream is not None:
             with contextlib.suppress(Exception):
@@ -128,8 +155,7 @@ class ObjectStore:
         if blob.size is not None and blob.size > max_bytes:
             raise BadInput(f"the file is {blob.size} bytes, over the limit of {max_bytes} bytes")
         try:
-            # never more than max_bytes + 1 arrive, whatever the metadata said
-            raw: bytes = blob.download_as_bytes(raw_download=True, end=max_bytes if blob.size else None)
+            raw: bytes = blob.download_as_bytes(raw_download=True)  # checksummed, the size checked above
         except gexc.NotFound as exc:
             raise BadInput(f"{gs_uri(msg.bucket, msg.name)}#{msg.generation} no longer exists") from exc
         if len(raw) > max_bytes:  # a size the metadata did not tell

@@ -101,15 +101,17 @@ class Stitcher:
         self._wx, self._wx_sum = _weights(xs, ts, ov, self.width)
         # Rows [_top, _top + ts) at most are pending at any time: one buffer, allocated once.
         self._acc = np.zeros((min(ts, self.height), self.width, channels), np.float32)
+        self._row = {y: i for i, y in enumerate(grid.ys)}
+        self._col = {x: j for j, x in enumerate(grid.xs)}
         self._top = 0  # output row of _acc[0]
 
     def add(self, y: int, x: int, tile: np.ndarray) -> None:
         """Blend one output tile (of the tile at input (y, x)) into the pending rows."""
-        g, s, ts = self.grid, self.s, self.ts
+        s, ts = self.s, self.ts
         y0, x0 = y * s, x * s
         rows, cols = min(ts, self.height - y0), min(ts, self.width - x0)
-        wy = self._wy[g.ys.index(y)][:rows]
-        wx = self._wx[g.xs.index(x)][:cols]
+        wy = self._wy[self._row[y]][:rows]
+        wx = self._wx[self._col[x]][:cols]
         weight = wy[:, None, None] * wx[None, :, None]
         r0 = y0 - self._top
         self._acc[r0 : r0 + rows, x0 : x0 + cols] += tile[:rows, :cols].astype(np.float32) * weight
@@ -117,7 +119,7 @@ class Stitcher:
     def finish_row(self, y: int) -> np.ndarray:
         """The output rows no later tile row touches, once every tile of row y was added."""
         ys = self.grid.ys
-        i = ys.index(y)
+        i = self._row[y]
         upto = min(ys[i + 1] * self.s, self.height) if i + 1 < len(ys) else self.height
         n = upto - self._top
         if n <= 0:
@@ -131,7 +133,9 @@ class Stitcher:
             np.clip(block, 0, 255, out=block)
             out[r0:r1] = block
         rest = self._acc.shape[0] - n
-        self._acc[:rest] = self._acc[n:]
+        for r0 in range(0, rest, n):  # shifted n rows at a time: source and target never overlap
+            r1 = min(rest, r0 + n)
+            self._acc[r0:r1] = self._acc[r0 + n : r1 + n]
         self._acc[rest:] = 0
         self._top = upto
         return out

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import budget, completion, encoding, events, imaging, logs, tracing
 from .config import Config
-from .errors import BadInput
+from .errors import BadInput, Transient
 from .events import JobMessage
 from .inference import InferStats
 from .jobs import FAILED, Claim
@@ -111,18 +111,18 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
             encoded_bytes, enc_wall, enc_cpu = _infer_and_write(
                 spec, plan, decoded.pixels, svc, stats, lease, upload
             )
+            lap("infer_s")  # the model and stitching; the encoder's share is taken out below
+            timings["infer_s"] = round(timings["infer_s"] - enc_wall, 4)
+            cpu["infer_s"] = round(cpu["infer_s"] - enc_cpu, 4)
+            timings["encode_s"], cpu["encode_s"] = round(enc_wall, 4), round(enc_cpu, 4)
+            lease.check()  # a stale worker writes no result
+            written = upload.commit()
         except MemoryError as exc:
             upload.abort()
-            raise BadInput(
-                f"ran out of memory: the image is {header.width}x{header.height}, estimated at "
-                f"~{budget.gib(plan.need_bytes)} of a {budget.gib(cfg.job_budget_bytes)} budget per job"
-            ) from exc
-        lap("infer_s")  # the model and stitching; the encoder's share is taken out below
-        timings["infer_s"] = round(timings["infer_s"] - enc_wall, 4)
-        cpu["infer_s"] = round(cpu["infer_s"] - enc_cpu, 4)
-        timings["encode_s"], cpu["encode_s"] = round(enc_wall, 4), round(enc_cpu, 4)
-        lease.check()  # a stale worker writes no result
-        written = upload.commit()
+            raise _out_of_memory(cfg, header, plan, claim.attempt) from exc
+        except BaseException:
+            upload.abort()
+            raise
         lap("upload_s")
     timings["total_s"] = round(time.perf_counter() - t0, 4)
     timings["infer_wait_s"] = round(stats.wait_s, 4)
@@ -153,6 +153,18 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     if written.wrote and job.get("status") == FAILED:
         svc.storage.remove(written)
     raise ClaimLost(f"job {msg.job_id}: attempt {claim.attempt} lost its claim before it was done")
+
+
+def _out_of_memory(cfg: Config, header: imaging.Header, plan: budget.Plan, attempt: int) -> Exception:
+    """A MemoryError though the plan fit: once, the instance's other jobs may have held the
+    memory (retried elsewhere); again, it is this image's (failed, with the numbers)."""
+    what = (
+        f"ran out of memory: the image is {header.width}x{header.height}, estimated at "
+        f"~{budget.gib(plan.need_bytes)} of a {budget.gib(cfg.job_budget_bytes)} budget per job"
+    )
+    if attempt == 1:
+        return Transient(f"{what}; retrying once on another instance")
+    return BadInput(what)
 
 
 def _infer_and_write(

@@ -116,11 +116,12 @@ handle_job(cfg, svc, events.PUBSUB_PUBLISHED, push_body(JobMessage(*sys.argv[1:6
 """
 
 
-def test_running_out_of_memory_fails_the_job_with_the_numbers_never_a_retry(
+def test_running_out_of_memory_is_retried_once_then_fails_with_the_numbers(
     harness: Harness, cfg: Any, unique: str
 ) -> None:
-    """A budget set too high for the process (JOB_MEMORY_MB) meets the process's real limit:
-    the MemoryError is the file's, so the job fails at once and says what it needed."""
+    """A budget set too high for the process (JOB_MEMORY_MB) meets the process's real limit. The
+    first time, another job on the instance may have held the memory: retried; the second time
+    it is the image's: failed, saying what it needed."""
     import os
     import subprocess
     import sys
@@ -130,23 +131,33 @@ def test_running_out_of_memory_fails_the_job_with_the_numbers_never_a_retry(
     Image.new("L", (12_000, 12_000), 128).save(buf, "PNG")  # 144 MP of grey, a small file
     jid = harness.upload(f"background_remove/{unique}/huge.png", buf.getvalue(), "image/png")
     msg = harness.message(jid)
+    root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
         "GOOGLE_CLOUD_PROJECT": cfg.project,
         "MODEL_NAME": "background_remove",
         "MAX_INPUT_PIXELS": str(200_000_000),
         "JOB_MEMORY_MB": str(100_000),
+        "PYTHONPATH": os.pathsep.join(str(root / p) for p in ("functions", "cli", ".")),
     }
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run(
-        [sys.executable, "-c", _RUN_UNDER_LIMIT, msg.job_id, msg.model, msg.bucket, msg.name, msg.generation],
-        env={**env, "PYTHONPATH": os.pathsep.join(str(root / p) for p in ("functions", "cli", "."))},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    def deliver() -> subprocess.CompletedProcess[str]:
+        args = [msg.job_id, msg.model, msg.bucket, msg.name, msg.generation]
+        return subprocess.run(
+            [sys.executable, "-c", _RUN_UNDER_LIMIT, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    first = deliver()
+    assert first.returncode != 0 and "Transient: ran out of memory" in first.stderr  # a 500: redelivered
     job = harness.svc.jobs.get(jid) or {}
-    assert job["status"] == "failed" and job["attempts"] == 1 and "last_error" not in job
+    assert job["status"] == "queued" and "retrying once" in job["last_error"]
+    second = deliver()
+    assert second.returncode == 0, second.stderr[-2000:]
+    job = harness.svc.jobs.get(jid) or {}
+    assert job["status"] == "failed" and job["attempts"] == 2
     assert job["reason"].startswith("ran out of memory: the image is 12000x12000, estimated at ~")
-    assert "of a 97.66 GiB budget per job" in job["reason"]
+    assert job["reason"].endswith("of a 97.66 GiB budget per job")

@@ -28,3 +28,14 @@ def test_a_bomb_stops_at_the_limit_without_inflating_the_rest() -> None:
 def test_broken_gzip_is_bad_input(data: bytes, reason: str) -> None:
     with pytest.raises(BadInput, match=reason):
         inflate(data, 10**6)
+
+
+def test_trailing_nul_padding_is_allowed_as_gzip_allows_it() -> None:
+    assert inflate(gzip.compress(b"abc") + bytes(512), 100) == b"abc"
+
+
+def test_incompressible_data_inflates_whole() -> None:
+    import os
+
+    data = os.urandom(3_000_000)
+    assert inflate(gzip.compress(data), 4_000_000) == data
