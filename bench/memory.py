@@ -29,12 +29,25 @@ BEFORE = "e85aeeb"  # main before bounded memory (issue 12): whole images decode
 SIZES = {1: (1152, 864), 12: (4000, 3000), 48: (8000, 6000)}
 MODELS = ["upscale", "enhance", "style_comic", "style_aged", "background_remove"]
 UPSCALE_MP = (1, 12)  # x4 of 48 MP is no result a CPU run can wait for
+FORMATS = ["progressive JPEG", "WEBP", "PNG"]
 
 
-def photo(width: int, height: int) -> bytes:
+def photo(width: int, height: int, fmt: str = "JPEG") -> bytes:
+    """The phone-like photo, as a JPEG or re-encoded as another format the decoders treat apart."""
+    from PIL import Image
+
     from emulators.fullsize import phone_photo  # not at import: a probe imports no `imagen` early
 
-    return phone_photo(width, height)
+    data = phone_photo(width, height)
+    if fmt == "JPEG":
+        return data
+    buf = io.BytesIO()
+    im = Image.open(io.BytesIO(data))
+    if fmt == "progressive JPEG":
+        im.save(buf, "JPEG", quality=90, progressive=True, subsampling=0)
+    else:
+        im.save(buf, fmt, **({"quality": 90} if fmt == "WEBP" else {"compress_level": 1}))
+    return buf.getvalue()
 
 
 def _tiny() -> bytes:
@@ -148,20 +161,32 @@ def table(before: str) -> list[dict[str, Any]]:
                     continue
                 row: dict[str, Any] = {"model": model, "mp": mp, "size": f"{w}x{h}"}
                 for name, code in codes.items():
-                    proc = subprocess.run(
-                        [sys.executable, "-m", "bench.memory", "probe", str(code), model, str(path)],
-                        cwd=ROOT,
-                        capture_output=True,
-                        text=True,
-                        env={**os.environ, **WORKER_MALLOC_ENV},  # as the workers run, both revisions
-                    )
-                    if proc.returncode != 0:
-                        row[name] = {"error": proc.stderr.strip().splitlines()[-1:]}
-                    else:
-                        row[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+                    row[name] = _probe(code, model, path, WORKER_MALLOC_ENV)
                 rows.append(row)
                 print(_line(row), flush=True)
+        for fmt in FORMATS:  # the decoders that hold more than Pillow's frame, at 12 MP
+            path = Path(tmp) / "12mp.other"
+            path.write_bytes(photo(*SIZES[12], fmt))
+            row = {"model": "enhance", "mp": 12, "size": f"{SIZES[12][0]}x{SIZES[12][1]} {fmt}"}
+            for name, code in codes.items():
+                row[name] = _probe(code, "enhance", path, WORKER_MALLOC_ENV)
+            rows.append(row)
+            print(_line(row), flush=True)
     return rows
+
+
+def _probe(code: Path, model: str, path: Path, env: dict[str, str]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.memory", "probe", str(code), model, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},  # as the workers run, both revisions
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:]}
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _fmt(r: dict[str, Any], mp: int) -> str:

@@ -79,7 +79,8 @@ def main() -> int:
     with Stack(s).session() as stack:
         cfg = s.worker_config()
         print(
-            f"workers: {cfg.worker_memory_mb} MiB each (RLIMIT_DATA), {cfg.worker_concurrency} jobs at once, "
+            f"workers: {cfg.worker_memory_mb} MiB instances (the worker process under RLIMIT_DATA), "
+            f"{cfg.worker_concurrency} jobs at once, "
             f"budget {cfg.job_budget_bytes >> 20} MiB per job",
             flush=True,
         )

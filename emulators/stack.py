@@ -50,6 +50,11 @@ class Service:
 WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1048576"}
 
 
+# The instance's memory holds functions-framework's arbiter (measured ~120 MiB resident) and its
+# worker process; the limit goes on the worker, less the arbiter's share.
+ARBITER_MB = 128
+
+
 def _limit_memory(limit: int | None) -> Callable[[], None] | None:
     """A pre-exec hook that caps the process's data memory (heap, mmaps, thread stacks)."""
     if limit is None:
@@ -206,7 +211,7 @@ class Stack:
             THREADS=str(cfg.worker_concurrency),
             **WORKER_MALLOC_ENV,
         )
-        svc.memory_limit_bytes = cfg.worker_memory_mb * 1024 * 1024
+        svc.memory_limit_bytes = (cfg.worker_memory_mb - ARBITER_MB) * 1024 * 1024
         return svc
 
     def service(self, name: str) -> Service:
