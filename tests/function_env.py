@@ -34,5 +34,11 @@ JOB_MEMORY_MB = math.ceil(PHOTO_NEED / SHARE / 2**20)
 WORKER_MEMORY_MB = PROD.worker_base_mb + PROD.worker_concurrency * JOB_MEMORY_MB
 MEMORY = {"WORKER_MEMORY_MB": str(WORKER_MEMORY_MB)}
 
-# System: the local stack's timings (production's scaled, ratios kept) and the scaled memory.
-SYSTEM_FUNCTION_ENV = {**LOCAL_FUNCTION_ENV, **INPUT_LIMITS, **MEMORY}
+# System: the local stack's timings (production's scaled, ratios kept), the scaled memory, and
+# production's pixel limit (a 50,000,000x1 strip passes it, as in production).
+SYSTEM_FUNCTION_ENV = {
+    **LOCAL_FUNCTION_ENV,
+    **INPUT_LIMITS,
+    "MAX_INPUT_PIXELS": str(PROD.max_input_pixels),
+    **MEMORY,
+}

@@ -2,15 +2,16 @@
 
 PNG is our own streaming writer (png.PngWriter). JPEG (and any result that must be resized
 on the way out, such as an upscale by less than the model's factor) goes through libvips:
-the strips are framed as an uncompressed PNG stream that vips reads sequentially, so vips
-holds a few scanlines of its own, never the image. Its encoder runs on a thread of its own
-that pulls strips from a queue of two; the caller's thread keeps running the model.
+the strips are framed as an uncompressed PNG stream that vips reads sequentially from a pipe,
+so vips holds some scanlines of its own, never the image. Its encoder runs on a thread of its
+own; the caller's thread keeps running the model.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
+import os
+import select
 import struct
 import threading
 import zlib
@@ -24,7 +25,6 @@ from . import png
 pyvips.cache_set_max(0)  # no operation cache: each job's pipeline is used once
 
 JPEG_QUALITY = 92
-_QUEUE_BLOCKS = 2  # blocks waiting for vips: the memory the encoder adds, besides its scanlines
 BLOCK_BYTES = 1024 * 1024  # strips go to an encoder in blocks of at most this many bytes
 
 
@@ -83,7 +83,11 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 
 class VipsEncoder:
-    """Rows into libvips, which encodes (and resizes, when asked) and writes to the sink."""
+    """Rows into libvips, which encodes (and resizes, when asked) and writes to the sink.
+
+    The rows reach vips through an OS pipe that it reads in C on its own thread: no Python runs
+    per read, and a full pipe (64 KiB) holds the writer back until vips has taken what it sent.
+    """
 
     def __init__(
         self,
@@ -97,30 +101,18 @@ class VipsEncoder:
         self.out = _Counting(sink)
         self.width, self.height, self.channels = width, height, channels
         self.rows = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_BLOCKS)
-        self._pending = bytearray()
         self._deflate = zlib.compressobj(0)  # stored blocks: framing, not compression
         self._error: BaseException | None = None
-        self._aborted = False
         self._sink_error: BaseException | None = None
-        colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-        ihdr = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
-        self._queue.put(png.SIGNATURE + _chunk(b"IHDR", ihdr))
+        self._aborted = False
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._write_fd, False)
         self._thread = threading.Thread(
             target=self._run, args=(suffix, out_size), name="vips-encode", daemon=True
         )
         self._thread.start()
-
-    def _read(self, size: int) -> bytes:
-        while len(self._pending) < size and not self._aborted:
-            part = self._queue.get()
-            if part is None:  # end of stream (or aborted: vips sees a truncated file)
-                self._queue.put(None)
-                break
-            self._pending.extend(part)
-        out = bytes(self._pending[:size])
-        del self._pending[:size]
-        return out
+        colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+        self._put(png.SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)))
 
     def _write(self, data: bytes) -> int:
         if self._aborted:
@@ -133,8 +125,7 @@ class VipsEncoder:
 
     def _run(self, suffix: str, out_size: tuple[int, int] | None) -> None:
         try:
-            source = pyvips.SourceCustom()
-            source.on_read(self._read)
+            source = pyvips.Source.new_from_descriptor(self._read_fd)
             # a stream cut short (an abort) is an error, never a shorter image written out
             image = pyvips.Image.new_from_source(source, "", access="sequential", fail_on="truncated")
             if out_size is not None and out_size != (self.width, self.height):
@@ -142,8 +133,10 @@ class VipsEncoder:
             target = pyvips.TargetCustom()
             target.on_write(self._write)
             image.write_to_target(target, suffix)
-        except BaseException as exc:  # the writer sees it at its next strip
+        except BaseException as exc:  # the writer sees it at its next block
             self._error = exc
+        finally:
+            os.close(self._read_fd)  # a writer still sending now fails at once (EPIPE)
 
     def write(self, strip: np.ndarray) -> None:
         if strip.dtype != np.uint8 or strip.shape[1:] != (self.width, self.channels):
@@ -157,17 +150,17 @@ class VipsEncoder:
             del rows
             self._put(_chunk(b"IDAT", body))
 
-    def _put(self, part: bytes | None, end: bool = False) -> None:
-        while self._thread.is_alive() and self._error is None:
+    def _put(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self._error is not None or not self._thread.is_alive():
+                self._raise()
+                raise RuntimeError("the encoder stopped before the image was complete")
+            select.select([], [self._write_fd], [], 0.5)
             try:
-                self._queue.put(part, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-        self._raise()
-        if end:  # vips finished without asking for the end marker
-            return
-        raise RuntimeError("the encoder stopped before the image was complete")
+                view = view[os.write(self._write_fd, view) :]
+            except (BlockingIOError, BrokenPipeError):
+                continue  # full: wait again; gone: the loop's check says why
 
     def _raise(self) -> None:
         if self._sink_error is not None:
@@ -177,26 +170,25 @@ class VipsEncoder:
         if self._error is not None:
             raise RuntimeError(f"the encoder failed: {self._error}") from self._error
 
+    def _end(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._write_fd)
+
     def close(self) -> None:
         if self.rows != self.height:
             raise ValueError(f"the encoder got {self.rows} rows of {self.height}")
-        self._put(_chunk(b"IDAT", self._deflate.flush()) + _chunk(b"IEND", b""))
-        self._put(None, end=True)  # vips may read past IEND: it then meets the end of the stream
+        try:
+            self._put(_chunk(b"IDAT", self._deflate.flush()) + _chunk(b"IEND", b""))
+        finally:
+            self._end()  # end of stream: vips may read past IEND and meets it
         self._thread.join()
         self._raise()
 
     def abort(self) -> None:
         """Stop the encoder thread without finishing the file."""
         self._aborted = True
-        while self._thread.is_alive():
-            try:
-                self._queue.put_nowait(None)
-            except queue.Full:
-                with contextlib.suppress(queue.Empty):
-                    self._queue.get_nowait()
-                continue
-            self._thread.join(timeout=10)
-            return
+        self._end()  # vips meets a truncated stream and fails
+        self._thread.join(timeout=10)
 
 
 def open_encoder(

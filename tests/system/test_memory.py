@@ -93,16 +93,16 @@ def one_bit_line(width: int) -> bytes:
 
 # name: (model, file, content encoding, status, reason or "")
 EDGES: dict[str, tuple[str, Any, str, str, str]] = {
-    "20000000x1-png-enhance": (
+    "50000000x1-png-enhance": (
         "enhance",
-        lambda: one_bit_line(20_000_000),
+        lambda: one_bit_line(50_000_000),
         "",
         "failed",
         "a JPEG side cannot exceed 65500 pixels",
     ),
-    "20000000x1-png-background": (
+    "50000000x1-png-background": (
         "background_remove",
-        lambda: one_bit_line(20_000_000),
+        lambda: one_bit_line(50_000_000),
         "",
         "failed",
         "over the budget of",
