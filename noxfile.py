@@ -125,7 +125,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tf(session: nox.Session) -> None:
-    """Terraform checked without terraform: every .tf parses, wiring tests, then checkov."""
+    """Terraform checked without terraform: every .tf parses, every block against its provider's
+    schema (tests/terraform/schema.py), the wiring tests, then checkov."""
     session.install("-q", "-r", "requirements-test.txt", "numpy==1.26.4")
     session.run("pytest", "tests/terraform")
     session.notify("checkov")
