@@ -126,7 +126,6 @@ def test_no_primitive_roles_and_no_public_members_anywhere() -> None:
 def test_each_service_account_gets_only_its_roles() -> None:
     functions = load(TERRAFORM / "modules" / "functions")
     roles = {(name, one(body["role"])) for (t, name), body in functions.resources().items() if "role" in body}
-    assert ("upload_reads_objects", "roles/storage.objectViewer") in roles
     assert ("worker_reads_inputs", "roles/storage.objectViewer") in roles
     assert ("worker_writes_results", "roles/storage.objectUser") in roles
     reads = functions.resource("google_storage_bucket_iam_member", "worker_reads_inputs")
@@ -207,3 +206,37 @@ def test_each_worker_knows_its_memory_and_concurrency_and_config_defaults_match(
     assert defaults.worker_memory_mb == 2 * 1024
     assert defaults.worker_concurrency == one(variables["worker_concurrency"]["default"])
     assert defaults.max_output_pixels == one(variables["max_output_pixels"]["default"])
+
+
+def test_grants_are_narrowed_to_what_each_reads_and_writes() -> None:
+    """on_upload reads no object; Firestore grants reach only the jobs database; Cloud Storage's
+    agent publishes only to Eventarc's transport topics."""
+    functions = load(TERRAFORM / "modules" / "functions")
+    upload_members = [
+        body
+        for (t, _), body in functions.resources().items()
+        if t.startswith("google_storage_bucket_iam")
+        and "google_service_account.upload" in one(body["member"])
+    ]
+    assert upload_members == []
+    firestore = functions.resource("google_project_iam_member", "firestore_users")
+    expression = one(one(firestore["condition"])["expression"])
+    assert expression == 'resource.name == "projects/${var.project_id}/databases/${var.firestore_database}"'
+    agent = functions.resource("google_project_iam_member", "gcs_agent_publishes")
+    assert one(one(agent["condition"])["expression"]) == (
+        'resource.name.startsWith("projects/${var.project_id}/topics/eventarc-")'
+    )
+    unconditioned = [
+        name
+        for (t, name), body in functions.resources().items()
+        if t == "google_project_iam_member" and "condition" not in body
+    ]
+    assert unconditioned == ["invoker_receives_events"]  # Eventarc's receiver role is project-level only
+
+
+def test_bucket_access_is_logged_as_the_skip_reason_says() -> None:
+    storage = load(TERRAFORM / "modules" / "storage")
+    audit = storage.resource("google_project_iam_audit_config", "storage")
+    assert one(audit["service"]) == "storage.googleapis.com"
+    assert {one(c["log_type"]) for c in audit["audit_log_config"]} == {"DATA_READ", "DATA_WRITE"}
+    assert one(storage.named("variable")["data_access_logs"]["default"]) is True

@@ -1,6 +1,6 @@
 # Firestore in native mode, and the composite indexes the job queries need.
 resource "google_firestore_database" "default" {
-  #checkov:skip=CKV_GCP_138:Point-in-time recovery is a cost choice; job documents can be rebuilt from the bucket.
+  #checkov:skip=CKV_GCP_138:Point-in-time recovery is a cost choice: a job document holds the status and timings of work whose source and result stay in the bucket (each result carries its job id, source and model version as metadata); a lost document loses history, not images.
   project                 = var.project_id
   name                    = "(default)"
   location_id             = var.location

@@ -93,13 +93,7 @@ resource "google_service_account" "invoker" {
   display_name = "imagen triggers: Eventarc and Pub/Sub push identity that may invoke the functions"
 }
 
-# on_upload
-resource "google_storage_bucket_iam_member" "upload_reads_objects" {
-  bucket = var.bucket
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${google_service_account.upload.email}"
-}
-
+# on_upload reads no object (the storage event carries name, generation and size): no bucket role.
 resource "google_pubsub_topic_iam_member" "upload_publishes" {
   for_each = var.job_topics
   project  = var.project_id
@@ -156,7 +150,8 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publishes_events" {
   member  = "serviceAccount:${google_service_account.dead_letter.email}"
 }
 
-# Firestore access is project-wide in IAM; datastore.user is its narrowest read/write role.
+# datastore.user is Firestore's narrowest read/write role; its grant is conditioned on the jobs
+# database, so a second database in the project stays out of reach.
 resource "google_project_iam_member" "firestore_users" {
   for_each = {
     upload      = google_service_account.upload.email
@@ -167,6 +162,10 @@ resource "google_project_iam_member" "firestore_users" {
   project = var.project_id
   role    = "roles/datastore.user"
   member  = "serviceAccount:${each.value}"
+  condition {
+    title      = "jobs-database"
+    expression = "resource.name == \"projects/${var.project_id}/databases/${var.firestore_database}\""
+  }
 }
 
 resource "google_project_iam_member" "invoker_receives_events" {
@@ -175,11 +174,17 @@ resource "google_project_iam_member" "invoker_receives_events" {
   member  = "serviceAccount:${google_service_account.invoker.email}"
 }
 
-# Cloud Storage's service agent publishes the object events Eventarc delivers.
+# Cloud Storage's service agent publishes the object events Eventarc delivers, to the transport
+# topic Eventarc creates for the trigger (its name is Eventarc's, known only after apply): the
+# grant is conditioned on Eventarc's topics, not every topic of the project.
 resource "google_project_iam_member" "gcs_agent_publishes" {
   project = var.project_id
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+  condition {
+    title      = "eventarc-transport-topics"
+    expression = "resource.name.startsWith(\"projects/${var.project_id}/topics/eventarc-\")"
+  }
 }
 
 # Pub/Sub's service agent mints the OIDC tokens of push deliveries as the invoker.

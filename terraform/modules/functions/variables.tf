@@ -112,3 +112,9 @@ variable "max_attempts" {
   description = "Claims of a job before it fails with its last error (the job topics' max_delivery_attempts)."
   default     = 5
 }
+
+variable "firestore_database" {
+  type        = string
+  description = "The Firestore database of the jobs; the functions' datastore.user grant is limited to it."
+  default     = "(default)"
+}

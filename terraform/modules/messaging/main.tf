@@ -5,7 +5,7 @@ locals {
 }
 
 resource "google_pubsub_topic" "jobs" {
-  #checkov:skip=CKV_GCP_83:Google-managed encryption; job messages hold only ids and object names, no image data.
+  #checkov:skip=CKV_GCP_83:Google-managed encryption; job messages carry a job id, model, bucket, object name and generation, no image data.
   for_each = toset(var.models)
   project  = var.project_id
   name     = "imagen-${each.key}"
@@ -13,14 +13,14 @@ resource "google_pubsub_topic" "jobs" {
 }
 
 resource "google_pubsub_topic" "dead_letter" {
-  #checkov:skip=CKV_GCP_83:Google-managed encryption; job messages hold only ids and object names, no image data.
+  #checkov:skip=CKV_GCP_83:Google-managed encryption; job messages carry a job id, model, bucket, object name and generation, no image data.
   project = var.project_id
   name    = "imagen-dead-letter"
   labels  = var.labels
 }
 
 resource "google_pubsub_topic" "events" {
-  #checkov:skip=CKV_GCP_83:Google-managed encryption; job messages hold only ids and object names, no image data.
+  #checkov:skip=CKV_GCP_83:Google-managed encryption; completion events carry job ids, source and result URIs, timings and failure reasons (text about the file), no image data.
   project = var.project_id
   name    = "imagen-events"
   labels  = var.labels

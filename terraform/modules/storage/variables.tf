@@ -36,3 +36,9 @@ variable "labels" {
   description = "Labels put on the bucket."
   default     = {}
 }
+
+variable "data_access_logs" {
+  type        = bool
+  description = "Turn on Cloud Storage Data Access audit logs (DATA_READ, DATA_WRITE) for the project: the bucket's access log."
+  default     = true
+}
