@@ -7,6 +7,7 @@ locals {
     "compute.googleapis.com", "container.googleapis.com", "eventarc.googleapis.com",
     "firestore.googleapis.com", "pubsub.googleapis.com", "run.googleapis.com",
     "storage.googleapis.com", "vpcaccess.googleapis.com", "cloudscheduler.googleapis.com",
+    "monitoring.googleapis.com", "logging.googleapis.com",
   ]
 }
 
@@ -48,8 +49,10 @@ module "triton" {
   image            = var.triton_image
   machine_type     = var.triton_machine_type
   accelerator_type = var.triton_accelerator
-  labels           = var.labels
-  depends_on       = [google_project_service.apis]
+  # GKE mode: where terraform apply runs must reach the control plane
+  authorized_networks = var.gke_authorized_networks
+  labels              = var.labels
+  depends_on          = [google_project_service.apis]
 }
 
 module "functions" {
@@ -85,4 +88,14 @@ module "messaging" {
   max_delivery_attempts = var.max_delivery_attempts
   labels                = var.labels
   depends_on            = [google_project_service.apis]
+}
+
+# Alerts (to notification_email) and the imagen dashboard: README, "Alerts".
+module "monitoring" {
+  source             = "./modules/monitoring"
+  project_id         = var.project_id
+  models             = local.models
+  notification_email = var.notification_email
+  labels             = var.labels
+  depends_on         = [google_project_service.apis]
 }

@@ -85,3 +85,15 @@ variable "labels" {
   description = "Labels put on every labelled resource."
   default     = { app = "imagen" }
 }
+
+variable "notification_email" {
+  type        = string
+  description = "Email address the alerts go to (README, Alerts); empty: the alert policies notify no one."
+  default     = ""
+}
+
+variable "gke_authorized_networks" {
+  type        = list(string)
+  description = "triton_mode = gke: CIDR ranges that may reach the cluster's control plane besides the imagen subnet (e.g. the address terraform apply runs from, as 203.0.113.7/32)."
+  default     = []
+}

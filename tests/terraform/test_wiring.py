@@ -240,3 +240,57 @@ def test_bucket_access_is_logged_as_the_skip_reason_says() -> None:
     assert one(audit["service"]) == "storage.googleapis.com"
     assert {one(c["log_type"]) for c in audit["audit_log_config"]} == {"DATA_READ", "DATA_WRITE"}
     assert one(storage.named("variable")["data_access_logs"]["default"]) is True
+
+
+def test_alerts_notify_the_channel_document_what_to_do_and_count_real_log_events() -> None:
+    from imagen import logs
+
+    monitoring = load(TERRAFORM / "modules" / "monitoring")
+    policy = monitoring.resource("google_monitoring_alert_policy", "alerts")
+    assert one(policy["notification_channels"]) == "${local.channels}"
+    assert "google_monitoring_notification_channel.email" in one(monitoring.locals()["channels"])
+    assert one(one(policy["documentation"])["content"]) == "${each.value[3]}"
+    alerts = monitoring.locals()["alerts"]
+    assert set(alerts) == {
+        "dead_letters",
+        "failure_rate",
+        "oldest_unacked",
+        "function_errors",
+        "memory_kills",
+        "triton_queue",
+        "gpu_busy",
+    }
+    for key, (title, query, hold_s, todo) in alerts.items():
+        assert title.startswith("imagen: ") and query and int(hold_s) > 0 and len(todo) > 40, key
+    assert "imagen-dead-letter-handler" in alerts["dead_letters"][1]
+    assert "imagen-.*-worker" in alerts["oldest_unacked"][1]
+    events = monitoring.resource("google_logging_metric", "job_events")
+    named = set(one(events["for_each"]).removeprefix("${toset(").removesuffix(")}").strip("[]").split(", "))
+    assert {n.strip('"') for n in named} == {"job_done", "job_failed"}
+    assert all(hasattr(logs, n.strip('"')) for n in named)  # the events the functions emit
+    root = load(TERRAFORM).named("module")
+    assert one(root["monitoring"]["notification_email"]) == "${var.notification_email}"
+
+
+def test_gke_mode_is_reachable_by_its_operator_and_scraped_for_the_autoscaler() -> None:
+    import yaml
+
+    triton = load(TERRAFORM / "modules" / "triton")
+    cluster = triton.resource("google_container_cluster", "triton")
+    networks = one(cluster["master_authorized_networks_config"])
+    assert one(one(networks["dynamic"])["cidr_blocks"]["for_each"]) == "${var.authorized_networks}"
+    assert (
+        one(load(TERRAFORM).named("module")["triton"]["authorized_networks"])
+        == "${var.gke_authorized_networks}"
+    )
+    monitor = yaml.safe_load((TERRAFORM / "modules" / "triton" / "k8s" / "podmonitoring.yaml").read_text())
+    deployment = triton.resource("kubernetes_deployment_v1", "triton")
+    pod_labels = one(one(one(one(deployment["spec"])["template"])["metadata"])["labels"])
+    namespace = one(one(triton.resource("kubernetes_namespace_v1", "imagen")["metadata"])["name"])
+    assert monitor["kind"] == "PodMonitoring" and monitor["metadata"]["namespace"] == namespace
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    ports = {
+        one(p["container_port"])
+        for p in one(one(one(one(deployment["spec"])["template"])["spec"])["container"])["port"]
+    }
+    assert monitor["spec"]["endpoints"][0]["port"] in ports  # Triton's metrics port, 8002

@@ -31,10 +31,19 @@ resource "google_container_cluster" "triton" {
     master_ipv4_cidr_block  = "172.16.40.0/28"
   }
 
+  # The control plane answers the imagen subnet and whoever runs terraform apply (the
+  # kubernetes provider creates the Deployment through it): gke_authorized_networks.
   master_authorized_networks_config {
     cidr_blocks {
       cidr_block   = var.subnet_cidr
       display_name = "imagen subnet"
+    }
+    dynamic "cidr_blocks" {
+      for_each = var.authorized_networks
+      content {
+        cidr_block   = cidr_blocks.value
+        display_name = "operator ${cidr_blocks.value}"
+      }
     }
   }
 

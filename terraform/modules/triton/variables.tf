@@ -75,3 +75,9 @@ variable "labels" {
   description = "Labels put on the VM, cluster and nodes."
   default     = {}
 }
+
+variable "authorized_networks" {
+  type        = list(string)
+  description = "CIDR ranges (besides the imagen subnet) that may reach the GKE control plane: where terraform apply and kubectl run."
+  default     = []
+}
