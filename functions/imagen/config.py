@@ -52,6 +52,8 @@ class Config:
     reconcile_lease_margin_s: int = 30  # running this long past its lease: republished
     reconcile_publish_grace_s: int = 60  # queued with its publish pending this long: republished
     reconcile_queued_max_s: int = 1800  # queued this long, whatever the reason: republished
+    reconcile_scan_max: int = 1000  # objects under the model prefixes looked at per pass
+    bucket: str = ""  # the uploads' bucket (BUCKET): the reconciler finds objects with no job there
     otel_enabled: bool = False
     otel_endpoint: str = ""
 
@@ -88,6 +90,8 @@ class Config:
                 env, "RECONCILE_PUBLISH_GRACE_S", cls.reconcile_publish_grace_s, 1
             ),
             reconcile_queued_max_s=_int(env, "RECONCILE_QUEUED_MAX_S", cls.reconcile_queued_max_s, 1),
+            reconcile_scan_max=_int(env, "RECONCILE_SCAN_MAX", cls.reconcile_scan_max, 0),
+            bucket=env.get("BUCKET") or env.get("IMAGEN_BUCKET", ""),
             otel_enabled=env.get("OTEL_ENABLED", "").lower() in ("1", "true", "yes"),
             otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         )

@@ -92,10 +92,24 @@ class JobStore:
         """`collection` comes from Resources.jobs_collection."""
         self.db = db
         self.col = db.collection(collection)
+        self._scan = db.collection(f"{collection}_reconciler").document("scan")
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         snap = self.col.document(job_id).get()
         return snap.to_dict() if snap.exists else None
+
+    def existing(self, job_ids: list[str]) -> set[str]:
+        """Which of these jobs exist (one batched read)."""
+        refs = [self.col.document(j) for j in job_ids]
+        return {snap.id for snap in self.db.get_all(refs) if snap.exists} if refs else set()
+
+    def scan_cursors(self) -> dict[str, str]:
+        """Where the reconciler's scan of each model prefix goes on from (object names)."""
+        snap = self._scan.get()
+        return dict(snap.to_dict() or {}) if snap.exists else {}
+
+    def save_scan_cursors(self, cursors: dict[str, str]) -> None:
+        self._scan.set(cursors)
 
     def recent(
         self, limit: int, status: JobStatus | None = None, model: str | None = None

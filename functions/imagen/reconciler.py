@@ -5,20 +5,32 @@ acknowledged while that worker still held the lease); a job `queued` whose publi
 happened (a retry whose publish failed) or that has waited far longer than any backoff has no
 message in flight. Publishing again is safe: the job store's claim lets one delivery run it,
 and a job out of attempts is failed by that claim with its last error.
+
+An object under a model prefix with no job (its storage event was lost upstream) gets one: each
+pass looks at up to RECONCILE_SCAN_MAX objects, going on from where the last pass stopped
+(cursors kept in Firestore), so the whole bucket is covered pass after pass. An object newer
+than the publish grace is left to its event; one whose result already exists is left alone.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from . import logs
+from . import events, logs
 from .config import Config
 from .jobs import message_of
+from .models import MODELS
 from .services import Services
+from .upload import queue_upload
 
 
 def handle_reconcile(cfg: Config, svc: Services, event_type: str = "", data: Any = None) -> int:
-    """One pass; returns how many jobs were published again."""
+    """One pass; returns how many jobs were published again or created."""
+    return _republish_stuck(cfg, svc) + create_missing_jobs(cfg, svc)
+
+
+def _republish_stuck(cfg: Config, svc: Services) -> int:
     stuck = svc.jobs.stuck(
         cfg.reconcile_lease_margin_s, cfg.reconcile_publish_grace_s, cfg.reconcile_queued_max_s
     )
@@ -27,3 +39,41 @@ def handle_reconcile(cfg: Config, svc: Services, event_type: str = "", data: Any
         svc.jobs.republished(str(job["job_id"]))
         logs.reconciled(str(job["job_id"]), str(job["model"]), str(job["status"]), "published again")
     return len(stuck)
+
+
+def create_missing_jobs(cfg: Config, svc: Services) -> int:
+    """Jobs for objects under the model prefixes that have none; returns how many were created."""
+    if not cfg.bucket or not cfg.reconcile_scan_max:
+        return 0
+    cursors = svc.jobs.scan_cursors()
+    per_prefix = max(1, cfg.reconcile_scan_max // len(MODELS))
+    settled = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=cfg.reconcile_publish_grace_s)
+    created = 0
+    for model in MODELS:
+        after = cursors.get(model, "")
+        blobs = [
+            b
+            for b in svc.storage.client.list_blobs(
+                cfg.bucket, prefix=f"{model}/", start_offset=after or None, max_results=per_prefix + 1
+            )
+            if b.name != after
+        ][:per_prefix]
+        cursors[model] = blobs[-1].name if len(blobs) == per_prefix else ""  # "": start over next pass
+        uploads = []
+        for blob in blobs:
+            if blob.time_created is None or blob.time_created > settled:
+                continue  # its storage event may still be on its way
+            upload = events.parse_upload(events.STORAGE_FINALIZED, blob._properties)
+            routed, _ = events.route(upload, cfg.names.result_prefix)
+            if routed is not None:
+                uploads.append(upload)
+        ids = {events.job_id(u.bucket, u.name, u.generation): u for u in uploads}
+        for job_id in sorted(set(ids) - svc.jobs.existing(list(ids))):
+            upload = ids[job_id]
+            if svc.storage.has_result(upload, cfg.names.result_name(model, upload.name)):
+                continue  # processed, and its job document is gone: nothing to do again
+            queue_upload(svc, upload, model)
+            logs.reconciled(job_id, model, "missing", "created: its object had no job")
+            created += 1
+    svc.jobs.save_scan_cursors(cursors)
+    return created

@@ -207,6 +207,12 @@ class ObjectStore:
         upload.write(data)
         return upload.commit()
 
+    def has_result(self, upload: Any, name: str) -> bool:
+        """Whether `name` holds the result of this generation of the upload."""
+        blob = self.client.bucket(upload.bucket).get_blob(name)
+        meta = (blob.metadata or {}) if blob is not None else {}
+        return meta.get("imagen-source-generation") == str(upload.generation)
+
     def remove(self, written: Written) -> None:
         """Delete a result this attempt wrote (only that generation: never a later one)."""
         bucket, name = split_gs_uri(written.uri)

@@ -27,6 +27,11 @@ def _upload(cfg: Config, svc: Services, event_type: str, data: Any) -> str | Non
     if model is None:
         logs.upload_ignored(upload.name, reason)
         return None
+    return queue_upload(svc, upload, model)
+
+
+def queue_upload(svc: Services, upload: events.Upload, model: str) -> str:
+    """Create the upload's job and publish its message (again, while it is still queued)."""
     msg = JobMessage(
         events.job_id(upload.bucket, upload.name, upload.generation),
         model,

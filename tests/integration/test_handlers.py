@@ -238,3 +238,37 @@ def test_whole_image_model_writes_an_rgba_png(triton: Stack, harness: Harness, u
     assert job["result_uri"].endswith(".png") and job["output"]["format"] == "PNG"
     result = Image.open(io.BytesIO(harness.read(job["result_uri"])))
     assert result.mode == "RGBA" and result.size == Image.open(SAMPLE).size
+
+
+def test_the_reconciler_gives_an_object_with_no_job_its_job_once(
+    harness: Harness, subscriber: Any, unique: str
+) -> None:
+    """An upload whose storage event was lost gets its job from the reconciler's scan, once; an
+    object already processed (its result there), a result and a fresh upload are left alone."""
+    from dataclasses import replace
+
+    from imagen.reconciler import create_missing_jobs
+
+    sub, open_ = subscriber
+    path = open_(harness.cfg.names.job_topic("enhance"))
+    lost = harness.put(f"enhance/orphan-{unique}/lost.jpg", SAMPLE.read_bytes())  # no on_upload
+    done = harness.put(f"enhance/orphan-{unique}/done.jpg", SAMPLE.read_bytes())
+    result = harness.cfg.names.result_name("enhance", done["name"])
+    harness.put(result, b"result", **{"imagen-source-generation": str(done["generation"])})
+    cfg = replace(
+        harness.cfg, bucket=harness.bucket_name, reconcile_publish_grace_s=0, reconcile_scan_max=10_000
+    )
+
+    def job_of(event: dict[str, Any]) -> str:
+        return events.job_id(event["bucket"], event["name"], str(event["generation"]))
+
+    assert create_missing_jobs(cfg, harness.svc) >= 1
+    job = harness.svc.jobs.get(job_of(lost)) or {}
+    assert job["status"] == "queued" and job["object"] == lost["name"]
+    assert json.loads(pull_for(sub, path, job_of(lost)).data)["name"] == lost["name"]
+    assert harness.svc.jobs.get(job_of(done)) is None  # processed already: not again
+    assert create_missing_jobs(cfg, harness.svc) == 0  # idempotent
+    waiting = replace(cfg, reconcile_publish_grace_s=3600)
+    fresh = harness.put(f"enhance/orphan-{unique}/fresh.jpg", SAMPLE.read_bytes())
+    assert create_missing_jobs(waiting, harness.svc) == 0  # its event may still come
+    assert harness.svc.jobs.get(job_of(fresh)) is None

@@ -191,3 +191,38 @@ def test_ctrl_c_with_stdout_gone_still_stops_every_process(tmp_path: Any) -> Non
         if proc.poll() is None:
             proc.kill()
         Stack(settings).down(lambda _m: None)
+
+
+def test_an_upload_whose_event_was_lost_gets_its_job_from_the_reconciler(
+    restore: Stack, stack: StackSettings, bucket: Any, jobs_col: Any, unique: str
+) -> None:
+    """The storage event of an upload never reaches on_upload (taken off the bridge's
+    subscription while the bridge is down): the reconciler's scan finds the object without a job
+    once it is older than the publish grace, creates the job, and the job runs to done."""
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    from .conftest import SAMPLE
+
+    restore.stop_one("bridge")
+    name = f"enhance/lost-event-{unique}/cat.jpg"
+    jid = upload(bucket, name, SAMPLE.read_bytes())
+    sub = pubsub_v1.SubscriberClient()
+    path = sub.subscription_path(stack.project, stack.names.notification_subscription)
+
+    def take_its_event() -> bool:
+        resp = sub.pull(subscription=path, max_messages=50, timeout=5)
+        ours = [m.ack_id for m in resp.received_messages if m.message.attributes.get("objectId") == name]
+        others = [m.ack_id for m in resp.received_messages if m.message.attributes.get("objectId") != name]
+        if others:  # not this test's: back to the bridge
+            sub.modify_ack_deadline(subscription=path, ack_ids=others, ack_deadline_seconds=0)
+        if ours:
+            sub.acknowledge(subscription=path, ack_ids=ours)
+        return bool(ours)
+
+    wait_until(take_its_event, 30)
+    restore.start(restore.service("bridge"))
+    job = wait_finished(jobs_col, jid, timeout_s=150)
+    assert job["status"] == "done" and job["attempts"] == 1
+    created = log_events(stack, "fn-on_reconcile", "job_reconciled", jid)
+    assert created and created[0]["status"] == "missing"
+    assert not log_events(stack, "fn-on_upload", "job_created", jid)  # on_upload never saw it

@@ -127,6 +127,7 @@ def test_each_service_account_gets_only_its_roles() -> None:
     functions = load(TERRAFORM / "modules" / "functions")
     roles = {(name, one(body["role"])) for (t, name), body in functions.resources().items() if "role" in body}
     assert ("worker_reads_inputs", "roles/storage.objectViewer") in roles
+    assert ("reconciler_lists_objects", "roles/storage.objectViewer") in roles  # scans for missing jobs
     assert ("worker_writes_results", "roles/storage.objectUser") in roles
     reads = functions.resource("google_storage_bucket_iam_member", "worker_reads_inputs")
     writes = functions.resource("google_storage_bucket_iam_member", "worker_writes_results")
@@ -180,6 +181,7 @@ def test_the_reconciler_runs_on_a_schedule_at_the_lease_ratio() -> None:
     fn = functions.resource("google_cloudfunctions2_function", "on_reconcile")
     assert one(one(fn["build_config"])["entry_point"]) == "on_reconcile"
     assert "MAX_ATTEMPTS" in functions.locals()["common_env"]
+    assert functions.locals()["common_env"]["BUCKET"] == "${var.bucket}"  # scanned for objects with no job
     root = load(TERRAFORM).named("module")
     assert one(root["messaging"]["reconcile_endpoint"]) == "${module.functions.reconcile_function_uri}"
     assert one(root["functions"]["max_attempts"]) == "${var.max_delivery_attempts}"

@@ -18,6 +18,7 @@ locals {
     MAX_INPUT_PIXELS     = tostring(var.max_input_pixels)
     MAX_ATTEMPTS         = tostring(var.max_attempts)
     MAX_OUTPUT_PIXELS    = tostring(var.max_output_pixels)
+    BUCKET               = var.bucket # the reconciler finds objects with no job there
   }
   # Each job's memory budget: (instance memory - the runtime's own) / concurrent jobs (Config).
   worker_memory_mb = (
@@ -100,6 +101,14 @@ resource "google_pubsub_topic_iam_member" "upload_publishes" {
   topic    = each.value
   role     = "roles/pubsub.publisher"
   member   = "serviceAccount:${google_service_account.upload.email}"
+}
+
+# on_reconcile lists the model prefixes for objects with no job and reads the metadata of their
+# results; listing is a bucket-level permission, which object-prefix conditions cannot grant.
+resource "google_storage_bucket_iam_member" "reconciler_lists_objects" {
+  bucket = var.bucket
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.reconciler.email}"
 }
 
 # on_job: read only the model prefixes, write only results/.
