@@ -137,3 +137,14 @@ def reconciled(job_id: str, model: str, status: str, action: str) -> None:
         status=status,
         action=action,
     )
+
+
+def reconcile_failed(job_id: str, model: str, error: str) -> None:
+    _emit(
+        "ERROR",
+        "reconcile_failed",
+        f"job {job_id}: the reconciler could not act on it this pass ({error})",
+        job_id=job_id,
+        model=model,
+        error=error,
+    )

@@ -34,11 +34,18 @@ def _republish_stuck(cfg: Config, svc: Services) -> int:
     stuck = svc.jobs.stuck(
         cfg.reconcile_lease_margin_s, cfg.reconcile_publish_grace_s, cfg.reconcile_queued_max_s
     )
+    done = 0
     for job in stuck:
-        svc.publisher.job(message_of(job))
-        svc.jobs.republished(str(job["job_id"]))
-        logs.reconciled(str(job["job_id"]), str(job["model"]), str(job["status"]), "published again")
-    return len(stuck)
+        job_id, model = str(job["job_id"]), str(job["model"])
+        try:  # one job's fault (e.g. its document locked) leaves the others to this pass
+            svc.publisher.job(message_of(job))
+            svc.jobs.republished(job_id)
+        except Exception as exc:
+            logs.reconcile_failed(job_id, model, f"{type(exc).__name__}: {exc}")
+            continue
+        logs.reconciled(job_id, model, str(job["status"]), "published again")
+        done += 1
+    return done
 
 
 def create_missing_jobs(cfg: Config, svc: Services) -> int:
@@ -70,9 +77,13 @@ def create_missing_jobs(cfg: Config, svc: Services) -> int:
         ids = {events.job_id(u.bucket, u.name, u.generation): u for u in uploads}
         for job_id in sorted(set(ids) - svc.jobs.existing(list(ids))):
             upload = ids[job_id]
-            if svc.storage.has_result(upload, cfg.names.result_name(model, upload.name)):
-                continue  # processed, and its job document is gone: nothing to do again
-            queue_upload(svc, upload, model)
+            try:
+                if svc.storage.has_result(upload, cfg.names.result_name(model, upload.name)):
+                    continue  # processed, and its job document is gone: nothing to do again
+                queue_upload(svc, upload, model)
+            except Exception as exc:  # the next pass tries it again
+                logs.reconcile_failed(job_id, model, f"{type(exc).__name__}: {exc}")
+                continue
             logs.reconciled(job_id, model, "missing", "created: its object had no job")
             created += 1
     svc.jobs.save_scan_cursors(cursors)

@@ -3,6 +3,7 @@ against the real emulators and Triton: each way a delivery can end, and outages 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -272,3 +273,45 @@ def test_the_reconciler_gives_an_object_with_no_job_its_job_once(
     fresh = harness.put(f"enhance/orphan-{unique}/fresh.jpg", SAMPLE.read_bytes())
     assert create_missing_jobs(waiting, harness.svc) == 0  # its event may still come
     assert harness.svc.jobs.get(job_of(fresh)) is None
+
+
+def test_a_locked_job_does_not_stop_the_reconciler_from_moving_the_others(
+    harness: Harness, unique: str
+) -> None:
+    """One stuck job's document stays locked (as a worker killed inside a transaction leaves it
+    on the emulator): the pass logs that job and still republishes the other."""
+    import threading
+    import time
+    from dataclasses import replace
+
+    from google.cloud import firestore
+
+    from imagen.reconciler import handle_reconcile
+
+    ids = [harness.upload(f"enhance/it-{unique}/stuck-{i}.jpg", SAMPLE.read_bytes()) for i in range(2)]
+    for job_id in ids:
+        assert isinstance(harness.svc.jobs.claim(job_id, lease_s=1, max_attempts=5), Claim)
+    time.sleep(1.5)  # both leases have run out: both are stuck
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        @firestore.transactional
+        def inside(tx: Any) -> None:
+            harness.svc.jobs.col.document(ids[0]).get(transaction=tx)
+            locked.set()
+            release.wait(60)
+
+        with contextlib.suppress(Exception):
+            inside(harness.svc.jobs.db.transaction())
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        cfg = replace(harness.cfg, reconcile_lease_margin_s=0, bucket="")
+        assert handle_reconcile(cfg, harness.svc) >= 1
+    finally:
+        release.set()
+        holder.join()
+    assert (harness.svc.jobs.get(ids[1]) or {}).get("republishes") == 1
+    assert (harness.svc.jobs.get(ids[0]) or {}).get("republishes") is None  # logged, left to the next pass
