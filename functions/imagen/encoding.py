@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import struct
 import threading
 import zlib
 from typing import Protocol
@@ -48,24 +47,11 @@ class Encoder(Protocol):
     def abort(self) -> None: ...
 
 
-class _Counting:
-    """Counts what goes through to the sink."""
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink, self.bytes = sink, 0
-
-    def write(self, data: bytes, /) -> int:
-        self.sink.write(data)
-        self.bytes += len(data)
-        return len(data)
-
-
 class PngEncoder:
     """Rows straight into the streaming PNG writer."""
 
     def __init__(self, sink: Sink, width: int, height: int, channels: int) -> None:
-        self.out = _Counting(sink)
-        self.png = png.PngWriter(self.out, width, height, channels)
+        self.png = png.PngWriter(sink, width, height, channels)
 
     def write(self, strip: np.ndarray) -> None:
         for block in blocks(strip):
@@ -79,7 +65,7 @@ class PngEncoder:
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))
+    return b"".join(png.chunk(kind, body))
 
 
 class VipsEncoder:
@@ -98,7 +84,7 @@ class VipsEncoder:
         suffix: str,
         out_size: tuple[int, int] | None = None,
     ) -> None:
-        self.out = _Counting(sink)
+        self.sink = sink
         self.width, self.height, self.channels = width, height, channels
         self.rows = 0
         self._deflate = zlib.compressobj(0)  # stored blocks: framing, not compression
@@ -111,14 +97,13 @@ class VipsEncoder:
             target=self._run, args=(suffix, out_size), name="vips-encode", daemon=True
         )
         self._thread.start()
-        colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-        self._put(png.SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)))
+        self._put(png.head(width, height, channels))
 
     def _write(self, data: bytes) -> int:
         if self._aborted:
             return -1
         try:
-            return self.out.write(data)
+            return self.sink.write(data)
         except BaseException as exc:  # e.g. the upload failed: vips stops, close() raises it
             self._sink_error = exc
             return -1

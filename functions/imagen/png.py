@@ -21,7 +21,7 @@ _FILTER_UP = 2
 _SRGB_PERCEPTUAL = b"\x00"
 
 
-def _chunk(kind: bytes, body: bytes) -> list[bytes]:
+def chunk(kind: bytes, body: bytes) -> list[bytes]:
     """Length, type, data, CRC: the CRC runs on over the data, which is never copied to get it."""
     crc = isal_zlib.crc32(body, isal_zlib.crc32(kind))
     return [struct.pack(">I", len(body)), kind, body, struct.pack(">I", crc)]
@@ -44,6 +44,12 @@ def filtered_rows(pixels: np.ndarray, above: np.ndarray | None = None) -> np.nda
     return rows
 
 
+def head(width: int, height: int, channels: int) -> bytes:
+    """Signature, IHDR (8-bit, 1..4 channels) and the sRGB chunk: everything before the pixels."""
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE[channels], 0, 0, 0)
+    return b"".join([SIGNATURE, *chunk(b"IHDR", header), *chunk(b"sRGB", _SRGB_PERCEPTUAL)])
+
+
 class Sink(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
@@ -61,8 +67,7 @@ class PngWriter:
         self.rows = 0
         self._last: np.ndarray | None = None  # the previous strip's last row, for the Up filter
         self._deflate = isal_zlib.compressobj(level)
-        header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE[channels], 0, 0, 0)
-        self._emit([SIGNATURE, *_chunk(b"IHDR", header), *_chunk(b"sRGB", _SRGB_PERCEPTUAL)])
+        self._emit([head(width, height, channels)])
 
     def _emit(self, parts: list[bytes]) -> None:
         for part in parts:
@@ -82,13 +87,13 @@ class PngWriter:
         self.rows += len(strip)
         data = self._deflate.compress(rows.data)
         if data:
-            self._emit(_chunk(b"IDAT", data))
+            self._emit(chunk(b"IDAT", data))
 
     def close(self) -> None:
         """Finish the stream (every row must have been written)."""
         if self.rows != self.height:
             raise ValueError(f"PNG got {self.rows} rows of {self.height}")
-        self._emit([*_chunk(b"IDAT", self._deflate.flush()), *_chunk(b"IEND", b"")])
+        self._emit([*chunk(b"IDAT", self._deflate.flush()), *chunk(b"IEND", b"")])
 
 
 def encode(pixels: np.ndarray, level: int = 1) -> bytes:
