@@ -45,6 +45,7 @@ def main() -> None:
             print("\n# The stack is up. Paste these lines into another shell:")
             print_env(s)
             print(f"# Upload: gcloud storage cp photo.jpg gs://{s.bucket}/upscale/photo.jpg")
+            print(f"#     or: curl -F file=@photo.jpg {s.api_url}/api/v1/images/upscale")
             print(f"# Logs:   {s.logs}/   Stop: Ctrl-C", flush=True)
             stop.wait()
         except (KeyboardInterrupt, BrokenPipeError):

@@ -118,6 +118,11 @@ class StackSettings:
     def reconcile_fn_port(self) -> int:
         return self.ports.reconcile_fn
 
+    @property
+    def api_url(self) -> str:
+        """Where the HTTP API answers."""
+        return f"http://{HOST}:{self.ports.api_fn}"
+
     # Names and folders -----------------------------------------------------------------
     @property
     def names(self) -> Resources:

@@ -180,7 +180,9 @@ class Stack:
         return found
 
     # Services -------------------------------------------------------------------------
-    def _function(self, name: str, target: str, port: int, **env: str) -> Service:
+    def _function(
+        self, name: str, target: str, port: int, signature: str = "cloudevent", **env: str
+    ) -> Service:
         """One function under functions-framework, as Cloud Functions would run it."""
         base = self.s.client_env()
         base.pop("CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE")
@@ -192,7 +194,7 @@ class Stack:
             "--target",
             target,
             "--signature-type",
-            "cloudevent",
+            signature,
             "--host",
             HOST,
             "--port",
@@ -277,6 +279,7 @@ class Stack:
             self._function("fn-on_upload", "on_upload", s.upload_fn_port),
             self._function("fn-on_dead_letter", "on_dead_letter", s.dead_letter_fn_port),
             self._function("fn-on_reconcile", "on_reconcile", s.reconcile_fn_port),
+            self._function("fn-api", "api", s.ports.api_fn, "http"),
         ]
         out += [self._worker(m) for m in MODELS]
         ready_file = s.state_dir / "bridge.ready"

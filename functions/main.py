@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from imagen import api as http_api
 from imagen import logs, tracing
 from imagen.config import Config
 from imagen.dead_letter import handle_dead_letter
 from imagen.reconciler import handle_reconcile
 from imagen.services import Services
+from imagen.signing import url_signer
 from imagen.upload import handle_upload
 from imagen.worker import handle_job
 
 CONFIG = Config.from_env()
 SERVICES = Services.from_config(CONFIG)
+SIGNER = url_signer(CONFIG)
 logs.configure(CONFIG.project)
 tracing.configure(CONFIG.otel_enabled, CONFIG.otel_endpoint, f"imagen-{CONFIG.model_name or 'functions'}")
 
@@ -41,3 +45,9 @@ def on_dead_letter(event: CloudEvent) -> None:
 def on_reconcile(event: CloudEvent) -> None:
     """A tick on imagen-reconcile (Cloud Scheduler) → stuck jobs published again."""
     handle_reconcile(CONFIG, SERVICES, event["type"], event.get_data())
+
+
+@functions_framework.http
+def api(request: flask.Request) -> flask.Response:
+    """The HTTP API: POST /api/v1/images/{model}, GET /api/v1/jobs/{id}, GET /health."""
+    return http_api.reply(http_api.handle_api(CONFIG, SERVICES, request, SIGNER))

@@ -9,9 +9,29 @@ from typing import Any
 
 from imagen.events import JobMessage
 
+STARTED = "imagen.job.v1.started"
 
-def pull_for(sub: Any, path: str, job_id: str, timeout_s: float = 30) -> Any:
-    """The next message about `job_id` on the subscription (others are acknowledged and dropped)."""
+
+def pull_for(
+    sub: Any, path: str, job_id: str, timeout_s: float = 30, skip: tuple[str, ...] = (STARTED,)
+) -> Any:
+    """The next message about `job_id` on the subscription whose ce-type is not in `skip` (by
+    default, an attempt's start: most tests wait for the end); others are acknowledged and dropped."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        resp = sub.pull(subscription=path, max_messages=10, timeout=5)
+        if resp.received_messages:
+            sub.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
+        for m in resp.received_messages:
+            attrs = m.message.attributes
+            if attrs.get("job_id") == job_id and attrs.get("ce-type") not in skip:
+                return m.message
+    raise AssertionError(f"no message for job {job_id} within {timeout_s}s")
+
+
+def events_for(sub: Any, path: str, job_id: str, last: str, timeout_s: float = 30) -> list[Any]:
+    """Every message about `job_id`, in order, up to the first whose ce-type is `last`."""
+    found: list[Any] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         resp = sub.pull(subscription=path, max_messages=10, timeout=5)
@@ -19,8 +39,10 @@ def pull_for(sub: Any, path: str, job_id: str, timeout_s: float = 30) -> Any:
             sub.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
         for m in resp.received_messages:
             if m.message.attributes.get("job_id") == job_id:
-                return m.message
-    raise AssertionError(f"no message for job {job_id} within {timeout_s}s")
+                found.append(m.message)
+                if m.message.attributes.get("ce-type") == last:
+                    return found
+    raise AssertionError(f"no {last} event for job {job_id} within {timeout_s}s (got {len(found)} others)")
 
 
 def push_body(msg: JobMessage, attributes: dict[str, str] | None = None, attempt: int = 1) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """`imagen`: submit images, follow jobs, retry failures — on the local stack or a real project.
 
-    imagen submit MODEL FILE... [--wait] [--out DIR]
+    imagen submit MODEL FILE... [-o format=webp ...] [--wait] [--out DIR]
     imagen status JOB|gs://BUCKET/OBJECT|OBJECT
     imagen jobs [--limit N] [--status S] [--model M] [--watch]
     imagen retry JOB
+    imagen backfill MODEL [--prefix P] [--dry-run] [--all]
 
 `--local` (or IMAGEN_LOCAL=1) talks to the stack of `nox -s up` (IMAGEN_PORT_BASE, default 18000);
 otherwise the google-cloud clients use your credentials, --project and --bucket.
@@ -51,7 +52,7 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Target, d
     bucket = args.bucket or env.get("IMAGEN_BUCKET") or (LOCAL_BUCKET if local else "")
     if not project:
         raise CliError("no project: pass --project or set GOOGLE_CLOUD_PROJECT (or use --local)")
-    if not bucket and args.command == "submit":
+    if not bucket and args.command in ("submit", "backfill"):
         raise CliError("no bucket: pass --bucket or set IMAGEN_BUCKET (or use --local)")
     merged = {**env, **client_env}
     for key in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
@@ -108,11 +109,13 @@ def cmd_submit(b: Backend, args: argparse.Namespace) -> int:
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise CliError(f"no such file: {', '.join(missing)}")
+    metadata = _options(args.model, args.option)
     bucket = b.bucket()
     submitted: list[tuple[str, str]] = []
     for f in files:
         name = f"{args.model}/{args.prefix.strip('/') + '/' if args.prefix else ''}{f.name}"
         blob = bucket.blob(name)
+        blob.metadata = metadata or None
         blob.upload_from_filename(str(f))
         jid = job_id(bucket.name, name, str(blob.generation))
         submitted.append((name, jid))
@@ -136,6 +139,24 @@ def cmd_submit(b: Backend, args: argparse.Namespace) -> int:
             reason = job.get("reason") or "did not finish in time"
             render.say(f"{job.get('status', 'unknown'):7} {render.safe(name)}: {render.safe(reason)}")
     return 1 if failed else 0
+
+
+def _options(model: str, pairs: list[str]) -> dict[str, str]:
+    """-o KEY=VALUE pairs as the object's imagen-* metadata, checked here as on_upload will."""
+    from imagen import options
+
+    meta: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CliError(f"an option is KEY=VALUE (e.g. format=webp); got {pair!r}")
+        key = key.strip().lower()
+        meta[key if key.startswith(options.PREFIX) else options.PREFIX + key] = value.strip()
+    try:
+        options.parse(model, meta)
+    except options.OptionError as exc:
+        raise CliError(str(exc)) from exc
+    return meta
 
 
 def find_job(b: Backend, ref: str) -> dict[str, Any]:
@@ -189,6 +210,37 @@ def cmd_retry(b: Backend, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(b: Backend, args: argparse.Namespace) -> int:
+    """Jobs for the objects already under a model prefix (and, with --all, run every one again)."""
+    from imagen.backfill import Report, backfill
+    from imagen.config import Config
+    from imagen.inference import ModelRunner
+    from imagen.services import Services
+    from imagen.storage_io import ObjectStore
+
+    if args.model not in MODELS:
+        raise CliError(f"unknown model {args.model!r}; one of: {', '.join(MODELS)}")
+    bucket = b.bucket()
+    cfg = Config(names=b.t.names, model_name=None, triton_url="", bucket=bucket.name)
+    svc = Services(ObjectStore(b.gcs), b.jobs, b.publisher, ModelRunner.triton("", 1, 1, 1))
+
+    def progress(r: Report) -> None:
+        render.say(f"  … {r.seen} objects seen, {r.created} jobs created, {r.rerun} run again")
+
+    report = backfill(cfg, svc, args.model, args.prefix, args.dry_run, args.all, progress)
+    verb = "would create" if args.dry_run else "created"
+    if args.dry_run:
+        for name in report.names:
+            render.say(f"  {render.safe(name)}")
+    render.say(
+        f"backfill {args.model}: {report.seen} objects under gs://{bucket.name}/{args.model}/{args.prefix}, "
+        f"{verb} {report.created} jobs"
+        + (f", {'would run' if args.dry_run else 'ran'} {report.rerun} again" if args.all else "")
+        + (f", {report.processed} already processed" if report.processed else "")
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="imagen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -201,6 +253,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("model", help=", ".join(MODELS))
     s.add_argument("files", nargs="+")
     s.add_argument("--prefix", default="", help="folder under the model prefix")
+    s.add_argument(
+        "-o", "--option", action="append", default=[], help="an option, e.g. -o format=webp -o quality=80"
+    )
     s.add_argument("--wait", action="store_true", help="follow the jobs and download the results")
     s.add_argument("--out", default="imagen-results", help="where --wait saves results")
     s.add_argument("--timeout", type=float, default=900)
@@ -213,12 +268,23 @@ def parser() -> argparse.ArgumentParser:
     j.add_argument("--watch", action="store_true")
     r = sub.add_parser("retry", help=f"queue a {FAILED} job again")
     r.add_argument("ref")
+    bf = sub.add_parser("backfill", help="create the jobs of objects already under a model prefix")
+    bf.add_argument("model", help=", ".join(MODELS))
+    bf.add_argument("--prefix", default="", help="only objects under MODEL/PREFIX")
+    bf.add_argument("--dry-run", action="store_true", help="list what would be done; change nothing")
+    bf.add_argument("--all", action="store_true", help="also run finished jobs again (after a model upgrade)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    commands = {"submit": cmd_submit, "status": cmd_status, "jobs": cmd_jobs, "retry": cmd_retry}
+    commands = {
+        "submit": cmd_submit,
+        "status": cmd_status,
+        "jobs": cmd_jobs,
+        "retry": cmd_retry,
+        "backfill": cmd_backfill,
+    }
     try:
         target, client_env = resolve(args, os.environ)
         os.environ.update(client_env)  # the google-cloud clients read the emulator hosts from here

@@ -54,6 +54,11 @@ class LocalPorts:
     def reconcile_fn(self) -> int:
         return self.base + 97
 
+    @property
+    def api_fn(self) -> int:
+        """The HTTP API (function `api`)."""
+        return self.base + 98
+
     def emulator_env(self) -> dict[str, str]:
         """What points the google-cloud clients at the stack's emulators."""
         return {

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 from .encoding import BLOCK_BYTES
 from .errors import BadInput
-from .imaging import BLOCK_PIXELS, MAX_SIDE, STRIP_ROWS, Header
+from .formats import FORMATS, Format
+from .imaging import BLOCK_PIXELS, STRIP_ROWS, Header
 from .models import ModelSpec
+from .options import Options
 from .storage_io import UPLOAD_CHUNK_BYTES
 from .tiling import Stitcher
 
@@ -44,6 +46,9 @@ class Plan:
     model_height: int
     scale: float  # written / input, per side
     need: dict[str, int] = field(default_factory=dict)  # bytes per term at the peak
+    format: Format = FORMATS["JPEG"]
+    channels: int = 3  # as written: 1 a matte, 3 RGB, 4 RGBA
+    alpha: bool = False  # the upload's alpha is kept beside the model's colour
 
     @property
     def need_bytes(self) -> int:
@@ -58,17 +63,21 @@ def gib(n: int) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB / 10 else f"{n / MIB:.0f} MiB"
 
 
-def output_size(spec: ModelSpec, header: Header, limits: OutputLimits) -> tuple[int, int, float]:
-    """The result's width, height and scale: the model's own, or the largest that fits."""
+def output_size(
+    spec: ModelSpec, header: Header, limits: OutputLimits, fmt: Format, wanted: float | None = None
+) -> tuple[int, int, float]:
+    """The result's width, height and scale: the one asked for (else the model's own), or the
+    largest that fits."""
     w, h = header.width, header.height
-    side = MAX_SIDE[spec.result_format]
+    side = fmt.max_side
     by_side, by_pixels = side / max(w, h), math.sqrt(limits.max_pixels / (w * h))
-    fits = min(float(spec.scale), by_side, by_pixels)
-    if fits >= spec.scale:
-        return w * spec.scale, h * spec.scale, float(spec.scale)
+    target = float(spec.scale) if wanted is None else min(wanted, float(spec.scale))
+    fits = min(target, by_side, by_pixels)
+    if fits >= target and target == int(target):
+        return w * int(target), h * int(target), target
     if fits < 1.0:
         reason = (
-            f"a {spec.result_format} side cannot exceed {side} pixels"
+            f"a {fmt.name} side cannot exceed {side} pixels"
             if by_side <= by_pixels
             else f"a result may have at most {limits.max_pixels} pixels (MAX_OUTPUT_PIXELS)"
         )
@@ -77,13 +86,25 @@ def output_size(spec: ModelSpec, header: Header, limits: OutputLimits) -> tuple[
     return out_w, out_h, round(fits, 4)
 
 
-def need(spec: ModelSpec, header: Header, source_bytes: int, batch: int, inflight: int) -> dict[str, int]:
-    """Bytes a job holds at its peak, by term."""
+def need(
+    spec: ModelSpec,
+    header: Header,
+    source_bytes: int,
+    batch: int,
+    inflight: int,
+    result: tuple[int, int, int] | None = None,
+    fmt: Format | None = None,
+    alpha: bool = False,
+    opts: Options | None = None,
+) -> dict[str, int]:
+    """Bytes a job holds at its peak, by term. `result` is the written (width, height, channels),
+    `alpha` whether the upload's alpha plane is kept beside its colour."""
     w, h = header.width, header.height
     px = w * h
+    opts = opts or Options()
     terms = {
         "source file": source_bytes,
-        "decoded image": 3 * px,
+        "decoded image": (4 if alpha else 3) * px,
         "result upload": 3 * UPLOAD_CHUNK_BYTES,  # what is held before a chunk goes, and its copies
         # Pillow's frame and one conversion strip live only while decoding, before any model
         # buffer exists; the larger of the two phases counts.
@@ -95,6 +116,7 @@ def need(spec: ModelSpec, header: Header, source_bytes: int, batch: int, infligh
         running = (
             3 * 4 * strip_px  # shrink: a contiguous strip and Pillow's copy of it
             + 4 * strip_px  # an RGBA strip
+            + (17 * strip_px if opts.background is not None else 0)  # the blend, in uint16
             + _ENCODER_BLOCKS * BLOCK_BYTES
         )
     else:
@@ -112,6 +134,11 @@ def need(spec: ModelSpec, header: Header, source_bytes: int, batch: int, infligh
             + _VIPS_FIXED
             + w * s * 3 * _VIPS_LINES  # vips reads the model's output (wider than a resized result)
         )
+        if alpha:  # the alpha plane's lanczos copy, and each strip's alpha rows and RGBA join
+            running += (px if s > 1 else 0) + out_rows * w * s * 5 + w * s * _VIPS_LINES
+    if fmt is not None and fmt.whole_image_bytes_per_pixel and result is not None:
+        out_w, out_h, channels = result
+        running += fmt.whole_image_bytes_per_pixel * out_w * out_h * max(channels, 3) // 3
     terms["decoding (Pillow frame, one strip)" if decoding > running else "model, stitching and encoder"] = (
         max(decoding, running)
     )
@@ -126,15 +153,36 @@ def plan(
     budget_bytes: int,
     batch: int,
     inflight: int,
+    opts: Options | None = None,
 ) -> Plan:
-    """The result's size and the job's need; BadInput when either cannot be met."""
-    out_w, out_h, scale = output_size(spec, header, limits)
+    """The result's size, format and the job's need; BadInput when any cannot be met.
+
+    A crop is only known once the mask is; the plan counts the whole image (an upper bound).
+    """
+    opts = opts or Options()
+    alpha = header.alpha and spec.output == "rgb" and opts.keeps_alpha()
+    fmt = opts.result_format(spec.name, alpha or spec.output == "alpha")
+    channels = (
+        1
+        if opts.mask
+        else 3
+        if (spec.output == "alpha" and opts.background)
+        else 4
+        if (alpha or spec.output == "alpha")
+        else 3
+    )
+    out_w, out_h, scale = output_size(spec, header, limits, fmt, opts.scale)
     model_w, model_h = header.width * spec.scale, header.height * spec.scale
-    terms = need(spec, header, source_bytes, batch, inflight)
-    result = Plan(out_w, out_h, model_w, model_h, scale, terms)
+    terms = need(spec, header, source_bytes, batch, inflight, (out_w, out_h, channels), fmt, alpha, opts)
+    result = Plan(out_w, out_h, model_w, model_h, scale, terms, fmt, channels, alpha)
     if result.need_bytes > budget_bytes:
+        hint = (
+            f" (a streamed format, jpeg or png, needs less than {fmt.option})"
+            if fmt.whole_image_bytes_per_pixel
+            else ""
+        )
         raise BadInput(
             f"the image is {header.width}x{header.height}: {spec.name} needs ~{gib(result.need_bytes)}, "
-            f"over the budget of {gib(budget_bytes)} per job"
+            f"over the budget of {gib(budget_bytes)} per job{hint}"
         )
     return result

@@ -1,7 +1,9 @@
-"""Completion events on `imagen-events`, in the CloudEvents Pub/Sub binding (ce-* attributes).
+"""Job events on `imagen-events`, in the CloudEvents Pub/Sub binding (ce-* attributes).
 
-Other pipelines subscribe and chain on them: type `imagen.job.v1.done` or `imagen.job.v1.failed`,
-with the job id, model, source object and result URI as attributes, the job summary as data.
+Other pipelines subscribe and chain on them: `imagen.job.v1.started` at each attempt's claim,
+then `imagen.job.v1.done` or `imagen.job.v1.failed`, with the job id, model, source object and
+result URI as attributes and the job summary as data. Each type's data is described by a JSON
+Schema under schemas/events/ (checked by the tests against what is published).
 """
 
 from __future__ import annotations
@@ -12,20 +14,39 @@ from typing import Any
 
 from . import logs
 from .config import Config
-from .jobs import DONE, TERMINAL, is_terminal
+from .events import JobMessage
+from .jobs import DONE, TERMINAL, Claim, is_terminal
+from .names import gs_uri
 from .services import Services
 
+STARTED_TYPE = "imagen.job.v1.started"
 DONE_TYPE = "imagen.job.v1.done"
 FAILED_TYPE = "imagen.job.v1.failed"
+EVENT_TYPES = (STARTED_TYPE, DONE_TYPE, FAILED_TYPE)
+# The data of a done or failed event: these keys of the job document.
+SUMMARY_KEYS = (
+    "job_id",
+    "model",
+    "status",
+    "source_uri",
+    "result_uri",
+    "reason",
+    "timings",
+    "output",
+    "attempts",
+    "options",
+)
 
 
-def attributes(cfg: Config, event_type: str, job: dict[str, Any]) -> dict[str, str]:
+def attributes(cfg: Config, event_type: str, job: dict[str, Any], seq: int | None = None) -> dict[str, str]:
+    """The ce-* and routing attributes; `seq` numbers the event among its type's for this job
+    (by default the job's terminal transitions, so a retried job that ends again is a new event)."""
     job_id = str(job["job_id"])
-    # One id per terminal transition: a retried job that ends again is a new event, not a duplicate.
-    ends = sum(1 for h in job.get("history", []) if h.get("status") in TERMINAL)
+    if seq is None:
+        seq = max(1, sum(1 for h in job.get("history", []) if h.get("status") in TERMINAL))
     return {
         "ce-specversion": "1.0",
-        "ce-id": f"{job_id}-{event_type.rsplit('.', 1)[-1]}-{max(ends, 1)}",
+        "ce-id": f"{job_id}-{event_type.rsplit('.', 1)[-1]}-{seq}",
         "ce-type": event_type,
         "ce-source": f"//imagen/projects/{cfg.project}",
         "ce-subject": f"jobs/{job_id}",
@@ -53,18 +74,26 @@ def announce(cfg: Config, svc: Services, job_id: str) -> None:
     logs.event_published(job_id, str(job["status"]))
 
 
+def summary(job: dict[str, Any]) -> dict[str, Any]:
+    """A done or failed event's data: the job's summary (JSON-ready)."""
+    out: dict[str, Any] = json.loads(json.dumps({k: job.get(k) for k in SUMMARY_KEYS}, default=str))
+    out["options"] = out["options"] or {}
+    return out
+
+
 def publish(cfg: Config, svc: Services, event_type: str, job: dict[str, Any]) -> None:
     """Publish one completion event and wait for the ack (a lost event would break a chain)."""
-    keys = (
-        "job_id",
-        "model",
-        "status",
-        "source_uri",
-        "result_uri",
-        "reason",
-        "timings",
-        "output",
-        "attempts",
-    )
-    data = json.dumps({k: job.get(k) for k in keys}, default=str).encode()
-    svc.publisher.event(data, attributes(cfg, event_type, job))
+    svc.publisher.event(json.dumps(summary(job)).encode(), attributes(cfg, event_type, job))
+
+
+def started(cfg: Config, svc: Services, claim: Claim, msg: JobMessage) -> None:
+    """Publish an attempt's start (one event per attempt; its ce-id ends in the attempt)."""
+    job = {
+        "job_id": claim.job_id,
+        "model": msg.model,
+        "status": "running",
+        "source_uri": gs_uri(msg.bucket, msg.name),
+        "attempt": claim.attempt,
+        "options": claim.options,
+    }
+    svc.publisher.event(json.dumps(job).encode(), attributes(cfg, STARTED_TYPE, job, claim.attempt))

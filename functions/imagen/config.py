@@ -37,6 +37,9 @@ class Config:
     max_input_bytes: int = 50 * 1024 * 1024
     max_input_pixels: int = 50_000_000
     max_output_pixels: int = 200_000_000  # upscale writes the largest factor that fits under it
+    # The HTTP API takes a file in the request up to this (Cloud Run's request limit is 32 MiB);
+    # larger ones go through a signed URL, up to max_input_bytes.
+    api_max_upload_bytes: int = 30 * 1024 * 1024
     # Memory: each job's budget is the instance's memory less the runtime's own, shared by the
     # jobs one instance runs at once (Terraform: worker_memory, worker_concurrency).
     worker_memory_mb: int = 2048
@@ -53,6 +56,7 @@ class Config:
     reconcile_publish_grace_s: int = 60  # queued with its publish pending this long: republished
     reconcile_queued_max_s: int = 1800  # queued this long, whatever the reason: republished
     reconcile_scan_max: int = 1000  # objects under the model prefixes looked at per pass
+    result_cache_control: str = "public, max-age=3600"  # Cache-Control of every result (RESULT_CACHE_CONTROL)
     bucket: str = ""  # the uploads' bucket (BUCKET): the reconciler finds objects with no job there
     otel_enabled: bool = False
     otel_endpoint: str = ""
@@ -76,6 +80,7 @@ class Config:
             max_input_bytes=_int(env, "MAX_INPUT_BYTES", cls.max_input_bytes, 1),
             max_input_pixels=_int(env, "MAX_INPUT_PIXELS", cls.max_input_pixels, 1),
             max_output_pixels=_int(env, "MAX_OUTPUT_PIXELS", cls.max_output_pixels, 1),
+            api_max_upload_bytes=_int(env, "API_MAX_UPLOAD_BYTES", cls.api_max_upload_bytes, 1),
             worker_memory_mb=_int(env, "WORKER_MEMORY_MB", cls.worker_memory_mb, 64),
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", cls.worker_concurrency, 1),
             worker_base_mb=_int(env, "WORKER_BASE_MB", cls.worker_base_mb, 0),
@@ -91,6 +96,7 @@ class Config:
             ),
             reconcile_queued_max_s=_int(env, "RECONCILE_QUEUED_MAX_S", cls.reconcile_queued_max_s, 1),
             reconcile_scan_max=_int(env, "RECONCILE_SCAN_MAX", cls.reconcile_scan_max, 0),
+            result_cache_control=env.get("RESULT_CACHE_CONTROL", cls.result_cache_control),
             bucket=env.get("BUCKET") or env.get("IMAGEN_BUCKET", ""),
             otel_enabled=env.get("OTEL_ENABLED", "").lower() in ("1", "true", "yes"),
             otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),

@@ -114,7 +114,7 @@ class VipsEncoder:
             # a stream cut short (an abort) is an error, never a shorter image written out
             image = pyvips.Image.new_from_source(source, "", access="sequential", fail_on="truncated")
             if out_size is not None and out_size != (self.width, self.height):
-                image = image.resize(out_size[0] / self.width, vscale=out_size[1] / self.height)
+                image = _resize(image, out_size[0] / self.width, out_size[1] / self.height)
             target = pyvips.TargetCustom()
             target.on_write(self._write)
             image.write_to_target(target, suffix)
@@ -176,6 +176,13 @@ class VipsEncoder:
         self._thread.join(timeout=10)
 
 
+def _resize(image: pyvips.Image, hscale: float, vscale: float) -> pyvips.Image:
+    """Lanczos3; with alpha, on premultiplied colour, so transparent pixels' colour never bleeds."""
+    if image.bands != 4:
+        return image.resize(hscale, vscale=vscale)
+    return image.premultiply().resize(hscale, vscale=vscale).unpremultiply().cast("uchar")
+
+
 def open_encoder(
     sink: Sink,
     fmt: str,
@@ -185,17 +192,22 @@ def open_encoder(
     out_size: tuple[int, int] | None = None,
     quality: int = JPEG_QUALITY,
 ) -> PngEncoder | VipsEncoder:
-    """An encoder for `fmt` (JPEG or PNG) of a width x height image fed as strips.
+    """An encoder for `fmt` (JPEG, PNG, WEBP, AVIF) of a width x height image fed as strips.
 
     `out_size` resizes on the way out (lanczos3), e.g. a x4 model output written at x2.5.
+    JPEG and PNG stream; WebP and AVIF encoders hold the whole image (formats.Format says how much).
     """
     resize = out_size is not None and out_size != (width, height)
     if fmt == "PNG" and not resize:
         return PngEncoder(sink, width, height, channels)
-    if fmt == "PNG":
-        suffix = ".png[compression=1]"
-    elif fmt == "JPEG":
-        suffix = f".jpg[Q={quality},subsample_mode=on]"
-    else:
+    suffixes = {
+        "PNG": ".png[compression=1]",
+        "JPEG": f".jpg[Q={quality},subsample_mode=on]",
+        "WEBP": f".webp[Q={quality}]",
+        "AVIF": f".avif[Q={quality}]",
+    }
+    if fmt not in suffixes:
         raise ValueError(f"no encoder for {fmt}")
-    return VipsEncoder(sink, width, height, channels, suffix, out_size)
+    if fmt == "JPEG" and channels in (2, 4):
+        raise ValueError("JPEG holds no alpha")
+    return VipsEncoder(sink, width, height, channels, suffixes[fmt], out_size)

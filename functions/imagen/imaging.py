@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from . import encoding
 from .errors import BadInput
+from .formats import FORMATS
 
 # Formats a camera, phone or browser produces; anything else is refused by name.
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF"}
@@ -38,6 +38,7 @@ class Header:
     orientation: int  # EXIF orientation, 1..8 (5..8 swap width and height)
     frames: int | None
     progressive: bool = False  # a progressive JPEG: its decoder holds every DCT coefficient
+    alpha: bool = False  # it has transparency (an alpha channel, or a transparent colour)
 
     @property
     def decoder_bytes_per_pixel(self) -> int:
@@ -60,6 +61,7 @@ class Decoded:
     pixels: np.ndarray  # uint8 [H, W, 3], sRGB, upright (may be a rotated view)
     source_format: str
     frames: int | None  # None: not counted (TIFF) or a later frame unreadable
+    alpha: np.ndarray | None = None  # uint8 [H, W], upright, when kept (the colour is then straight)
 
 
 def _sniff(data: bytes) -> str:
@@ -77,18 +79,25 @@ def _sniff(data: bytes) -> str:
         return "unrecognised binary data"
 
 
-def _to_rgb(im: Image.Image, top: int) -> Image.Image:
-    """An RGB image of `im` (a strip), alpha flattened on white; `top` is 16-bit data's maximum."""
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+
+
+def _to_rgb(im: Image.Image, top: int, keep_alpha: bool) -> tuple[Image.Image, Image.Image | None]:
+    """An RGB image of `im` (a strip) and its alpha when kept (the colour straight, as stored);
+    otherwise alpha is flattened on white. `top` is 16-bit data's maximum."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(im, dtype=np.uint32)
         im = Image.fromarray((arr * 255 // max(top, 1)).astype(np.uint8), "L")
     if im.mode == "P":
         im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "RGB" and "transparency" in im.info):
+    if _has_alpha(im):
         rgba = im.convert("RGBA")
+        if keep_alpha:
+            return rgba.convert("RGB"), rgba.getchannel("A")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im.convert("RGB")
+        return Image.alpha_composite(white, rgba).convert("RGB"), None
+    return im.convert("RGB"), None
 
 
 # Formats whose frame count is one cheap pass; TIFF counts by walking every IFD (quadratic in
@@ -143,18 +152,23 @@ def probe(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, He
     if orientation >= 5:
         width, height = height, width
     progressive = bool(im.info.get("progressive") or im.info.get("progression"))
-    return im, Header(width, height, fmt, im.mode, orientation, frames, progressive)
+    return im, Header(width, height, fmt, im.mode, orientation, frames, progressive, _has_alpha(im))
 
 
 STRIP_ROWS = 256  # rows converted at a time: colour conversion never copies the whole image
 BLOCK_PIXELS = 1 << 20  # and never more than this many pixels (a 50,000,000x1 strip goes in blocks)
 
 
-def load(im: Image.Image, header: Header) -> Decoded:
-    """Decode the probed image into upright sRGB pixels: one uint8 array, then views."""
+def load(im: Image.Image, header: Header, keep_alpha: bool = False) -> Decoded:
+    """Decode the probed image into upright sRGB pixels: one uint8 array, then views.
+
+    With `keep_alpha`, an image with transparency also gives its alpha plane (one more byte a
+    pixel) and straight colour; otherwise its alpha is flattened on white.
+    """
     fmt = header.format
     width, height = im.size
     out = np.empty((height, width, 3), np.uint8)  # the one full-size array, before Pillow's frame
+    alpha = np.empty((height, width), np.uint8) if keep_alpha and header.alpha else None
     try:
         im.load()
     except MemoryError:
@@ -172,17 +186,20 @@ def load(im: Image.Image, header: Header) -> Decoded:
         for y in range(0, height, rows):
             for x in range(0, width, cols):
                 box = (x, y, min(x + cols, width), min(y + rows, height))
-                block = _to_rgb(im.crop(box), top)
+                block, block_alpha = _to_rgb(im.crop(box), top, alpha is not None)
                 if transform is not None:
                     block = ImageCms.applyTransform(block, transform) or block
                 out[box[1] : box[3], box[0] : box[2]] = np.asarray(block, dtype=np.uint8)
+                if alpha is not None and block_alpha is not None:
+                    alpha[box[1] : box[3], box[0] : box[2]] = np.asarray(block_alpha, dtype=np.uint8)
     except (BadInput, MemoryError):
         raise
     except Exception as exc:
         raise BadInput(f"the {fmt} image cannot be converted to RGB ({type(exc).__name__}: {exc})") from exc
     finally:
         im.close()  # Pillow's copy of the frame goes now: only `out` stays
-    return Decoded(orient(out, header.orientation), fmt, header.frames)
+    upright_alpha = None if alpha is None else orient(alpha, header.orientation)
+    return Decoded(orient(out, header.orientation), fmt, header.frames, upright_alpha)
 
 
 def _icc_transform(icc: bytes | None) -> ImageCms.ImageCmsTransform | None:
@@ -203,9 +220,9 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
         2: lambda a: a[:, ::-1],
         3: lambda a: a[::-1, ::-1],
         4: lambda a: a[::-1],
-        5: lambda a: a.transpose(1, 0, 2),
+        5: lambda a: a.swapaxes(0, 1),
         6: lambda a: np.rot90(a, -1),
-        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
         8: lambda a: np.rot90(a, 1),
     }
     return views.get(orientation, views[1])(pixels)
@@ -218,13 +235,12 @@ def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
 
 
 # The largest side each result format can hold (JPEG's header field; PNG's is 2**31 - 1).
-MAX_SIDE = {"JPEG": 65_500, "PNG": 2**31 - 1}
-JPEG_MAX_SIDE = MAX_SIDE["JPEG"]
+MAX_SIDE = {name: f.max_side for name, f in FORMATS.items()}
 
 
 def check_result(width: int, height: int, fmt: str) -> None:
     """BadInput when the format cannot hold a result of this size (checked before inference)."""
-    limit = MAX_SIDE.get(fmt, JPEG_MAX_SIDE)
+    limit = MAX_SIDE[fmt]
     if max(width, height) > limit:
         raise BadInput(f"the result would be {width}x{height}; a {fmt} side cannot exceed {limit} pixels")
 
@@ -257,15 +273,3 @@ def shrink(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(
         Image.fromarray(reduced, "RGB").resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8
     )
-
-
-def with_alpha(pixels: np.ndarray, mask: np.ndarray) -> Iterator[np.ndarray]:
-    """RGBA strips: the image's pixels beside the small mask scaled (bilinear) to each strip."""
-    h, w = pixels.shape[:2]
-    small = Image.fromarray(np.ascontiguousarray(mask[:, :, 0]), "L")
-    mh = small.height
-    for y in range(0, h, STRIP_ROWS):
-        n = min(STRIP_ROWS, h - y)
-        box = (0.0, y * mh / h, float(small.width), (y + n) * mh / h)
-        alpha = np.asarray(small.resize((w, n), Image.Resampling.BILINEAR, box=box), dtype=np.uint8)
-        yield np.concatenate([pixels[y : y + n], alpha[:, :, None]], axis=2)

@@ -13,9 +13,10 @@ import numpy as np
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from . import imaging, tracing
+from . import compose, imaging, tracing
 from .errors import Transient
 from .models import ModelSpec
+from .options import Options
 from .tiling import Stitcher, TileGrid
 
 _local = threading.local()
@@ -123,6 +124,17 @@ class ModelRunner:
     def __init__(self, transport: Transport, batch: int) -> None:
         self.transport, self.batch = transport, batch
 
+    def ready(self) -> bool:
+        """Whether the server answers ready (GET /v2/health/ready); a transport with no server is."""
+        url = getattr(self.transport, "url", None)
+        if url is None:
+            return True
+        probe = httpclient.InferenceServerClient(url, connection_timeout=5, network_timeout=5)
+        try:
+            return bool(probe.is_server_ready())
+        finally:
+            probe.close()
+
     @classmethod
     def triton(cls, url: str, timeout_s: int, batch: int, concurrency: int) -> ModelRunner:
         return cls(TritonTransport(url, timeout_s, concurrency), batch)
@@ -189,9 +201,13 @@ class ModelRunner:
             current.set_attribute("imagen.tiles", stats.tiles)
             current.set_attribute("imagen.requests", stats.requests)
 
-    def _whole(self, spec: ModelSpec, pixels: np.ndarray, stats: InferStats) -> Iterator[np.ndarray]:
-        """A whole-image model's mask, scaled back to the image strip by strip beside its pixels."""
+    def mask(self, spec: ModelSpec, pixels: np.ndarray, stats: InferStats) -> np.ndarray:
+        """A whole-image model's mask of the image: uint8 [size, size], small."""
         small = imaging.shrink(pixels, spec.size, spec.size)
         with tracing.span("triton.infer", attributes={"imagen.model": spec.name, "imagen.tiles": 1}):
             (mask,) = self._send(spec, small[None], stats)
-        yield from imaging.with_alpha(pixels, mask)
+        return np.asarray(mask)[:, :, 0]
+
+    def _whole(self, spec: ModelSpec, pixels: np.ndarray, stats: InferStats) -> Iterator[np.ndarray]:
+        """The image with the model's mask as its alpha, strip by strip (RGBA)."""
+        yield from compose.cutout(pixels, self.mask(spec, pixels, stats), Options()).strips

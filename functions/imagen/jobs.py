@@ -16,7 +16,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -83,6 +83,8 @@ class Claim:
     job_id: str
     attempt: int
     holder: str = ""
+    options: dict[str, str] = field(default_factory=dict)  # the upload's, as recorded at create
+    run: int = 0  # backfill --all runs a finished job again as run + 1
 
 
 class JobStore:
@@ -178,9 +180,18 @@ class JobStore:
         read_time = self.col.document("_clock").get().read_time
         return read_time or now()
 
-    def create(self, msg: JobMessage, source_uri: str, size: int) -> str | None:
-        """Create the queued job; returns None if new, else the existing job's status."""
-        doc = {
+    def create(
+        self,
+        msg: JobMessage,
+        source_uri: str,
+        size: int,
+        options: dict[str, str] | None = None,
+        refused: str = "",
+        run: int = 0,
+    ) -> str | None:
+        """Create the queued job (failed at once with `refused`, when its options were refused);
+        returns None if new, else the existing job's status."""
+        doc: dict[str, Any] = {
             "job_id": msg.job_id,
             "model": msg.model,
             "bucket": msg.bucket,
@@ -192,8 +203,13 @@ class JobStore:
             "attempts": 0,
             "created_at": now(),
             "updated_at": now(),
+            "options": options or {},
+            "run": run,
             "history": [_entry(QUEUED)],
         }
+        if refused:
+            doc.update(status=str(FAILED), reason=refused, finished_at=now())
+            doc["history"].append(_entry(FAILED, options=True))
         try:
             self.col.document(msg.job_id).create(doc)
             return None
@@ -227,7 +243,13 @@ class JobStore:
             if spent(job) >= max_attempts:
                 reason.append(str(FAILED))
                 return self._terminal(FAILED, {"reason": gave_up(job)}, at, gave_up=True)
-            claim = Claim(job_id, int(job.get("attempts", 0)) + 1, uuid.uuid4().hex)
+            claim = Claim(
+                job_id,
+                int(job.get("attempts", 0)) + 1,
+                uuid.uuid4().hex,
+                dict(job.get("options") or {}),
+                int(job.get("run", 0)),
+            )
             claimed.append(claim)
             return {
                 "status": str(RUNNING),
@@ -345,6 +367,35 @@ class JobStore:
 
         self._transact(job_id, step)
         return message_of(found[0])
+
+    def rerun(self, job_id: str) -> JobMessage | None:
+        """Queue a finished job again as a new run (backfill --all, after a model upgrade).
+
+        Its result is written over (the result records its run); returns the message to
+        publish, or None when the job is not finished (queued or running: it runs anyway).
+        """
+        found: list[dict[str, Any]] = []
+
+        def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
+            found.clear()
+            if job is None or job.get("status") not in TERMINAL:
+                return None
+            found.append(job)
+            run = int(job.get("run", 0)) + 1
+            return {
+                "status": str(QUEUED),
+                "run": run,
+                "retry_floor": int(job.get("attempts", 0)),
+                "requeues": 0,
+                "publish_pending": True,
+                "reason": firestore.DELETE_FIELD,
+                "event_published": firestore.DELETE_FIELD,
+                "progress": firestore.DELETE_FIELD,
+                "history": firestore.ArrayUnion([_entry(QUEUED, run=run)]),
+            }
+
+        self._transact(job_id, step)
+        return message_of(found[0]) if found else None
 
     def published(self, job_id: str) -> None:
         """The job's message is out: nothing for the reconciler to publish."""

@@ -30,6 +30,32 @@ def upload_ignored(name: str, reason: str) -> None:
     _emit("INFO", "upload_ignored", f"{name}: not a job ({reason})", object=name, reason=reason)
 
 
+def api_upload(job_id: str, model: str, name: str, size: int) -> None:
+    _emit(
+        "INFO",
+        "api_upload",
+        f"job {job_id}: {size} bytes written to {name} through the API",
+        job_id=job_id,
+        model=model,
+        object=name,
+        bytes=size,
+    )
+
+
+def backfill(model: str, seen: int, created: int, rerun: int, dry_run: bool) -> None:
+    _emit(
+        "INFO",
+        "backfill",
+        f"backfill {model}: {seen} objects seen, {created} jobs created, {rerun} run again"
+        + (" (dry run: nothing changed)" if dry_run else ""),
+        model=model,
+        seen=seen,
+        created=created,
+        rerun=rerun,
+        dry_run=dry_run,
+    )
+
+
 def job_created(job_id: str, model: str, name: str, generation: str) -> None:
     _emit(
         "INFO",

@@ -90,7 +90,7 @@ class Resources:
         return f"projects/{self.project}/subscriptions/{subscription}"
 
     # Objects -------------------------------------------------------------------------------
-    def result_name(self, model: str, source_name: str) -> str:
+    def result_name(self, model: str, source_name: str, ext: str = "") -> str:
         """results/<model>/<path under the model prefix>.<result extension>, one per source.
 
         The source's own name is kept whole, extension included, and the result's extension is
@@ -103,7 +103,7 @@ class Resources:
         rest = source_name.split("/", 1)[1]
         raw = rest.split("/")
         segments = ["_" if seg in ("", ".", "..") else seg for seg in raw]
-        ext = result_extension(model)
+        ext = ext or result_extension(model)
         folder = f"{self.result_prefix}{model}/"
         digest = hashlib.sha256(source_name.encode()).hexdigest()[:16]
         path = "/".join(segments)

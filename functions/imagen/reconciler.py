@@ -22,7 +22,7 @@ from .config import Config
 from .jobs import message_of
 from .models import MODELS
 from .services import Services
-from .upload import queue_upload
+from .upload import queue_upload, result_names
 
 
 def handle_reconcile(cfg: Config, svc: Services, event_type: str = "", data: Any = None) -> int:
@@ -78,9 +78,9 @@ def create_missing_jobs(cfg: Config, svc: Services) -> int:
         for job_id in sorted(set(ids) - svc.jobs.existing(list(ids))):
             upload = ids[job_id]
             try:
-                if svc.storage.has_result(upload, cfg.names.result_name(model, upload.name)):
+                if svc.storage.has_result(upload, result_names(cfg, model, upload)):
                     continue  # processed, and its job document is gone: nothing to do again
-                queue_upload(svc, upload, model)
+                queue_upload(cfg, svc, upload, model)
             except Exception as exc:  # the next pass tries it again
                 logs.reconcile_failed(job_id, model, f"{type(exc).__name__}: {exc}")
                 continue

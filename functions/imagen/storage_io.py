@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -23,6 +23,24 @@ class Written:
     wrote: bool  # False: an earlier attempt of this job had written it already
     generation: int = 0
     size: int = 0
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source generation's bytes (inflated) and its custom metadata."""
+
+    data: bytes
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ResultHeaders:
+    """What a result object carries besides its bytes."""
+
+    content_type: str
+    cache_control: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)  # the source's own, and the options used
+    run: int = 0  # the job's run (backfill --all): an older run's result is written over
 
 
 UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024  # a result under this is one request; larger ones stream
@@ -72,11 +90,9 @@ class ResultUpload:
     Nothing exists at the result name until `commit`; `abort` (or an error) leaves nothing.
     """
 
-    def __init__(
-        self, job_id: str, blob: storage.Blob, uri: str, content_type: str, precondition: int, chunk: int
-    ) -> None:
+    def __init__(self, job_id: str, blob: storage.Blob, uri: str, precondition: int, chunk: int) -> None:
         self.job_id, self.blob, self.uri = job_id, blob, uri
-        self.content_type, self.precondition, self.chunk = content_type, precondition, chunk
+        self.content_type, self.precondition, self.chunk = blob.content_type, precondition, chunk
         self.bytes = 0
         self._head = bytearray()
         self._stream: Any = None
@@ -141,7 +157,7 @@ class ObjectStore:
     def __init__(self, client: storage.Client) -> None:
         self.client = client
 
-    def download(self, msg: JobMessage, max_bytes: int) -> bytes:
+    def download(self, msg: JobMessage, max_bytes: int) -> Source:
         """The source generation's bytes, never more than `max_bytes` of them.
 
         BadInput when it is gone or over the limit: by its stored size before any byte is read,
@@ -161,13 +177,13 @@ class ObjectStore:
         if len(raw) > max_bytes:  # a size the metadata did not tell
             raise BadInput(f"the file is over the limit of {max_bytes} bytes")
         if (blob.content_encoding or "").lower() == "gzip":
-            return inflate(raw, max_bytes)
-        return raw
+            raw = inflate(raw, max_bytes)
+        return Source(raw, dict(blob.metadata or {}))
 
     def begin_result(
-        self, msg: JobMessage, name: str, content_type: str, chunk_bytes: int, version: str = ""
+        self, msg: JobMessage, name: str, headers: ResultHeaders, chunk_bytes: int, version: str = ""
     ) -> Written | ResultUpload:
-        """Where this job's result goes: Written when an earlier attempt wrote it already.
+        """Where this job's result goes: Written when an earlier attempt of this run wrote it.
 
         A result from a newer generation of the same source is never overwritten by an older
         one, and an object there for another source (or not written by imagen) never at all.
@@ -179,7 +195,8 @@ class ObjectStore:
         precondition = 0
         if existing is not None:
             meta = existing.metadata or {}
-            if meta.get(RESULT_MARKER) == msg.job_id:
+            same_run = meta.get("imagen-run", "0") == str(headers.run)
+            if meta.get(RESULT_MARKER) == msg.job_id and same_run:
                 return Written(uri, False, int(existing.generation or 0), int(existing.size or 0))
             if meta.get("imagen-source") != source:  # never another source's result, or a stranger's
                 owner = meta.get("imagen-source") or "an object imagen did not write"
@@ -188,30 +205,37 @@ class ObjectStore:
                 raise BadInput(f"superseded: {uri} already holds the result of a newer upload of this object")
             precondition = int(existing.generation)
         blob = bucket.blob(name, chunk_size=chunk_bytes)
+        blob.content_type = headers.content_type
+        blob.cache_control = headers.cache_control or None
         blob.metadata = {
+            **headers.metadata,  # the source's own keys first (as the Firebase extension copies them)
             RESULT_MARKER: msg.job_id,
+            "imagen-run": str(headers.run),
             "imagen-source": source,
             "imagen-source-generation": msg.generation,
             "imagen-model": msg.model,
             "imagen-model-version": version,
         }
-        return ResultUpload(msg.job_id, blob, uri, content_type, precondition, chunk_bytes)
+        return ResultUpload(msg.job_id, blob, uri, precondition, chunk_bytes)
 
     def write_result(
         self, msg: JobMessage, name: str, data: bytes, content_type: str, version: str
     ) -> Written:
         """Write a whole result at once (tests and tools; the worker streams with begin_result)."""
-        upload = self.begin_result(msg, name, content_type, UPLOAD_CHUNK_BYTES, version)
+        upload = self.begin_result(msg, name, ResultHeaders(content_type), UPLOAD_CHUNK_BYTES, version)
         if isinstance(upload, Written):
             return upload
         upload.write(data)
         return upload.commit()
 
-    def has_result(self, upload: Any, name: str) -> bool:
-        """Whether `name` holds the result of this generation of the upload."""
-        blob = self.client.bucket(upload.bucket).get_blob(name)
-        meta = (blob.metadata or {}) if blob is not None else {}
-        return meta.get("imagen-source-generation") == str(upload.generation)
+    def has_result(self, upload: Any, names: list[str]) -> bool:
+        """Whether one of `names` holds the result of this generation of the upload."""
+        for name in names:
+            blob = self.client.bucket(upload.bucket).get_blob(name)
+            meta = (blob.metadata or {}) if blob is not None else {}
+            if meta.get("imagen-source-generation") == str(upload.generation):
+                return True
+        return False
 
     def remove(self, written: Written) -> None:
         """Delete a result this attempt wrote (only that generation: never a later one)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import events, logs, tracing
+from . import completion, events, logs, options, tracing
 from .config import Config
 from .events import JobMessage
 from .jobs import QUEUED
@@ -27,11 +27,15 @@ def _upload(cfg: Config, svc: Services, event_type: str, data: Any) -> str | Non
     if model is None:
         logs.upload_ignored(upload.name, reason)
         return None
-    return queue_upload(svc, upload, model)
+    return queue_upload(cfg, svc, upload, model)
 
 
-def queue_upload(svc: Services, upload: events.Upload, model: str) -> str:
-    """Create the upload's job and publish its message (again, while it is still queued)."""
+def queue_upload(cfg: Config, svc: Services, upload: events.Upload, model: str, run: int = 0) -> str:
+    """Create the upload's job and publish its message (again, while it is still queued).
+
+    Its options are checked first: a bad one fails the job at once, and nothing is published.
+    `run` > 0 (backfill --all) writes over a result an earlier job document left behind.
+    """
     msg = JobMessage(
         events.job_id(upload.bucket, upload.name, upload.generation),
         model,
@@ -39,7 +43,15 @@ def queue_upload(svc: Services, upload: events.Upload, model: str) -> str:
         upload.name,
         upload.generation,
     )
-    existing = svc.jobs.create(msg, upload.uri, upload.size)
+    try:
+        record, refused = options.parse(model, upload.metadata).record(), ""
+    except options.OptionError as exc:
+        record, refused = {}, str(exc)
+    existing = svc.jobs.create(msg, upload.uri, upload.size, record, refused, run)
+    if existing is None and refused:
+        logs.job_failed(msg.job_id, model, refused)
+        completion.announce(cfg, svc, msg.job_id)
+        return msg.job_id
     if existing is None:
         logs.job_created(msg.job_id, model, upload.name, upload.generation)
     else:
@@ -50,3 +62,12 @@ def queue_upload(svc: Services, upload: events.Upload, model: str) -> str:
     # by the storage event's redelivery; workers ignore a second message for the same job.
     svc.publisher.job(msg, tracing.inject())
     return msg.job_id
+
+
+def result_names(cfg: Config, model: str, upload: events.Upload) -> list[str]:
+    """Every name this upload's result may have (its format follows its options and its alpha)."""
+    try:
+        opts = options.parse(model, upload.metadata)
+    except options.OptionError:
+        opts = options.Options()
+    return [cfg.names.result_name(model, upload.name, f.extension) for f in opts.result_formats(model)]

@@ -6,9 +6,7 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
-
-from . import budget, completion, encoding, events, imaging, logs, tracing
+from . import budget, completion, compose, encoding, events, imaging, logs, options, tracing
 from .config import Config
 from .errors import BadInput, Transient
 from .events import JobMessage
@@ -16,7 +14,7 @@ from .inference import InferStats
 from .jobs import FAILED, Claim
 from .models import MODELS, ModelSpec
 from .services import Services
-from .storage_io import UPLOAD_CHUNK_BYTES, ResultUpload, Written
+from .storage_io import UPLOAD_CHUNK_BYTES, ResultHeaders, ResultUpload, Written
 
 
 class ClaimLost(Exception):
@@ -85,7 +83,9 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         cpu[stage] = round(now_cpu - last_cpu, 4)
         last, last_cpu = now, now_cpu
 
-    data = svc.storage.download(msg, cfg.max_input_bytes)
+    opts = options.from_record(msg.model, claim.options)
+    source = svc.storage.download(msg, cfg.max_input_bytes)
+    data = source.data
     lap("download_s")
     image, header = imaging.probe(data, cfg.max_input_bytes, cfg.max_input_pixels)
     plan = budget.plan(  # before any pixel is decoded: the result's size and the memory it needs
@@ -96,20 +96,28 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         cfg.job_budget_bytes,
         cfg.tile_batch,
         cfg.tile_concurrency,
+        opts,
     )
-    name = cfg.names.result_name(msg.model, msg.name)
-    upload = svc.storage.begin_result(msg, name, spec.content_type, UPLOAD_CHUNK_BYTES)
+    name = cfg.names.result_name(msg.model, msg.name, plan.format.extension)
+    headers = ResultHeaders(
+        plan.format.content_type,
+        cfg.result_cache_control,
+        {**source.metadata, **_used(opts, plan)},
+        claim.run,
+    )
+    upload = svc.storage.begin_result(msg, name, headers, UPLOAD_CHUNK_BYTES)
     stats = InferStats()
+    box: compose.Box | None = None
     if isinstance(upload, Written):  # an earlier attempt wrote it and died before `done`
-        del data, image
+        del data, image, source
         written, encoded_bytes = upload, upload.size
     else:
         try:
-            decoded = imaging.load(image, header)
-            del data, image  # only the decoded pixels stay
+            decoded = imaging.load(image, header, keep_alpha=plan.alpha)
+            del data, image, source  # only the decoded pixels stay
             lap("decode_s")
-            encoded_bytes, enc_wall, enc_cpu = _infer_and_write(
-                spec, plan, decoded.pixels, svc, stats, lease, upload
+            encoded_bytes, enc_wall, enc_cpu, box = _infer_and_write(
+                spec, plan, opts, decoded, svc, stats, lease, upload
             )
             lap("infer_s")  # the model and stitching; the encoder's share is taken out below
             timings["infer_s"] = round(timings["infer_s"] - enc_wall, 4)
@@ -134,7 +142,11 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         "scale": plan.scale,
         "model_scale": spec.scale,
         "bytes": encoded_bytes,
-        "format": spec.result_format,
+        "format": plan.format.name,
+        "content_type": plan.format.content_type,
+        "channels": plan.channels,
+        "alpha_kept": plan.alpha,
+        "options": opts.record(),
         "tiles": stats.tiles,
         "requests": stats.requests,
         "source_format": header.format,
@@ -144,6 +156,8 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         "memory_budget_bytes": cfg.job_budget_bytes,
         "cpu_s": cpu,
     }
+    if box is not None:
+        output.update(width=box[2] - box[0], height=box[3] - box[1], crop_box=list(box))
     if svc.jobs.done(claim, written.uri, stats.model_version, timings, output):
         logs.job_done(msg.job_id, msg.model, written.uri, timings)
         return
@@ -167,18 +181,34 @@ def _out_of_memory(cfg: Config, header: imaging.Header, plan: budget.Plan, attem
     return BadInput(what)
 
 
+def _used(opts: options.Options, plan: budget.Plan) -> dict[str, str]:
+    """The options a result was written with, as its metadata says them (defaults resolved)."""
+    used = {
+        **opts.record(),
+        "imagen-format": plan.format.option,
+        "imagen-alpha": str(plan.channels in (2, 4)).lower(),
+    }
+    if plan.format.lossy:
+        used["imagen-quality"] = str(opts.quality_for(plan.format))
+    if plan.scale != 1 or opts.scale is not None:
+        used["imagen-scale"] = f"{plan.scale:g}"
+    return used
+
+
 def _infer_and_write(
     spec: ModelSpec,
     plan: budget.Plan,
-    pixels: np.ndarray,
+    opts: options.Options,
+    decoded: imaging.Decoded,
     svc: Services,
     stats: InferStats,
     lease: Lease,
     upload: ResultUpload,
-) -> tuple[int, float, float]:
+) -> tuple[int, float, float, compose.Box | None]:
     """Run the model strip by strip into the encoder, which streams into the upload.
 
-    Returns the bytes written and the wall and CPU seconds this thread spent in the encoder.
+    Returns the bytes written, the wall and CPU seconds this thread spent in the encoder, and
+    the crop box (background_remove with imagen-crop=subject).
     """
     last_report = [time.monotonic()]  # the first report after a second: short jobs write none
 
@@ -188,19 +218,21 @@ def _infer_and_write(
             last_report[0] = time.monotonic()
             svc.jobs.progress(lease.claim.job_id, fraction)
 
-    channels = 4 if spec.output == "alpha" else 3
-    out_size = (plan.width, plan.height) if plan.resized else None
+    if spec.mode == "whole":
+        out = compose.cutout(decoded.pixels, svc.inference.mask(spec, decoded.pixels, stats), opts)
+        upload.annotate("imagen-model-version", stats.model_version)
+        if out.box is not None:
+            upload.annotate("imagen-crop-box", ",".join(map(str, out.box)))
+    else:
+        strips = svc.inference.strips(spec, decoded.pixels, stats, report)
+        out = compose.with_alpha(strips, plan.model_width, plan.model_height, decoded.alpha, spec.scale)
+    resized = (plan.width, plan.height) if plan.resized else None
     encoder = encoding.open_encoder(
-        upload,
-        spec.result_format,
-        plan.model_width,
-        plan.model_height,
-        channels,
-        out_size,
+        upload, plan.format.name, out.width, out.height, out.channels, resized, opts.quality_for(plan.format)
     )
     wall = cpu = 0.0
     try:
-        for i, strip in enumerate(svc.inference.strips(spec, pixels, stats, report)):
+        for i, strip in enumerate(out.strips):
             if i == 0:  # Triton said which version it ran: the result's metadata says so too
                 upload.annotate("imagen-model-version", stats.model_version)
             t, c = time.perf_counter(), time.thread_time()
@@ -213,7 +245,7 @@ def _infer_and_write(
         encoder.abort()
         upload.abort()
         raise
-    return upload.bytes, wall, cpu
+    return upload.bytes, wall, cpu, out.box
 
 
 def handle_job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
@@ -244,6 +276,7 @@ def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
         return
     logs.job_started(msg.job_id, msg.model, claim.attempt)
     try:
+        completion.started(cfg, svc, claim, msg)
         with Lease(cfg, svc, claim) as lease:
             run_job(cfg, svc, msg, lease)
     except ClaimLost as exc:

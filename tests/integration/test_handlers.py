@@ -24,8 +24,9 @@ from imagen.events import RESULT_MARKER
 from imagen.jobs import Claim
 from imagen.names import object_name
 from imagen.worker import handle_job
+from tests import event_schemas
 from tests.function_env import FUNCTION_ENV
-from tests.messages import pull_for, push_body
+from tests.messages import events_for, pull_for, push_body
 
 from .conftest import SAMPLE, Harness
 
@@ -114,9 +115,11 @@ def test_on_job_runs_the_job_to_done_and_announces_it(
     assert job["status"] == "done" and job["attempts"] == 1 and job["event_published"] is True
     result = harness.bucket.get_blob(object_name(job["result_uri"]))
     assert result.metadata[RESULT_MARKER] == job_id and result.content_type == "image/jpeg"
-    event = pull_for(sub, events_path, job_id)
-    assert event.attributes["ce-type"] == "imagen.job.v1.done"
+    start, event = events_for(sub, events_path, job_id, "imagen.job.v1.done")
+    assert start.attributes["ce-type"] == "imagen.job.v1.started"
+    assert start.attributes["ce-id"] == f"{job_id}-started-1" and event_schemas.check(start)["attempt"] == 1
     assert event.attributes["result_uri"] == job["result_uri"]
+    assert event_schemas.check(event)["output"]["format"] == "JPEG"
     # A second delivery of the same message finds the job done: acknowledged, nothing run again.
     assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 200
     assert (harness.svc.jobs.get(job_id) or {})["attempts"] == 1
@@ -154,7 +157,8 @@ def test_triton_unreachable_releases_the_job_then_the_dead_letter_fails_it(
     assert job["status"] == "failed"
     assert job["reason"].startswith("gave up after 2 attempts; last error: Transient: Triton unreachable")
     assert job["history"][-1]["dead_letter"] is True
-    assert pull_for(sub, events_path, job_id).attributes["ce-type"] == "imagen.job.v1.failed"
+    failed = pull_for(sub, events_path, job_id)
+    assert failed.attributes["ce-type"] == "imagen.job.v1.failed" and event_schemas.check(failed)["reason"]
 
 
 def test_a_job_a_worker_holds_is_left_to_it(

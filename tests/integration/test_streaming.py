@@ -11,7 +11,7 @@ from PIL import Image
 
 from imagen.errors import BadInput, Transient
 from imagen.events import JobMessage
-from imagen.storage_io import ResultUpload, Written
+from imagen.storage_io import ResultHeaders, ResultUpload, Written
 
 from .conftest import Harness, sample_bytes
 
@@ -23,6 +23,9 @@ def message(harness: Harness, name: str) -> JobMessage:
     )
 
 
+JPEG = ResultHeaders("image/jpeg")
+
+
 def test_a_gzip_encoded_upload_is_read_inflated(harness: Harness, unique: str) -> None:
     buf = io.BytesIO()
     Image.new("RGB", (300, 200), (10, 200, 30)).save(buf, "BMP")  # 180 kB, gzips to a few
@@ -30,7 +33,7 @@ def test_a_gzip_encoded_upload_is_read_inflated(harness: Harness, unique: str) -
     blob = harness.bucket.blob(f"enhance/{unique}/zipped.bmp")
     blob.content_encoding = "gzip"
     blob.upload_from_string(zipped, content_type="image/bmp")
-    assert harness.svc.storage.download(message(harness, blob.name), 10**8) == data
+    assert harness.svc.storage.download(message(harness, blob.name), 10**8).data == data
     limit = len(zipped) * 2  # the stored file passes; inflating it does not
     with pytest.raises(BadInput, match=f"inflates to over the limit of {limit} bytes"):
         harness.svc.storage.download(message(harness, blob.name), limit)
@@ -42,7 +45,7 @@ def test_a_large_result_streams_in_chunks_and_exists_only_once_complete(
     harness.put(f"enhance/{unique}/src.jpg", sample_bytes())
     msg = message(harness, f"enhance/{unique}/src.jpg")
     name = f"results/enhance/{unique}/src.jpg.jpg"
-    upload = harness.svc.storage.begin_result(msg, name, "image/jpeg", 256 * 1024, "1")
+    upload = harness.svc.storage.begin_result(msg, name, JPEG, 256 * 1024, "1")
     assert isinstance(upload, ResultUpload)
     body = bytes(range(256)) * 4096  # 1 MiB: four chunks
     for i in range(0, len(body), 100_000):
@@ -52,7 +55,7 @@ def test_a_large_result_streams_in_chunks_and_exists_only_once_complete(
     assert written.wrote and written.generation
     blob = harness.bucket.get_blob(name)
     assert blob.download_as_bytes() == body and blob.metadata["imagen-result"] == msg.job_id
-    again = harness.svc.storage.begin_result(msg, name, "image/jpeg", 256 * 1024)
+    again = harness.svc.storage.begin_result(msg, name, JPEG, 256 * 1024)
     assert isinstance(again, Written) and not again.wrote and again.size == len(body)
 
 
@@ -60,7 +63,7 @@ def test_an_aborted_result_leaves_nothing(harness: Harness, unique: str) -> None
     harness.put(f"enhance/{unique}/src.jpg", sample_bytes())
     msg = message(harness, f"enhance/{unique}/src.jpg")
     name = f"results/enhance/{unique}/src.jpg.jpg"
-    upload = harness.svc.storage.begin_result(msg, name, "image/jpeg", 256 * 1024)
+    upload = harness.svc.storage.begin_result(msg, name, JPEG, 256 * 1024)
     assert isinstance(upload, ResultUpload)
     upload.write(bytes(600 * 1024))  # past one chunk: the resumable session has begun
     upload.abort()
@@ -74,7 +77,7 @@ def test_a_result_written_meanwhile_is_not_overwritten(harness: Harness, unique:
     harness.put(f"enhance/{unique}/src.jpg", sample_bytes())
     msg = message(harness, f"enhance/{unique}/src.jpg")
     name = f"results/enhance/{unique}/src.jpg.jpg"
-    upload = harness.svc.storage.begin_result(msg, name, "image/jpeg", 256 * 1024)
+    upload = harness.svc.storage.begin_result(msg, name, JPEG, 256 * 1024)
     assert isinstance(upload, ResultUpload)
     upload.write(bytes(100 * 1024))
     harness.bucket.blob(name).upload_from_string(b"someone else")

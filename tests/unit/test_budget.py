@@ -11,6 +11,7 @@ from PIL import Image, ImageOps
 from imagen import budget, imaging
 from imagen.config import Config
 from imagen.errors import BadInput
+from imagen.formats import FORMATS
 from imagen.models import MODELS
 
 PROD = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
@@ -51,8 +52,8 @@ def test_an_upscale_over_the_pixel_cap_is_written_at_the_largest_factor_under_it
 
 
 def test_a_strip_too_wide_for_a_jpeg_at_x4_is_upscaled_by_what_fits() -> None:
-    out_w, out_h, scale = budget.output_size(MODELS["upscale"], header(16_400, 100), LIMITS)
-    assert out_w <= imaging.JPEG_MAX_SIDE and scale == pytest.approx(65_500 / 16_400, abs=0.01)
+    out_w, out_h, scale = budget.output_size(MODELS["upscale"], header(16_400, 100), LIMITS, FORMATS["JPEG"])
+    assert out_w <= imaging.MAX_SIDE["JPEG"] and scale == pytest.approx(65_500 / 16_400, abs=0.01)
 
 
 @pytest.mark.parametrize(
