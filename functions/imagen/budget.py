@@ -160,7 +160,10 @@ def plan(
     A crop is only known once the mask is; the plan counts the whole image (an upper bound).
     """
     opts = opts or Options()
-    alpha = header.alpha and spec.output == "rgb" and opts.keeps_alpha()
+    # an RGB model keeps the upload's alpha unless the format asked for cannot hold it (flattened)
+    alpha = (
+        header.alpha and spec.output == "rgb" and opts.keeps_alpha() and (opts.format or FORMATS["PNG"]).alpha
+    )
     fmt = opts.result_format(spec.name, alpha or spec.output == "alpha")
     channels = (
         1

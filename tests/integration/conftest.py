@@ -94,10 +94,10 @@ class Harness:
         props: dict[str, Any] = blob._properties
         return props
 
-    def upload(self, name: str, data: bytes, content_type: str = "image/jpeg") -> str:
-        """Upload and run on_upload; returns the job id."""
+    def upload(self, name: str, data: bytes, content_type: str = "image/jpeg", **metadata: str) -> str:
+        """Upload (with custom metadata) and run on_upload; returns the job id."""
         job_id = handle_upload(
-            self.cfg, self.svc, events.STORAGE_FINALIZED, self.put(name, data, content_type)
+            self.cfg, self.svc, events.STORAGE_FINALIZED, self.put(name, data, content_type, **metadata)
         )
         assert job_id, f"{name} started no job"
         return job_id
@@ -112,9 +112,11 @@ class Harness:
         handle_job(cfg, self.svc, events.PUBSUB_PUBLISHED, push_body(self.message(job_id)))
         return self.svc.jobs.get(job_id) or {}
 
-    def process(self, name: str, data: bytes, content_type: str = "image/jpeg") -> dict[str, Any]:
+    def process(
+        self, name: str, data: bytes, content_type: str = "image/jpeg", **metadata: str
+    ) -> dict[str, Any]:
         """Upload, on_upload, one on_job delivery: the job as it ends."""
-        return self.run(self.upload(name, data, content_type))
+        return self.run(self.upload(name, data, content_type, **metadata))
 
     def read(self, uri: str) -> bytes:
         from imagen.names import object_name

@@ -12,6 +12,7 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from emulators.stack import Stack
 from imagen.jobs import Claim
+from imagen.names import object_name
 from imagen_cli import app
 
 from .conftest import SAMPLE, Harness
@@ -113,3 +114,43 @@ def test_control_characters_in_names_are_not_printed_raw(imagen: Run, harness: H
     job_id = failed_job(harness, name)
     code, out, _ = imagen("status", job_id)
     assert code == 0 and "\x1b" not in out and "evil\\x1b[2J.jpg" in out
+
+
+def test_backfill_creates_the_missing_jobs_once(imagen: Run, harness: Harness, unique: str) -> None:
+    from imagen import events
+
+    prefix = f"bf-{unique}"
+    names = [f"style_aged/{prefix}/{i}.jpg" for i in range(3)]
+    generations = [harness.put(n, SAMPLE.read_bytes())["generation"] for n in names[:2]]
+    refused = harness.put(names[2], SAMPLE.read_bytes(), **{"imagen-format": "tiff"})["generation"]
+    harness.put(f"style_aged/{prefix}/folder/", b"")  # a folder placeholder: no job
+    code, out, _ = imagen("backfill", "style_aged", "--prefix", prefix, "--dry-run")
+    assert code == 0 and "would create 3 jobs" in out and names[0] in out
+    ids = [
+        events.job_id(harness.bucket_name, n, g) for n, g in zip(names, [*generations, refused], strict=True)
+    ]
+    assert harness.svc.jobs.existing(ids) == set()  # a dry run changes nothing
+    code, out, _ = imagen("backfill", "style_aged", "--prefix", prefix)
+    assert code == 0 and "3 objects under" in out and "created 3 jobs" in out
+    jobs = [harness.svc.jobs.get(i) or {} for i in ids]
+    assert [j["status"] for j in jobs] == ["queued", "queued", "failed"]
+    assert "imagen-format must be one of" in jobs[2]["reason"]  # checked as on_upload checks it
+    code, out, _ = imagen("backfill", "style_aged", "--prefix", prefix)
+    assert code == 0 and "created 0 jobs" in out  # the second run finds every job
+
+
+def test_backfill_all_runs_finished_jobs_again_and_rewrites_their_results(
+    triton: Stack, imagen: Run, harness: Harness, unique: str
+) -> None:
+    job_id = harness.upload(f"style_aged/bfa-{unique}/cat.jpg", SAMPLE.read_bytes())
+    first = harness.run(job_id)
+    assert first["status"] == "done"
+    before = harness.bucket.get_blob(object_name(first["result_uri"]))
+    code, out, _ = imagen("backfill", "style_aged", "--prefix", f"bfa-{unique}", "--all")
+    assert code == 0 and "ran 1 again" in out
+    queued = harness.svc.jobs.get(job_id) or {}
+    assert queued["status"] == "queued" and queued["run"] == 1 and "event_published" not in queued
+    again = harness.run(job_id)
+    assert again["status"] == "done" and again["output"]["result_reused"] is False
+    after = harness.bucket.get_blob(object_name(again["result_uri"]))
+    assert after.generation != before.generation and after.metadata["imagen-run"] == "1"
