@@ -8,6 +8,7 @@ locals {
     "firestore.googleapis.com", "pubsub.googleapis.com", "run.googleapis.com",
     "storage.googleapis.com", "vpcaccess.googleapis.com", "cloudscheduler.googleapis.com",
     "monitoring.googleapis.com", "logging.googleapis.com",
+    "iamcredentials.googleapis.com", # the API signs upload URLs with signBlob
   ]
 }
 
@@ -69,6 +70,8 @@ module "functions" {
   worker_max_instances = var.worker_max_instances
   worker_concurrency   = var.worker_concurrency
   max_attempts         = var.max_delivery_attempts
+  api_invokers         = var.api_invokers
+  result_cache_control = var.result_cache_control
   labels               = var.labels
   depends_on           = [google_project_service.apis, module.firestore]
 }

@@ -37,3 +37,8 @@ output "triton_internal_address" {
   description = "Triton's HTTP address inside the VPC (host:port)."
   value       = module.triton.triton_url
 }
+
+output "api_url" {
+  description = "The HTTP API (POST /api/v1/images/{model}, GET /api/v1/jobs/{id}, GET /health); call it with an identity token of an api_invokers member."
+  value       = module.functions.api_uri
+}

@@ -97,3 +97,15 @@ variable "gke_authorized_networks" {
   description = "triton_mode = gke: CIDR ranges that may reach the cluster's control plane besides the imagen subnet (e.g. the address terraform apply runs from, as 203.0.113.7/32)."
   default     = []
 }
+
+variable "api_invokers" {
+  type        = list(string)
+  description = "Members allowed to call the HTTP API (users, groups, service accounts); none by default. Never allUsers."
+  default     = []
+}
+
+variable "result_cache_control" {
+  type        = string
+  description = "Cache-Control header of every result object."
+  default     = "public, max-age=3600"
+}

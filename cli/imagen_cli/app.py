@@ -212,11 +212,12 @@ def cmd_retry(b: Backend, args: argparse.Namespace) -> int:
 
 def cmd_backfill(b: Backend, args: argparse.Namespace) -> int:
     """Jobs for the objects already under a model prefix (and, with --all, run every one again)."""
-    from imagen.backfill import Report, backfill
     from imagen.config import Config
     from imagen.inference import ModelRunner
     from imagen.services import Services
     from imagen.storage_io import ObjectStore
+
+    from .backfill import Report, backfill
 
     if args.model not in MODELS:
         raise CliError(f"unknown model {args.model!r}; one of: {', '.join(MODELS)}")

@@ -243,3 +243,28 @@ def test_gke_mode_is_reachable_by_its_operator_and_scraped_for_the_autoscaler() 
         for p in one(one(one(one(deployment["spec"])["template"])["spec"])["container"])["port"]
     }
     assert monitor["spec"]["endpoints"][0]["port"] in ports  # Triton's metrics port, 8002
+
+
+def test_the_api_is_an_http_function_behind_iam_with_no_public_invoker() -> None:
+    functions = load(TERRAFORM / "modules" / "functions")
+    api = functions.resource("google_cloudfunctions2_function", "api")
+    assert one(one(api["build_config"])["entry_point"]) == "api"
+    assert "event_trigger" not in api  # HTTP: called directly, with an identity token
+    service = one(api["service_config"])
+    assert one(service["service_account_email"]) == "${google_service_account.api.email}"
+    invokers = functions.resource("google_cloud_run_service_iam_member", "api_invokers")
+    assert (
+        one(invokers["for_each"]) == "${toset(var.api_invokers)}"
+        and one(invokers["role"]) == "roles/run.invoker"
+    )
+    variable = functions.named("variable")["api_invokers"]
+    assert one(variable["default"]) == [] and "allUsers" in one(one(variable["validation"])["condition"])
+    writes = functions.resource("google_storage_bucket_iam_member", "api_writes_inputs")
+    assert (
+        one(one(writes["condition"])["expression"]) == "${local.input_prefix_condition}"
+    )  # model prefixes only
+    signs = functions.resource("google_service_account_iam_member", "api_signs_urls")
+    assert one(signs["service_account_id"]) == "${google_service_account.api.name}"  # itself, no other
+    root = load(TERRAFORM)
+    assert one(root.named("module")["functions"]["api_invokers"]) == "${var.api_invokers}"
+    assert "api_url" in root.named("output")

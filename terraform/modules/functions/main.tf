@@ -19,6 +19,7 @@ locals {
     MAX_ATTEMPTS         = tostring(var.max_attempts)
     MAX_OUTPUT_PIXELS    = tostring(var.max_output_pixels)
     BUCKET               = var.bucket # the reconciler finds objects with no job there
+    RESULT_CACHE_CONTROL = var.result_cache_control
   }
   # Each job's memory budget: (instance memory - the runtime's own) / concurrent jobs (Config).
   worker_memory_mb = (
@@ -88,6 +89,12 @@ resource "google_service_account" "reconciler" {
   display_name = "imagen on_reconcile: publishes stuck jobs again"
 }
 
+resource "google_service_account" "api" {
+  project      = var.project_id
+  account_id   = "imagen-api"
+  display_name = "imagen HTTP API"
+}
+
 resource "google_service_account" "invoker" {
   project      = var.project_id
   account_id   = "imagen-invoker"
@@ -109,6 +116,40 @@ resource "google_storage_bucket_iam_member" "reconciler_lists_objects" {
   bucket = var.bucket
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.reconciler.email}"
+}
+
+# The HTTP API writes uploads under the model prefixes (and reads them back: the job of an object),
+# creates their jobs and publishes them, reads the events topic for /health, and signs upload
+# URLs as itself (IAM signBlob on its own account).
+resource "google_storage_bucket_iam_member" "api_writes_inputs" {
+  for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
+  bucket   = var.bucket
+  role     = each.value
+  member   = "serviceAccount:${google_service_account.api.email}"
+  condition {
+    title      = "model-prefixes"
+    expression = local.input_prefix_condition
+  }
+}
+
+resource "google_pubsub_topic_iam_member" "api_publishes" {
+  for_each = merge(
+    { for m, t in var.job_topics : "${m}_publisher" => { topic = t, role = "roles/pubsub.publisher" } },
+    {
+      events_publisher = { topic = var.events_topic, role = "roles/pubsub.publisher" }
+      events_viewer    = { topic = var.events_topic, role = "roles/pubsub.viewer" }
+    },
+  )
+  project = var.project_id
+  topic   = each.value.topic
+  role    = each.value.role
+  member  = "serviceAccount:${google_service_account.api.email}"
+}
+
+resource "google_service_account_iam_member" "api_signs_urls" {
+  service_account_id = google_service_account.api.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${google_service_account.api.email}"
 }
 
 # on_job: read only the model prefixes, write only results/.
@@ -164,6 +205,7 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publishes_events" {
 resource "google_project_iam_member" "firestore_users" {
   for_each = {
     upload      = google_service_account.upload.email
+    api         = google_service_account.api.email
     worker      = google_service_account.worker.email
     dead_letter = google_service_account.dead_letter.email
     reconciler  = google_service_account.reconciler.email
@@ -340,6 +382,50 @@ resource "google_cloudfunctions2_function" "on_reconcile" {
     service_account_email            = google_service_account.reconciler.email
     environment_variables            = local.common_env
   }
+}
+
+# The HTTP API: behind IAM (Cloud Run checks every caller's identity token); no public invoker.
+resource "google_cloudfunctions2_function" "api" {
+  project  = var.project_id
+  location = var.region
+  name     = "imagen-api"
+  labels   = var.labels
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "api"
+    service_account = var.build_service_account
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "1Gi" # a request body of up to api_max_upload_bytes, twice
+    available_cpu                    = "1"
+    max_instance_request_concurrency = 8
+    max_instance_count               = var.api_max_instances
+    timeout_seconds                  = 120
+    ingress_settings                 = var.api_ingress
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.api.email
+    environment_variables = merge(local.common_env, {
+      API_MAX_UPLOAD_BYTES = tostring(var.api_max_upload_bytes)
+    })
+  }
+}
+
+# Callers of the API: the identities in api_invokers (users, groups, service accounts), nobody else.
+resource "google_cloud_run_service_iam_member" "api_invokers" {
+  for_each = toset(var.api_invokers)
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.api.name
+  role     = "roles/run.invoker"
+  member   = each.value
 }
 
 # Only the invoker identity (Eventarc and the push subscriptions) may call the functions.

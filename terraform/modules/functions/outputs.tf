@@ -37,3 +37,13 @@ output "reconcile_function_uri" {
   description = "HTTPS URI of the on_reconcile function (push endpoint)."
   value       = google_cloudfunctions2_function.on_reconcile.service_config[0].uri
 }
+
+output "api_uri" {
+  description = "HTTPS URI of the HTTP API (callers need roles/run.invoker: api_invokers)."
+  value       = google_cloudfunctions2_function.api.service_config[0].uri
+}
+
+output "api_service_account" {
+  description = "Email of the HTTP API's service account."
+  value       = google_service_account.api.email
+}

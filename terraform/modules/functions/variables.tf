@@ -118,3 +118,41 @@ variable "firestore_database" {
   description = "The Firestore database of the jobs; the functions' datastore.user grant is limited to it."
   default     = "(default)"
 }
+
+variable "result_cache_control" {
+  type        = string
+  description = "Cache-Control header of every result object (RESULT_CACHE_CONTROL)."
+  default     = "public, max-age=3600"
+}
+
+variable "api_invokers" {
+  type        = list(string)
+  description = "Members allowed to call the HTTP API (e.g. group:team@example.com, serviceAccount:ci@p.iam.gserviceaccount.com); none by default."
+  default     = []
+  validation {
+    condition     = alltrue([for m in var.api_invokers : !contains(["allUsers", "allAuthenticatedUsers"], m)])
+    error_message = "The API is not public: name users, groups or service accounts, not allUsers or allAuthenticatedUsers."
+  }
+}
+
+variable "api_ingress" {
+  type        = string
+  description = "Where the API may be called from: ALLOW_ALL (authenticated callers anywhere), ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  default     = "ALLOW_ALL"
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.api_ingress)
+    error_message = "api_ingress must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "api_max_instances" {
+  type        = number
+  description = "Most instances of the HTTP API."
+  default     = 10
+}
+
+variable "api_max_upload_bytes" {
+  type        = number
+  description = "Largest file the API takes in a request (Cloud Run's request limit is 32 MiB); larger files use a signed URL."
+  default     = 31457280
+}

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import events, logs
-from .config import Config
-from .services import Services
-from .upload import queue_upload, result_names
+from imagen import events, logs
+from imagen.config import Config
+from imagen.services import Services
+from imagen.upload import queue_upload, result_names
 
 PAGE = 500  # objects looked up in Firestore at a time
 
