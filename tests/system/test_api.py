@@ -116,3 +116,13 @@ def test_health_reports_each_dependency(stack: Any) -> None:
     body = resp.json()
     assert body["status"] == "ok" and set(body["checks"]) == {"firestore", "pubsub", "triton"}
     assert all(c["ok"] for c in body["checks"].values())
+
+
+def test_health_says_which_dependency_is_down(stack: Any, restore: Any) -> None:
+    restore.stop_one("triton")
+    resp = requests.get(f"{stack.api_url}/health", timeout=60)
+    assert resp.status_code == 503
+    body = resp.json()
+    assert body["status"] == "degraded" and body["checks"]["triton"]["ok"] is False
+    assert body["checks"]["firestore"]["ok"] and body["checks"]["pubsub"]["ok"]
+    assert "error" in body["checks"]["triton"]
