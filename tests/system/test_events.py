@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from PIL import Image
 
 from imagen.names import object_name
-from tests.messages import pull_for
+from tests import event_schemas
+from tests.messages import events_for, pull_for
 
 from .conftest import upload, wait_finished
 
@@ -35,7 +35,7 @@ def next_event(
     sub: Any, path: str, job_id: str, timeout_s: float = 120
 ) -> tuple[dict[str, str], dict[str, Any]]:
     message = pull_for(sub, path, job_id, timeout_s)
-    return dict(message.attributes), json.loads(message.data)
+    return dict(message.attributes), event_schemas.check(message)  # its data, as its schema says
 
 
 def test_chain_upscale_then_background_remove_through_the_event(
@@ -83,3 +83,20 @@ def test_a_retried_job_that_fails_again_is_a_new_event(
     assert first["ce-type"] == second["ce-type"] == "imagen.job.v1.failed"
     assert first["ce-id"] != second["ce-id"], "a consumer deduplicating on ce-id would drop the second"
     assert data["attempts"] == 2
+
+
+def test_each_attempt_announces_its_start_then_the_end(
+    bucket: Any, events_sub: tuple[Any, str], unique: str
+) -> None:
+    sub, path = events_sub
+    jid = upload(
+        bucket, f"style_aged/chain-{unique}/cat.jpg", SAMPLE.read_bytes(), **{"imagen-format": "png"}
+    )
+    start, end = events_for(sub, path, jid, "imagen.job.v1.done", timeout_s=120)
+    assert (
+        start.attributes["ce-type"] == "imagen.job.v1.started"
+        and start.attributes["ce-id"] == f"{jid}-started-1"
+    )
+    started, done = event_schemas.check(start), event_schemas.check(end)
+    assert started["attempt"] == 1 and started["options"] == done["options"] == {"imagen-format": "png"}
+    assert done["output"]["format"] == "PNG"

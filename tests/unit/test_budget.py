@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from imagen import budget, imaging
+from imagen import budget, imaging, options
 from imagen.config import Config
 from imagen.errors import BadInput
 from imagen.formats import FORMATS
@@ -100,3 +100,35 @@ def test_exif_orientation_as_a_view_matches_pillow(orientation: int) -> None:
     assert np.array_equal(imaging.orient(arr, orientation), expected)
     _, head = imaging.probe(buf.getvalue(), 10**6, 10**6)
     assert (head.height, head.width) == expected.shape[:2]
+
+
+def opts_plan(model: str, w: int, h: int, meta: dict[str, str], alpha: bool = False) -> budget.Plan:
+    head = imaging.Header(w, h, "PNG", "RGBA" if alpha else "RGB", 1, 1, alpha=alpha)
+    opts = options.parse(model, meta)
+    return budget.plan(MODELS[model], head, 10**6, LIMITS, PROD.job_budget_bytes, 8, 4, opts)
+
+
+def test_the_format_asked_for_decides_the_result_and_its_side_limit() -> None:
+    assert opts_plan("enhance", 4000, 3000, {"imagen-format": "webp"}).format.name == "WEBP"
+    with pytest.raises(BadInput, match="a WEBP side cannot exceed 16383 pixels"):
+        opts_plan("enhance", 20_000, 100, {"imagen-format": "webp"})
+    up = opts_plan("upscale", 5000, 100, {"imagen-format": "avif"})  # x4 would be 20,000 wide
+    assert up.width == 16_384 and up.scale == pytest.approx(16_384 / 5000, abs=1e-3)
+
+
+def test_whole_image_encoders_are_planned_and_a_streamed_format_is_suggested() -> None:
+    jpeg = opts_plan("enhance", 8000, 6000, {})
+    avif = opts_plan("enhance", 3000, 2000, {"imagen-format": "avif"})
+    assert avif.need_bytes > 32 * 6_000_000 and jpeg.need_bytes < PROD.job_budget_bytes
+    with pytest.raises(BadInput, match=r"a streamed format, jpeg or png, needs less than avif"):
+        opts_plan("enhance", 8000, 6000, {"imagen-format": "avif"})
+
+
+def test_alpha_kept_costs_its_plane_and_is_dropped_for_jpeg() -> None:
+    kept = opts_plan("upscale", 2000, 1500, {}, alpha=True)
+    plain = opts_plan("upscale", 2000, 1500, {})
+    assert kept.alpha and kept.channels == 4 and kept.format.name == "PNG"
+    assert kept.need_bytes - plain.need_bytes >= 2 * 2000 * 1500  # the plane and its lanczos copy
+    flat = opts_plan("upscale", 2000, 1500, {"imagen-format": "jpeg"}, alpha=True)
+    assert not flat.alpha and flat.channels == 3
+    assert opts_plan("upscale", 2000, 1500, {"imagen-scale": "2.5"}).width == 5000
