@@ -18,7 +18,7 @@ from imagen.worker import handle_job
 
 CONFIG = Config.from_env()
 SERVICES = Services.from_config(CONFIG)
-SIGNER = url_signer(CONFIG)
+SIGNER = url_signer()
 logs.configure(CONFIG.project)
 tracing.configure(CONFIG.otel_enabled, CONFIG.otel_endpoint, f"imagen-{CONFIG.model_name or 'functions'}")
 

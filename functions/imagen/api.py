@@ -26,7 +26,6 @@ import flask
 
 from . import events, imaging, logs, options
 from .config import Config
-from .jobs import JobStore
 from .models import MODELS
 from .names import gs_uri
 from .services import Services
@@ -242,7 +241,7 @@ def health(cfg: Config, svc: Services) -> Reply:
     """200 when Firestore, Pub/Sub and Triton all answer; 503 with what failed otherwise."""
 
     def firestore() -> object:
-        return JobStore.server_now(svc.jobs)
+        return svc.jobs.server_now()
 
     def pubsub() -> object:
         topic = cfg.names.topic_path(cfg.names.events_topic)

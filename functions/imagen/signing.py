@@ -13,12 +13,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .config import Config
-
 Signer = Callable[..., str]  # (blob, **generate_signed_url arguments) -> URL
 
 
-def url_signer(cfg: Config) -> Signer:
+def url_signer() -> Signer:
+    """How this process signs upload URLs: with IAM in the cloud, with its own key locally."""
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
     if emulator:
         return functools.partial(_sign_locally, emulator.rstrip("/"))

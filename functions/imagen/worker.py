@@ -220,7 +220,6 @@ def _infer_and_write(
 
     if spec.mode == "whole":
         out = compose.cutout(decoded.pixels, svc.inference.mask(spec, decoded.pixels, stats), opts)
-        upload.annotate("imagen-model-version", stats.model_version)
         if out.box is not None:
             upload.annotate("imagen-crop-box", ",".join(map(str, out.box)))
     else:
