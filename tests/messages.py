@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from imagen.events import JobMessage
@@ -12,36 +13,34 @@ from imagen.events import JobMessage
 STARTED = "imagen.job.v1.started"
 
 
-def pull_for(
-    sub: Any, path: str, job_id: str, timeout_s: float = 30, skip: tuple[str, ...] = (STARTED,)
-) -> Any:
-    """The next message about `job_id` on the subscription whose ce-type is not in `skip` (by
-    default, an attempt's start: most tests wait for the end); others are acknowledged and dropped."""
+def _pulled(sub: Any, path: str, job_id: str, timeout_s: float) -> Iterator[Any]:
+    """Messages about `job_id` as they arrive (every message pulled is acknowledged)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         resp = sub.pull(subscription=path, max_messages=10, timeout=5)
         if resp.received_messages:
             sub.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
-        for m in resp.received_messages:
-            attrs = m.message.attributes
-            if attrs.get("job_id") == job_id and attrs.get("ce-type") not in skip:
-                return m.message
+        yield from (m.message for m in resp.received_messages if m.message.attributes.get("job_id") == job_id)
+
+
+def pull_for(
+    sub: Any, path: str, job_id: str, timeout_s: float = 30, skip: tuple[str, ...] = (STARTED,)
+) -> Any:
+    """The next message about `job_id` whose ce-type is not in `skip` (by default an attempt's
+    start: most tests wait for the end); others are dropped."""
+    for message in _pulled(sub, path, job_id, timeout_s):
+        if message.attributes.get("ce-type") not in skip:
+            return message
     raise AssertionError(f"no message for job {job_id} within {timeout_s}s")
 
 
 def events_for(sub: Any, path: str, job_id: str, last: str, timeout_s: float = 30) -> list[Any]:
     """Every message about `job_id`, in order, up to the first whose ce-type is `last`."""
     found: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        resp = sub.pull(subscription=path, max_messages=10, timeout=5)
-        if resp.received_messages:
-            sub.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
-        for m in resp.received_messages:
-            if m.message.attributes.get("job_id") == job_id:
-                found.append(m.message)
-                if m.message.attributes.get("ce-type") == last:
-                    return found
+    for message in _pulled(sub, path, job_id, timeout_s):
+        found.append(message)
+        if message.attributes.get("ce-type") == last:
+            return found
     raise AssertionError(f"no {last} event for job {job_id} within {timeout_s}s (got {len(found)} others)")
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import flask
 
-from . import events, imaging, logs, options
+from . import completion, events, imaging, logs, options
 from .config import Config
 from .models import MODELS
 from .names import gs_uri
@@ -35,22 +35,9 @@ from .upload import queue_upload
 API = "/api/v1"
 SIGNED_URL_TTL = dt.timedelta(minutes=15)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-# Job fields an API caller sees (holder tokens and lease bookkeeping stay inside).
-PUBLIC_FIELDS = (
-    "job_id",
-    "model",
-    "status",
-    "source_uri",
-    "result_uri",
-    "reason",
-    "options",
-    "output",
-    "timings",
-    "attempts",
-    "progress",
-    "created_at",
-    "finished_at",
-)
+# Job fields an API caller sees: the events' summary and its timestamps (holder tokens and
+# lease bookkeeping stay inside).
+PUBLIC_FIELDS = (*completion.SUMMARY_KEYS, "progress", "created_at", "finished_at")
 
 
 @dataclass(frozen=True)
