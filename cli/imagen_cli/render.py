@@ -55,6 +55,8 @@ def describe(job: dict[str, Any]) -> None:
     for key in ("job_id", "model", "status", "source_uri", "attempts", "result_uri", "reason"):
         if job.get(key) not in (None, ""):
             table.add_row(key, safe(str(job[key])))
+    if job.get("options"):
+        table.add_row("options", safe(", ".join(f"{k}={v}" for k, v in sorted(job["options"].items()))))
     if job.get("last_error") and job.get("status") != DONE:
         table.add_row("last_error", safe(job["last_error"]))
     if job.get("timings"):

@@ -154,3 +154,18 @@ def test_backfill_all_runs_finished_jobs_again_and_rewrites_their_results(
     assert again["status"] == "done" and again["output"]["result_reused"] is False
     after = harness.bucket.get_blob(object_name(again["result_uri"]))
     assert after.generation != before.generation and after.metadata["imagen-run"] == "1"
+
+
+def test_submit_with_options_checks_them_first(imagen: Run, harness: Harness, unique: str) -> None:
+    code, _, err = imagen("submit", "enhance", str(SAMPLE), "-o", "scale=2")
+    assert code == 2 and "imagen-scale applies to upscale only" in err  # nothing was uploaded
+    code, out, _ = imagen("submit", "enhance", str(SAMPLE), "--prefix", f"o-{unique}", "-o", "format=webp")
+    assert code == 0, out
+    blob = harness.bucket.get_blob(f"enhance/o-{unique}/{SAMPLE.name}")
+    assert blob.metadata == {"imagen-format": "webp"}
+    from imagen import events
+    from imagen.upload import handle_upload
+
+    job_id = handle_upload(harness.cfg, harness.svc, events.STORAGE_FINALIZED, blob._properties)
+    code, out, _ = imagen("status", str(job_id))
+    assert code == 0 and "imagen-format=webp" in out
