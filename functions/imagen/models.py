@@ -12,10 +12,15 @@ class ModelSpec:
     mode: Literal["tiled", "whole"]
     size: int  # tile side (tiled) or the fixed input side (whole)
     scale: int = 1
-    overlap: int = 16
+    margin: int = 4  # the model's receptive field (input pixels): tiles overlap 2 * margin + a ramp
     needs_position: bool = False  # POSITION [4]: where the tile sits in its image
     needs_levels: bool = False  # LEVELS [6]: the whole image's per-channel low/high percentiles
+    palette: int = 0  # PALETTE [palette*3]: the whole image's own colours (k-means), when > 0
     output: Literal["rgb", "alpha"] = "rgb"
+
+    @property
+    def overlap(self) -> int:
+        return 2 * self.margin + 8  # tiling.overlap_for (kept here: models imports nothing)
 
     @property
     def result_format(self) -> str:
@@ -29,11 +34,15 @@ class ModelSpec:
 
 TILE = 128
 
+# Margins are each graph's receptive field in input pixels, as the model build measures it
+# (a pixel changed, how far the output changes) and a little more: 20 for the x4 network (18.5
+# measured), 7 for waifu2x's valid
+# convolutions, 20 for comic's two Kuwahara passes and ink (18), 3 for aged's blur (2).
 MODELS: dict[str, ModelSpec] = {
-    "upscale": ModelSpec("upscale", "tiled", TILE, scale=4),
-    "enhance": ModelSpec("enhance", "tiled", TILE, needs_levels=True),
-    "style_comic": ModelSpec("style_comic", "tiled", TILE),
-    "style_aged": ModelSpec("style_aged", "tiled", TILE, needs_position=True),
+    "upscale": ModelSpec("upscale", "tiled", TILE, scale=4, margin=20),
+    "enhance": ModelSpec("enhance", "tiled", TILE, margin=7, needs_levels=True),
+    "style_comic": ModelSpec("style_comic", "tiled", TILE, margin=20, palette=12),
+    "style_aged": ModelSpec("style_aged", "tiled", TILE, margin=3, needs_position=True),
     "background_remove": ModelSpec("background_remove", "whole", 320, output="alpha"),
 }
 

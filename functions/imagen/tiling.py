@@ -3,9 +3,11 @@
 Every tile has the same shape, so Triton's dynamic batcher can merge tiles from many
 requests. A tile that reaches past the image is edge-padded on its own (the image itself is
 never padded, so a 50,000,000x1 strip costs no more than its pixels). Overlaps are blended
-with linear ramps that skip a margin at each tile edge, where convolution border effects
-live. Weights are separable, so their sums are two vectors; the float accumulator spans the
-rows of one tile row and nothing more, and finished rows leave it as uint8 strips.
+with linear ramps that give no weight to a margin at each inner tile edge: with the margin at
+least the model's receptive field, every pixel that counts saw the same neighbourhood as in one
+whole-image pass, so the stitched image equals that pass (within rounding). Weights are
+separable, so their sums are two vectors; the float accumulator spans the rows of one tile row
+and nothing more, and finished rows leave it as uint8 strips.
 """
 
 from __future__ import annotations
@@ -27,15 +29,23 @@ def starts(length: int, tile: int, overlap: int) -> list[int]:
     return out
 
 
-def _ramp(size: int, overlap: int, low: bool, high: bool) -> np.ndarray:
-    """Per-pixel weight along one tile axis: ramps on the sides that meet a neighbour."""
+RAMP = 8  # pixels over which a tile's weight rises from its margin to 1 (input pixels)
+
+
+def overlap_for(margin: int) -> int:
+    """The overlap of two tiles whose ramps skip `margin` pixels at each inner edge."""
+    return 2 * margin + RAMP
+
+
+def _ramp(size: int, overlap: int, margin: int, low: bool, high: bool) -> np.ndarray:
+    """Per-pixel weight along one tile axis: ~0 over the margin on the sides that meet a
+    neighbour, then a linear ramp up to 1."""
     w = np.ones(size, np.float32)
     if overlap <= 0:
         return w
-    margin = overlap // 4
     span = max(1, overlap - 2 * margin)
     d = np.arange(size, dtype=np.float32)
-    edge = np.clip((d - margin + 0.5) / span, 1e-3, 1.0)
+    edge = np.clip((d - margin + 0.5) / span, 1e-6, 1.0)  # ~0: a neighbour covers it
     if low:
         w = np.minimum(w, edge)
     if high:
@@ -51,10 +61,15 @@ class TileGrid:
     width: int
     tile: int
     overlap: int
+    margin: int = -1  # pixels at each inner tile edge that get no weight (default: overlap // 4)
     ys: list[int] = field(init=False)
     xs: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.margin < 0:
+            self.margin = self.overlap // 4
+        if 2 * self.margin >= self.overlap and self.overlap:
+            raise ValueError(f"an overlap of {self.overlap} leaves no blend past margins of {self.margin}")
         self.ys = starts(max(self.height, self.tile), self.tile, self.overlap)
         self.xs = starts(max(self.width, self.tile), self.tile, self.overlap)
 
@@ -77,10 +92,10 @@ class TileGrid:
 
 
 def _weights(
-    positions: list[int], size: int, overlap: int, length: int
+    positions: list[int], size: int, overlap: int, margin: int, length: int
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Each tile's ramp along one axis, and their sum over the (cropped) output axis."""
-    ramps = [_ramp(size, overlap, i > 0, i < len(positions) - 1) for i in range(len(positions))]
+    ramps = [_ramp(size, overlap, margin, i > 0, i < len(positions) - 1) for i in range(len(positions))]
     total = np.zeros(length, np.float32)
     for p, r in zip(positions, ramps, strict=True):
         end = min(p + size, length)
@@ -94,11 +109,11 @@ class Stitcher:
     def __init__(self, grid: TileGrid, scale: int, channels: int) -> None:
         self.grid, self.s, self.c = grid, scale, channels
         self.height, self.width = grid.height * scale, grid.width * scale
-        ts, ov = grid.tile * scale, grid.overlap * scale
+        ts, ov, mg = grid.tile * scale, grid.overlap * scale, grid.margin * scale
         self.ts = ts
         ys, xs = [y * scale for y in grid.ys], [x * scale for x in grid.xs]
-        self._wy, self._wy_sum = _weights(ys, ts, ov, self.height)
-        self._wx, self._wx_sum = _weights(xs, ts, ov, self.width)
+        self._wy, self._wy_sum = _weights(ys, ts, ov, mg, self.height)
+        self._wx, self._wx_sum = _weights(xs, ts, ov, mg, self.width)
         # Rows [_top, _top + ts) at most are pending at any time: one buffer, allocated once.
         self._acc = np.zeros((min(ts, self.height), self.width, channels), np.float32)
         self._row = {y: i for i, y in enumerate(grid.ys)}

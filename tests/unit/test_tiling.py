@@ -99,3 +99,42 @@ def test_image_levels_are_whole_image_percentiles() -> None:
     low, high = levels[0, :3] * 255, levels[0, 3:] * 255
     assert abs(low[0] - 21) < 3 and abs(high[0] - 229) < 3
     assert low[2] == high[2] == 128
+
+
+def box_blur(radius: int):  # a model whose every output pixel reads `radius` pixels around it
+    def model(t: np.ndarray) -> np.ndarray:
+        padded = np.pad(t.astype(np.float32), ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+        out = np.zeros(t.shape, np.float32)
+        for dy in range(-radius, radius + 1):
+            for dx in range(-radius, radius + 1):
+                out += padded[radius + dy : radius + dy + t.shape[0], radius + dx : radius + dx + t.shape[1]]
+        return np.rint(out / (2 * radius + 1) ** 2).astype(np.uint8)
+
+    return model
+
+
+@pytest.mark.parametrize("radius", [3, 7, 18])
+def test_a_margin_of_the_receptive_field_gives_the_whole_image_pass(radius: int) -> None:
+    img = np.asarray(noise(300, 430), np.uint8)
+    whole = box_blur(radius)(img).astype(int)
+    grid = TileGrid(300, 430, 128, 2 * radius + 8, radius)
+    st = Stitcher(grid, 1, 3)
+    rows = []
+    for y in grid.ys:
+        for x, tile in zip(grid.xs, grid.tiles(img, y, grid.xs), strict=True):
+            st.add(y, x, box_blur(radius)(tile))
+        rows.append(st.finish_row(y))
+    assert np.abs(np.concatenate(rows).astype(int) - whole).max() <= 1
+    short = TileGrid(300, 430, 128, 16)  # the old fixed ramp: a margin of 4 < the radius
+    st = Stitcher(short, 1, 3)
+    rows = []
+    for y in short.ys:
+        for x, tile in zip(short.xs, short.tiles(img, y, short.xs), strict=True):
+            st.add(y, x, box_blur(radius)(tile))
+        rows.append(st.finish_row(y))
+    assert (np.abs(np.concatenate(rows).astype(int) - whole).max() > 1) == (radius > 4)
+
+
+def test_a_margin_must_leave_room_to_blend() -> None:
+    with pytest.raises(ValueError, match="leaves no blend"):
+        TileGrid(500, 500, 128, 20, 10)

@@ -19,6 +19,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto
 
+from imagen.models import MODELS
+
 from . import ncnn_onnx, recipes, sources
 from .graph import GraphBuilder
 
@@ -102,6 +104,10 @@ def check_graph(model: onnx.ModelProto) -> dict[str, object]:
         dims = [2 if isinstance(d, str) else d for d in inp.shape]
         if inp.name == "IMAGE":
             feeds[inp.name] = rng.integers(0, 256, dims, dtype=np.uint8)
+        elif inp.name == "PALETTE":  # greys from black to white
+            feeds[inp.name] = np.tile(
+                np.repeat(np.linspace(0, 1, dims[1] // 3, dtype=np.float32), 3), (dims[0], 1)
+            )
         elif inp.name == "LEVELS":  # a dull, slightly blue-cast image
             feeds[inp.name] = np.tile(
                 np.array([[0.1, 0.1, 0.15, 0.85, 0.85, 0.95]], np.float32), (dims[0], 1)
@@ -121,7 +127,56 @@ def check_graph(model: onnx.ModelProto) -> dict[str, object]:
     return {"output_shape": list(first.shape), "deterministic": True, "batch_max_diff": batch_diff}
 
 
-def build_one(recipe: recipes.Recipe, folder: Path, cache: Path, key: str) -> dict[str, Any]:
+def free_shape(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph with free height and width on IMAGE and OUTPUT (a whole image in one pass)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for value, names in ((copy.graph.input[0], ("H", "W")), (copy.graph.output[0], ("OH", "OW"))):
+        for dim, name in zip(value.type.tensor_type.shape.dim[1:3], names, strict=True):
+            dim.ClearField("dim_value")
+            dim.dim_param = name
+    return copy
+
+
+def receptive_field(model: onnx.ModelProto, scale: int, side: int = 160) -> float:
+    """How far (input pixels) a changed pixel changes the output, on a smooth random image in
+    one pass: what a tile's margin must cover for tiles to equal the whole-image pass."""
+    sess = _session(free_shape(model))
+    rng = np.random.default_rng(5)
+    smooth = rng.integers(0, 256, (side + 4, side + 4, 3)).astype(np.float32)
+    for _ in range(2):  # two 3x3 box passes: photo-like, not white noise
+        n = len(smooth) - 2
+        smooth = np.mean([smooth[dy : dy + n, dx : dx + n] for dy in range(3) for dx in range(3)], axis=0)
+    image = smooth.round().astype(np.uint8)[None]
+    colours = image.reshape(-1, 3)[rng.choice(side * side, 12, replace=False)] / 255
+    extra = {
+        "PALETTE": colours.reshape(1, -1).astype(np.float32),  # colours of the image itself
+        "LEVELS": np.array([[0.1, 0.1, 0.1, 0.9, 0.9, 0.9]], np.float32),
+        "POSITION": np.array([[0, 0, side, side]], np.float32),
+    }
+    names = {i.name for i in sess.get_inputs()}
+    feeds = {k: v for k, v in extra.items() if k in names}
+    base = sess.run(None, {"IMAGE": image, **feeds})[0][0].astype(int)
+    reach = 0.0
+    c = side // 2
+    for cy, cx in ((c, c), (c - 9, c + 11), (c + 5, c - 13), (c - 17, c - 4), (c + 14, c + 16)):
+        changed = image.copy()  # a 2x2 spot turned to its opposite colour
+        changed[0, cy : cy + 2, cx : cx + 2] = 255 - changed[0, cy : cy + 2, cx : cx + 2]
+        diff = np.abs(sess.run(None, {"IMAGE": changed, **feeds})[0][0].astype(int) - base).max(axis=2)
+        ys, xs = np.nonzero(diff)
+        if len(ys):
+            dy = np.maximum(cy - ys / scale, ys / scale - (cy + 1)).max()  # beyond the 2x2 spot
+            dx = np.maximum(cx - xs / scale, xs / scale - (cx + 1)).max()
+            reach = max(reach, float(dy), float(dx))
+    return reach
+
+
+def build_one(
+    recipe: recipes.Recipe, folder: Path, cache: Path, key: str, strict: bool = True
+) -> dict[str, Any]:
+    """Build, check and write one model. `strict`: a receptive field past the tile margin fails
+    the build (the default weights); otherwise it is recorded (x4plus, a comparison only: its
+    95 px field cannot fit 128 px tiles)."""
     started = time.perf_counter()
     checks: dict[str, object] = {}
     for src in recipe.ncnn:
@@ -131,6 +186,12 @@ def build_one(recipe: recipes.Recipe, folder: Path, cache: Path, key: str) -> di
         checks[f"ncnn:{src.stem}"] = diff
     model = recipe.build(cache)
     checks.update(check_graph(model))
+    spec = MODELS[recipe.name]
+    if spec.mode == "tiled":  # tiles equal the whole-image pass only if the margin covers this
+        reach = receptive_field(model, spec.scale)
+        if reach > spec.margin and strict:
+            raise AssertionError(f"{recipe.name}: receptive field {reach} px > tile margin {spec.margin} px")
+        checks["receptive_field_px"] = reach
     if recipe.name == "background_remove":
         diff = check_u2netp_wrapper(model, cache)
         if diff > 1:
@@ -168,7 +229,7 @@ def build_all(
         if not force and fresh and json.loads(stamp.read_text()).get("key") == key:
             lines.append(f"{name:18} up to date")
             continue
-        info = build_one(recipe, folder, cache, key)
+        info = build_one(recipe, folder, cache, key, strict=upscale_weights == "light")
         lines.append(
             f"{name:18} built in {info['seconds']}s  {info['onnx_bytes'] / 1e6:.1f} MB  "
             f"checks={info['checks']}"

@@ -33,6 +33,8 @@ def expected(spec: ModelSpec) -> tuple[Tensors, Tensors]:
         inputs["POSITION"] = ("TYPE_FP32", [4])
     if spec.needs_levels:
         inputs["LEVELS"] = ("TYPE_FP32", [6])
+    if spec.palette:
+        inputs["PALETTE"] = ("TYPE_FP32", [spec.palette * 3])
     channels = 1 if spec.output == "alpha" else 3
     outputs: Tensors = {"OUTPUT": ("TYPE_UINT8", [side * spec.scale, side * spec.scale, channels])}
     return inputs, outputs

@@ -148,9 +148,110 @@ def build_enhance(cache: Path) -> onnx.ModelProto:
 
 
 _COMIC_PREPASS = NcnnSource(sources.REALESRGAN, _REALESRGAN_DIR + "realesr-animevideov3-x2")
+PALETTE_COLOURS = 12  # the comic's inks: k-means colours of the whole image, computed by the worker
+KUWAHARA_RADIUS = 4
 
 
-def build_style_comic(cache: Path) -> onnx.ModelProto:
+def _kuwahara(b: GraphBuilder, x: str, r: int, sharpness: float = 6.0) -> str:
+    """Generalised Kuwahara: each pixel becomes the mean of its four (r+1)² quadrants, weighted
+    by how flat each one is (variance^-q): flat areas flatten, edges stay where they are."""
+    pads = b.const(np.array([0, 0, r, r, 0, 0, r, r], np.int64))
+    padded = b.op("Pad", [x, pads], mode="reflect")
+    mean = b.op("AveragePool", [padded], kernel_shape=[r + 1, r + 1], strides=[1, 1])
+    square = b.op("AveragePool", [b.op("Mul", [padded, padded])], kernel_shape=[r + 1, r + 1], strides=[1, 1])
+    shape = b.op("Shape", [x])
+    h = b.op("Gather", [shape, b.const(np.array([2], np.int64))])
+    w = b.op("Gather", [shape, b.const(np.array([3], np.int64))])
+
+    def quadrant(t: str, dy: int, dx: int) -> str:
+        starts = b.const(np.array([dy, dx], np.int64))
+        ends = b.op(
+            "Concat",
+            [
+                b.op("Add", [h, b.const(np.array([dy], np.int64))]),
+                b.op("Add", [w, b.const(np.array([dx], np.int64))]),
+            ],
+            axis=0,
+        )
+        return b.op("Slice", [t, starts, ends, b.const(np.array([2, 3], np.int64))])
+
+    num, den = None, None
+    for dy, dx in ((0, 0), (0, r), (r, 0), (r, r)):
+        m, sq = quadrant(mean, dy, dx), quadrant(square, dy, dx)
+        var = b.op("ReduceSum", [b.op("Sub", [sq, b.op("Mul", [m, m])])], axes=[1], keepdims=1)
+        weight = b.op(
+            "Pow",
+            [
+                b.op("Add", [b.op("Relu", [var]), b.const(np.float32(1e-4))]),
+                b.const(np.float32(-sharpness / 2)),
+            ],
+        )
+        part = b.op("Mul", [m, weight])
+        num = part if num is None else b.op("Add", [num, part])
+        den = weight if den is None else b.op("Add", [den, weight])
+    assert num is not None and den is not None
+    return b.op("Div", [num, den])
+
+
+def _nearest_colour(b: GraphBuilder, x: str, palette: str, k: int) -> str:
+    """Each pixel replaced by the nearest of the image's own colours (PALETTE [N, k*3], 0..1),
+    by a perceptual RGB distance: no colour that is not in the photo."""
+    colours = b.op("Reshape", [palette, b.const(np.array([-1, k, 3, 1, 1], np.int64))])
+    pixels = b.op("Unsqueeze", [x], axes=[1])  # [N,1,3,H,W]
+    diff = b.op("Sub", [pixels, colours])  # [N,k,3,H,W]
+    weights = b.const(np.array([2.0, 4.0, 3.0], np.float32).reshape(1, 1, 3, 1, 1))
+    dist = b.op("ReduceSum", [b.op("Mul", [b.op("Mul", [diff, diff]), weights])], axes=[2], keepdims=1)
+    nearest = b.op(
+        "Cast", [b.op("Equal", [dist, b.op("ReduceMin", [dist], axes=[1], keepdims=1)])], to=TensorProto.FLOAT
+    )
+    nearest = b.op("Div", [nearest, b.op("ReduceSum", [nearest], axes=[1], keepdims=1)])  # ties share
+    return b.op("ReduceSum", [b.op("Mul", [nearest, colours])], axes=[1], keepdims=0)
+
+
+INK_THRESHOLD = 0.03  # a DoG this far below zero is ink (luma 0..1)
+INK_SIGMAS = (1.5, 3.0)
+
+
+def _ink(b: GraphBuilder, x: str, bold: int = 1) -> str:
+    """Bold, continuous ink lines: a difference of Gaussians on the luma, thresholded, then
+    widened by `bold` pixels (a min filter on the 1 = paper, 0 = ink mask)."""
+    lum = _luma(b, x)
+    threshold = INK_THRESHOLD
+    dog = b.op("Sub", [_gaussian(b, lum, INK_SIGMAS[0], 1), _gaussian(b, lum, INK_SIGMAS[1], 1)])
+    paper = b.op(
+        "Clip",
+        [
+            b.op("Mul", [b.op("Add", [dog, b.const(np.float32(threshold))]), b.const(np.float32(80.0))]),
+            b.const(np.float32(0)),
+            b.const(np.float32(1)),
+        ],
+    )
+    if bold:
+        pads = b.const(np.array([0, 0, bold, bold, 0, 0, bold, bold], np.int64))
+        inverted = b.op("Pad", [b.op("Sub", [b.const(np.float32(1)), paper]), pads], mode="edge")
+        size = 2 * bold + 1
+        paper = b.op(
+            "Sub",
+            [b.const(np.float32(1)), b.op("MaxPool", [inverted], kernel_shape=[size, size], strides=[1, 1])],
+        )
+    return paper
+
+
+def build_style_comic_palette(cache: Path) -> onnx.ModelProto:
+    """Comic: edge-preserving flattening (Kuwahara, twice), each pixel in the nearest of the
+    photo's own colours (PALETTE, k-means of the whole image), bold ink lines from the luma."""
+    del cache
+    b = GraphBuilder()
+    x = uint8_nhwc_to_unit_nchw(b, "IMAGE")
+    flat = _kuwahara(b, _kuwahara(b, x, KUWAHARA_RADIUS), KUWAHARA_RADIUS)
+    inked = b.op("Mul", [_nearest_colour(b, flat, "PALETTE", PALETTE_COLOURS), _ink(b, flat)])
+    unit_nchw_to_uint8_nhwc(b, inked, "OUTPUT")
+    ins, outs = _tile_io(3, 1)
+    ins.append(("PALETTE", TensorProto.FLOAT, ["N", PALETTE_COLOURS * 3]))
+    return b.model(ins, outs, "style_comic: Kuwahara r4 x2, the photo's 12 k-means colours, DoG ink lines")
+
+
+def build_style_comic_posterize(cache: Path) -> onnx.ModelProto:
     """Cartoon shading from a half-size animevideov3 x2 pass, posterized, with XDoG ink lines."""
     b = GraphBuilder()
     x = uint8_nhwc_to_unit_nchw(b, "IMAGE")
@@ -184,11 +285,54 @@ def build_style_comic(cache: Path) -> onnx.ModelProto:
 _SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
 
 
-def build_style_aged(cache: Path) -> onnx.ModelProto:
-    """Old print: soft blur, sepia, faded range, fixed film grain, vignette over the whole image.
+GRAIN_PERIOD = 4096.0  # the grain repeats every 4096 px: float hashes stay precise below it
 
-    POSITION [N, 4] = (top, left, image height, image width) places each tile in its image,
-    so the vignette is one radial mask across all tiles.
+
+def _pixel_grid(b: GraphBuilder, x: str, position: str) -> tuple[str, str, str, str]:
+    """Each pixel's row and column in its image ([N,1,H,1] and [N,1,1,W], from the tile's
+    POSITION and its own shape), and the image's height and width ([N,1,1,1])."""
+
+    def column(i: int) -> str:
+        picked = b.op("Gather", [position, b.const(np.array(i, np.int64))], axis=1)
+        return b.op("Reshape", [picked, b.const(np.array([-1, 1, 1, 1], np.int64))])
+
+    def index(axis: int, shape: list[int]) -> str:
+        size = b.op("Gather", [b.op("Shape", [x]), b.const(np.array(axis, np.int64))])
+        steps = b.op("Range", [b.const(np.array(0, np.int64)), size, b.const(np.array(1, np.int64))])
+        return b.op(
+            "Reshape", [b.op("Cast", [steps], to=TensorProto.FLOAT), b.const(np.array(shape, np.int64))]
+        )
+
+    top, left, height, width = (column(i) for i in range(4))
+    rows = b.op("Add", [index(2, [1, 1, -1, 1]), top])
+    cols = b.op("Add", [index(3, [1, 1, 1, -1]), left])
+    return rows, cols, height, width
+
+
+def _grain(b: GraphBuilder, rows: str, cols: str, sigma: float) -> str:
+    """Film grain fixed to each pixel of the image (not of the tile): two sine hashes of its
+    position, summed (a triangular distribution) and scaled to `sigma`."""
+    period = b.const(np.float32(GRAIN_PERIOD))
+    ry, rx = b.op("Mod", [rows, period], fmod=1), b.op("Mod", [cols, period], fmod=1)
+
+    def hash01(ax: float, ay: float, gain: float) -> str:
+        arg = b.op(
+            "Add", [b.op("Mul", [rx, b.const(np.float32(ax))]), b.op("Mul", [ry, b.const(np.float32(ay))])]
+        )
+        v = b.op("Mul", [b.op("Sin", [arg]), b.const(np.float32(gain))])
+        return b.op("Sub", [v, b.op("Floor", [v])])
+
+    u = b.op("Add", [hash01(12.9898, 78.233, 43758.5453), hash01(39.3468, 11.1354, 24634.6345)])
+    centred = b.op("Sub", [u, b.const(np.float32(1.0))])  # std 1/sqrt(6)
+    return b.op("Mul", [centred, b.const(np.float32(sigma * np.sqrt(6.0)))])
+
+
+def build_style_aged(cache: Path) -> onnx.ModelProto:
+    """Old print: soft blur, sepia, faded range, film grain and a vignette over the whole image.
+
+    POSITION [N, 4] = (top, left, image height, image width) places each tile in its image, so
+    the vignette is one radial mask and the grain one pattern across all tiles: a tiled image
+    equals the image in one pass.
     """
     del cache
     b = GraphBuilder()
@@ -199,29 +343,11 @@ def build_style_aged(cache: Path) -> onnx.ModelProto:
         "Add", [b.op("Mul", [sep, b.const(np.float32(0.85))]), b.op("Mul", [y, b.const(np.float32(0.15))])]
     )
     y = b.op("Add", [b.op("Mul", [y, b.const(np.float32(0.82))]), b.const(np.float32(0.07))])
-    grain = np.random.default_rng(1890).normal(0, 0.03, (1, 1, TILE, TILE)).astype(np.float32)
-    y = b.op("Add", [y, b.const(grain, "grain")])
-
-    def column(i: int) -> str:
-        picked = b.op("Gather", ["POSITION", b.const(np.array(i, np.int64))], axis=1)
-        return b.op("Reshape", [picked, b.const(np.array([-1, 1, 1, 1], np.int64))])
-
-    top, left, height, width = (column(i) for i in range(4))
-    grid = np.arange(TILE, dtype=np.float32) + 0.5
-    yy = b.op(
-        "Sub",
-        [
-            b.op("Div", [b.op("Add", [b.const(grid.reshape(1, 1, TILE, 1)), top]), height]),
-            b.const(np.float32(0.5)),
-        ],
-    )
-    xx = b.op(
-        "Sub",
-        [
-            b.op("Div", [b.op("Add", [b.const(grid.reshape(1, 1, 1, TILE)), left]), width]),
-            b.const(np.float32(0.5)),
-        ],
-    )
+    rows, cols, height, width = _pixel_grid(b, x, "POSITION")
+    y = b.op("Add", [y, _grain(b, rows, cols, 0.03)])
+    half = b.const(np.float32(0.5))
+    yy = b.op("Sub", [b.op("Div", [b.op("Add", [rows, half]), height]), half])
+    xx = b.op("Sub", [b.op("Div", [b.op("Add", [cols, half]), width]), half])
     r2 = b.op(
         "Mul", [b.op("Add", [b.op("Mul", [yy, yy]), b.op("Mul", [xx, xx])]), b.const(np.float32(2.0))]
     )  # 0 at the centre, 1 in the corners
@@ -232,7 +358,7 @@ def build_style_aged(cache: Path) -> onnx.ModelProto:
     unit_nchw_to_uint8_nhwc(b, y, "OUTPUT")
     ins, outs = _tile_io(3, 1)
     ins.append(("POSITION", TensorProto.FLOAT, ["N", 4]))
-    return b.model(ins, outs, "style_aged: blur 0.7, sepia 85%, fade, grain seed 1890, vignette")
+    return b.model(ins, outs, "style_aged: blur 0.7, sepia 85%, fade, grain fixed to the image, vignette")
 
 
 U2NETP_PATH = "rembg/u2netp.onnx"
@@ -274,7 +400,13 @@ def recipes(upscale_weights: str = "light") -> dict[str, Recipe]:
             tile_in + [("LEVELS", TensorProto.FLOAT, ["N", 6])],
             [_ENHANCE_SRC],
         ),
-        "style_comic": Recipe("style_comic", "comic", build_style_comic, tile_in, [_COMIC_PREPASS]),
+        "style_comic": Recipe(
+            "style_comic",
+            "comic: the photo's own colours, flattened, inked",
+            build_style_comic_palette,
+            tile_in + [("PALETTE", TensorProto.FLOAT, ["N", PALETTE_COLOURS * 3])],
+            [],
+        ),
         "style_aged": Recipe(
             "style_aged",
             "aged print",
