@@ -8,7 +8,7 @@ from emulators.settings import LOCAL_FUNCTION_ENV
 from imagen import budget
 from imagen.config import Config
 from imagen.imaging import Header
-from imagen.models import MODELS
+from imagen.models import MODELS, TRITON_MODELS, ModelSpec
 
 # Small input limits, so the over-limit files stay small.
 INPUT_LIMITS = {"MAX_INPUT_BYTES": str(8 * 1024 * 1024), "MAX_INPUT_PIXELS": "20000000"}
@@ -23,13 +23,14 @@ PHOTO = (900, 1200)
 PROD = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
 
 
-def _need(model: str, width: int, height: int, source: int) -> int:
-    spec, head = MODELS[model], Header(width, height, "JPEG", "RGB", 1, 1)
-    return sum(budget.need(spec, head, source, PROD.tile_batch, PROD.tile_concurrency).values())
+def _need(spec: ModelSpec, width: int, height: int, source: int) -> int:
+    head = Header(width, height, "JPEG", "RGB", 1, 1)
+    batch = spec.tile_batch(PROD.tile_batch)
+    return sum(budget.need(spec, head, source, batch, PROD.tile_concurrency).values())
 
 
-SHARE = _need("enhance", 8000, 6000, 12_000_000) / PROD.job_budget_bytes
-PHOTO_NEED = max(_need(m, *PHOTO, 400_000) for m in MODELS)
+SHARE = _need(MODELS["enhance"], 8000, 6000, 12_000_000) / PROD.job_budget_bytes
+PHOTO_NEED = max(_need(spec, *PHOTO, 400_000) for spec in TRITON_MODELS.values())
 JOB_MEMORY_MB = math.ceil(PHOTO_NEED / SHARE / 2**20)
 WORKER_MEMORY_MB = PROD.worker_base_mb + PROD.worker_concurrency * JOB_MEMORY_MB
 MEMORY = {"WORKER_MEMORY_MB": str(WORKER_MEMORY_MB)}

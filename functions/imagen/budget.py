@@ -164,7 +164,7 @@ def plan(
     alpha = (
         header.alpha and spec.output == "rgb" and opts.keeps_alpha() and (opts.format or FORMATS["PNG"]).alpha
     )
-    fmt = opts.result_format(spec.name, alpha or spec.output == "alpha")
+    fmt = opts.result_format(spec.model, alpha or spec.output == "alpha")
     channels = (
         1
         if opts.mask
@@ -176,7 +176,17 @@ def plan(
     )
     out_w, out_h, scale = output_size(spec, header, limits, fmt, opts.scale)
     model_w, model_h = header.width * spec.scale, header.height * spec.scale
-    terms = need(spec, header, source_bytes, batch, inflight, (out_w, out_h, channels), fmt, alpha, opts)
+    terms = need(
+        spec,
+        header,
+        source_bytes,
+        spec.tile_batch(batch),
+        inflight,
+        (out_w, out_h, channels),
+        fmt,
+        alpha,
+        opts,
+    )
     result = Plan(out_w, out_h, model_w, model_h, scale, terms, fmt, channels, alpha)
     if result.need_bytes > budget_bytes:
         hint = (
@@ -185,7 +195,7 @@ def plan(
             else ""
         )
         raise BadInput(
-            f"the image is {header.width}x{header.height}: {spec.name} needs ~{gib(result.need_bytes)}, "
+            f"the image is {header.width}x{header.height}: {spec.model} needs ~{gib(result.need_bytes)}, "
             f"over the budget of {gib(budget_bytes)} per job{hint}"
         )
     return result

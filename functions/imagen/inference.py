@@ -194,6 +194,7 @@ class ModelRunner:
             yield from self._whole(spec, pixels, stats)
             return
         grid = TileGrid(pixels.shape[0], pixels.shape[1], spec.size, spec.overlap, spec.margin)
+        batch = spec.tile_batch(self.batch)
         stitcher = Stitcher(grid, spec.scale, 3)
         sent: deque[tuple[int, list[int], bool]] = deque()  # (row, columns, last of the row)
         levels = image_levels(pixels) if spec.needs_levels else None
@@ -201,9 +202,9 @@ class ModelRunner:
 
         def chunks() -> Iterator[Chunk]:
             for y in grid.ys:
-                for i in range(0, len(grid.xs), self.batch):
-                    xs = grid.xs[i : i + self.batch]
-                    sent.append((y, xs, i + self.batch >= len(grid.xs)))
+                for i in range(0, len(grid.xs), batch):
+                    xs = grid.xs[i : i + batch]
+                    sent.append((y, xs, i + batch >= len(grid.xs)))
                     extras = {}
                     if spec.needs_position:
                         extras["POSITION"] = grid.positions(y, xs)

@@ -33,7 +33,7 @@ RESULT_KEYS = frozenset(
 )
 COMMON = ("format", "quality")
 PER_MODEL: dict[str, tuple[str, ...]] = {
-    "upscale": ("scale",),
+    "upscale": ("scale", "upscale"),
     "background_remove": ("background", "crop", "crop-margin", "output"),
 }
 MAX_SCALE = 4.0  # the upscale model's own factor
@@ -54,6 +54,7 @@ class Options:
     crop: bool = False  # background_remove: cut to the subject's box
     crop_margin: float = 0.0  # percent of the box's width (left, right) and height (top, bottom)
     mask: bool = False  # background_remove: the matte alone
+    upscaler: str | None = None  # upscale: fidelity or perceptual (None: the default, fidelity)
 
     def record(self) -> dict[str, str]:
         """The options as metadata keys and canonical values (only those asked for)."""
@@ -71,6 +72,8 @@ class Options:
             out["imagen-crop-margin"] = f"{self.crop_margin:g}"
         if self.mask:
             out["imagen-output"] = "mask"
+        if self.upscaler is not None:
+            out["imagen-upscale"] = self.upscaler
         return out
 
     def result_format(self, model: str, alpha: bool) -> Format:
@@ -118,6 +121,7 @@ def parse(model: str, metadata: Mapping[str, str]) -> Options:
         crop=_crop(given.get("imagen-crop")),
         crop_margin=_margin(given.get("imagen-crop-margin")),
         mask=_output(given.get("imagen-output")),
+        upscaler=_upscaler(given.get("imagen-upscale")),
     )
     if "imagen-crop-margin" in given and not opts.crop:
         raise OptionError("imagen-crop-margin needs imagen-crop=subject")
@@ -203,6 +207,17 @@ def _crop(raw: str | None) -> bool:
 
 def _margin(raw: str | None) -> float:
     return 0.0 if raw is None else _number("imagen-crop-margin", raw, 0, 100, "percent, e.g. 10")
+
+
+def _upscaler(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if raw.lower() not in ("fidelity", "perceptual"):
+        raise OptionError(
+            "imagen-upscale must be fidelity (faithful, the default) or perceptual (invented texture); "
+            f"got {raw!r}"
+        )
+    return raw.lower()
 
 
 def _output(raw: str | None) -> bool:

@@ -12,7 +12,7 @@ from .errors import BadInput, Transient
 from .events import JobMessage
 from .inference import InferStats
 from .jobs import FAILED, Claim
-from .models import MODELS, ModelSpec
+from .models import VARIANTS, ModelSpec, spec_for
 from .services import Services
 from .storage_io import UPLOAD_CHUNK_BYTES, ResultHeaders, ResultUpload, Written
 
@@ -70,7 +70,8 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     Raises BadInput, Transient, or ClaimLost when another took the job meanwhile.
     """
     claim = lease.claim
-    spec = MODELS[msg.model]
+    opts = options.from_record(msg.model, claim.options)
+    spec = spec_for(msg.model, opts.upscaler)
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}  # this thread's CPU seconds per stage
     t0 = last = time.perf_counter()
@@ -83,7 +84,6 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         cpu[stage] = round(now_cpu - last_cpu, 4)
         last, last_cpu = now, now_cpu
 
-    opts = options.from_record(msg.model, claim.options)
     source = svc.storage.download(msg, cfg.max_input_bytes)
     data = source.data
     lap("download_s")
@@ -102,7 +102,7 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     headers = ResultHeaders(
         plan.format.content_type,
         cfg.result_cache_control,
-        {**source.metadata, **_used(opts, plan)},
+        {**source.metadata, **_used(opts, plan, spec)},
         claim.run,
     )
     upload = svc.storage.begin_result(msg, name, headers, UPLOAD_CHUNK_BYTES)
@@ -141,6 +141,7 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         "input_height": header.height,
         "scale": plan.scale,
         "model_scale": spec.scale,
+        "triton_model": spec.name,
         "bytes": encoded_bytes,
         "format": plan.format.name,
         "content_type": plan.format.content_type,
@@ -181,7 +182,7 @@ def _out_of_memory(cfg: Config, header: imaging.Header, plan: budget.Plan, attem
     return BadInput(what)
 
 
-def _used(opts: options.Options, plan: budget.Plan) -> dict[str, str]:
+def _used(opts: options.Options, plan: budget.Plan, spec: ModelSpec) -> dict[str, str]:
     """The options a result was written with, as its metadata says them (defaults resolved)."""
     used = {
         **opts.record(),
@@ -192,6 +193,9 @@ def _used(opts: options.Options, plan: budget.Plan) -> dict[str, str]:
         used["imagen-quality"] = str(opts.quality_for(plan.format))
     if plan.scale != 1 or opts.scale is not None:
         used["imagen-scale"] = f"{plan.scale:g}"
+    for variant, candidate in VARIANTS.get(spec.model, {}).items():
+        if candidate == spec:
+            used["imagen-upscale"] = variant
     return used
 
 

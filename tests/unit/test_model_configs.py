@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from imagen.models import MODELS
+from imagen.models import MODELS, TRITON_MODELS
 from modelbuild import configs, recipes
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", sorted(TRITON_MODELS))
 @pytest.mark.parametrize("which", sorted(configs.CONFIGS))
 def test_config_matches_worker_spec(model: str, which: str) -> None:
     config = configs.load(model, which)
     assert config.name == model
-    assert configs.declared(config) == configs.expected(MODELS[model])
+    assert configs.declared(config) == configs.expected(TRITON_MODELS[model])
     assert config.HasField("dynamic_batching") and config.model_warmup
     for warmup in config.model_warmup:
-        assert set(warmup.inputs) == set(configs.expected(MODELS[model])[0])
+        assert set(warmup.inputs) == set(configs.expected(TRITON_MODELS[model])[0])
     kinds = {g.kind for g in config.instance_group}
     if which == "gpu":  # plain ONNX graphs: Triton's own onnxruntime backend, no python stub
         assert config.backend == "onnxruntime" and config.default_model_filename == "model.onnx"
@@ -40,6 +40,7 @@ def test_a_typo_in_a_config_is_caught(tmp_path: object) -> None:
 
 
 def test_recipes_cover_every_model_with_the_worker_tile_size() -> None:
-    assert set(recipes.recipes()) == set(MODELS)
+    assert set(recipes.recipes()) == set(TRITON_MODELS)
+    assert TRITON_MODELS["upscale_fidelity"].size == recipes.FIDELITY_TILE
     assert MODELS["upscale"].size == recipes.TILE
     assert MODELS["background_remove"].size == recipes.U2NET_SIZE

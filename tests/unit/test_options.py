@@ -45,6 +45,19 @@ def test_upscale_scale(raw: str, scale: float) -> None:
     assert parse("upscale", {"imagen-scale": raw}).scale == scale
 
 
+def test_upscale_character() -> None:
+    from imagen.models import spec_for
+
+    assert parse("upscale", {}).upscaler is None and spec_for("upscale").name == "upscale_fidelity"
+    perceptual = parse("upscale", {"imagen-upscale": "Perceptual"})
+    assert perceptual.record() == {"imagen-upscale": "perceptual"}
+    assert spec_for("upscale", perceptual.upscaler).name == "upscale"
+    with pytest.raises(OptionError, match="imagen-upscale must be fidelity .* or perceptual"):
+        parse("upscale", {"imagen-upscale": "sharp"})
+    with pytest.raises(OptionError, match="imagen-upscale applies to upscale only"):
+        parse("enhance", {"imagen-upscale": "fidelity"})
+
+
 def test_background_remove_options() -> None:
     opts = parse(
         "background_remove",

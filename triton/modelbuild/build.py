@@ -19,7 +19,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto
 
-from imagen.models import MODELS
+from imagen.models import TRITON_MODELS
 
 from . import ncnn_onnx, recipes, sources
 from .graph import GraphBuilder
@@ -186,12 +186,14 @@ def build_one(
         checks[f"ncnn:{src.stem}"] = diff
     model = recipe.build(cache)
     checks.update(check_graph(model))
-    spec = MODELS[recipe.name]
+    spec = TRITON_MODELS[recipe.name]
     if spec.mode == "tiled":  # tiles equal the whole-image pass only if the margin covers this
         reach = receptive_field(model, spec.scale)
         if reach > spec.margin and strict:
             raise AssertionError(f"{recipe.name}: receptive field {reach} px > tile margin {spec.margin} px")
         checks["receptive_field_px"] = reach
+    if recipe.check is not None:
+        checks.update(recipe.check(model, cache))
     if recipe.name == "background_remove":
         diff = check_u2netp_wrapper(model, cache)
         if diff > 1:

