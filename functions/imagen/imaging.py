@@ -39,6 +39,7 @@ class Header:
     frames: int | None
     progressive: bool = False  # a progressive JPEG: its decoder holds every DCT coefficient
     alpha: bool = False  # it has transparency (an alpha channel, or a transparent colour)
+    jpeg_quality: int | None = None  # a JPEG's quality, estimated from its quantisation tables
 
     @property
     def decoder_bytes_per_pixel(self) -> int:
@@ -152,7 +153,32 @@ def probe(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, He
     if orientation >= 5:
         width, height = height, width
     progressive = bool(im.info.get("progressive") or im.info.get("progression"))
-    return im, Header(width, height, fmt, im.mode, orientation, frames, progressive, _has_alpha(im))
+    quality = jpeg_quality(im) if fmt in ("JPEG", "MPO") else None
+    return im, Header(width, height, fmt, im.mode, orientation, frames, progressive, _has_alpha(im), quality)
+
+
+# The IJG's standard luminance quantisation table (quality 50); a file's table is it scaled.
+_STD_LUMA = np.array(
+    [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99],
+    np.float64,
+)  # fmt: skip
+
+
+def jpeg_quality(im: Image.Image) -> int | None:
+    """The IJG quality (1..100) whose scaling of the standard table is nearest the file's own
+    luminance table; None when the file carries no table."""
+    tables = getattr(im, "quantization", None) or {}
+    if 0 not in tables:
+        return None
+    table = np.asarray(tables[0], np.float64)
+    if table.shape != _STD_LUMA.shape:
+        return None
+    kept = table < 255  # entries clamped at 255 no longer follow the scale
+    scale = 100 * float(np.median(table[kept] / _STD_LUMA[kept])) if kept.any() else 5000.0
+    quality = 5000 / scale if scale > 100 else (200 - scale) / 2
+    return int(round(min(100.0, max(1.0, quality))))
 
 
 STRIP_ROWS = 256  # rows converted at a time: colour conversion never copies the whole image

@@ -43,6 +43,35 @@ def image_levels(pixels: np.ndarray) -> np.ndarray:
     return np.concatenate([low, high]).astype(np.float32)[None]
 
 
+NOISE_FLOOR = 2.5  # what Immerkaer's estimate reads on a clean photo's own fine texture (luma)
+LUMA_NOISE = float(np.sqrt(0.299**2 + 0.587**2 + 0.114**2))  # luma's share of per-channel noise
+
+
+def image_noise(pixels: np.ndarray, jpeg_quality: int | None = None) -> np.ndarray:
+    """The image's noise level (sigma/255) for the denoiser, as [1, 1]: the larger of what its
+    JPEG compression implies (nothing from quality 90, sigma 20 at quality 15) and its pixels'
+    own noise (Immerkaer's estimate on the luma of a central crop at full size, above the floor
+    a clean photo's texture reads), so a clean photo is left alone."""
+    from_jpeg = 0.0 if jpeg_quality is None else 20.0 * min(1.0, max(0.0, (90 - jpeg_quality) / 75))
+    h, w = pixels.shape[:2]
+    side = 768
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    crop = pixels[y0 : y0 + side, x0 : x0 + side].astype(np.float32)
+    luma = crop @ np.array([0.299, 0.587, 0.114], np.float32)
+    if min(luma.shape) < 3:
+        return np.array([[from_jpeg / 255]], np.float32)
+    lap = (
+        luma[:-2, :-2] - 2 * luma[:-2, 1:-1] + luma[:-2, 2:]
+        - 2 * luma[1:-1, :-2] + 4 * luma[1:-1, 1:-1] - 2 * luma[1:-1, 2:]
+        + luma[2:, :-2] - 2 * luma[2:, 1:-1] + luma[2:, 2:]
+    )  # fmt: skip
+    estimate = float(np.sqrt(np.pi / 2) * np.abs(lap).mean() / 6)
+    # less the floor in quadrature; luma carries 0.668 of independent per-channel noise
+    from_pixels = np.sqrt(max(0.0, estimate**2 - NOISE_FLOOR**2)) / LUMA_NOISE
+    sigma = max(from_jpeg, min(50.0, float(from_pixels)))
+    return np.array([[sigma / 255]], np.float32)
+
+
 def image_palette(pixels: np.ndarray, k: int, iterations: int = 12) -> np.ndarray:
     """The image's own k colours (k-means on a ≤256 px view, fixed seed), 0..1, darkest first,
     as [1, k*3]: every tile of an image gets the same palette."""
@@ -174,9 +203,10 @@ class ModelRunner:
         pixels: np.ndarray,
         stats: InferStats,
         on_progress: Callable[[float], None] | None = None,
+        jpeg_quality: int | None = None,
     ) -> np.ndarray:
         """The whole output at once (benchmarks and quality checks; the worker streams strips)."""
-        return np.concatenate(list(self.strips(spec, pixels, stats, on_progress)))
+        return np.concatenate(list(self.strips(spec, pixels, stats, on_progress, jpeg_quality)))
 
     def strips(
         self,
@@ -184,8 +214,11 @@ class ModelRunner:
         pixels: np.ndarray,
         stats: InferStats,
         on_progress: Callable[[float], None] | None = None,
+        jpeg_quality: int | None = None,
     ) -> Iterator[np.ndarray]:
         """The model's output for a uint8 HxWx3 image, as row strips from the top.
+
+        `jpeg_quality`: the source's, when it was a JPEG (the denoiser's strength follows it).
 
         RGB (scaled) for tiled models, RGBA for alpha models. Only one tile row of output is
         ever held here, so memory follows the image's width, not its area.
@@ -199,6 +232,7 @@ class ModelRunner:
         sent: deque[tuple[int, list[int], bool]] = deque()  # (row, columns, last of the row)
         levels = image_levels(pixels) if spec.needs_levels else None
         palette = image_palette(pixels, spec.palette) if spec.palette else None
+        noise = image_noise(pixels, jpeg_quality) if spec.needs_noise else None
 
         def chunks() -> Iterator[Chunk]:
             for y in grid.ys:
@@ -212,6 +246,8 @@ class ModelRunner:
                         extras["LEVELS"] = np.tile(levels, (len(xs), 1))
                     if palette is not None:
                         extras["PALETTE"] = np.tile(palette, (len(xs), 1))
+                    if noise is not None:
+                        extras["NOISE"] = np.tile(noise, (len(xs), 1))
                     yield grid.tiles(pixels, y, xs), extras
 
         done_rows = 0

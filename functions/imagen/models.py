@@ -16,6 +16,7 @@ class ModelSpec:
     needs_position: bool = False  # POSITION [4]: where the tile sits in its image
     needs_levels: bool = False  # LEVELS [6]: the whole image's per-channel low/high percentiles
     palette: int = 0  # PALETTE [palette*3]: the whole image's own colours (k-means), when > 0
+    needs_noise: bool = False  # NOISE [1]: the whole image's noise level (sigma / 255)
     output: Literal["rgb", "alpha"] = "rgb"
     batch: int = 0  # the most tiles per request (0: the worker's TILE_BATCH), for large tiles
     prefix: str = ""  # the uploads' prefix it serves ("": its own name)
@@ -46,11 +47,11 @@ TILE = 128
 
 # Margins are each graph's receptive field in input pixels, as the model build measures it
 # (a pixel changed, how far the output changes) and a little more: 20 for the x4 network (18.5
-# measured), 7 for waifu2x's valid
-# convolutions, 20 for comic's two Kuwahara passes and ink (18), 3 for aged's blur (2).
+# measured), 26 for FFDNet's 12 convolutions at half size (25), 20 for comic's two Kuwahara
+# passes and ink (18 by its layers), 3 for aged's blur (2).
 MODELS: dict[str, ModelSpec] = {
     "upscale": ModelSpec("upscale", "tiled", TILE, scale=4, margin=20),
-    "enhance": ModelSpec("enhance", "tiled", TILE, margin=7, needs_levels=True),
+    "enhance": ModelSpec("enhance", "tiled", TILE, margin=26, needs_levels=True, needs_noise=True),
     "style_comic": ModelSpec("style_comic", "tiled", TILE, margin=20, palette=12),
     "style_aged": ModelSpec("style_aged", "tiled", TILE, margin=3, needs_position=True),
     "background_remove": ModelSpec("background_remove", "whole", 320, output="alpha"),

@@ -117,7 +117,7 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
             del data, image, source  # only the decoded pixels stay
             lap("decode_s")
             encoded_bytes, enc_wall, enc_cpu, box = _infer_and_write(
-                spec, plan, opts, decoded, svc, stats, lease, upload
+                spec, plan, opts, decoded, header.jpeg_quality, svc, stats, lease, upload
             )
             lap("infer_s")  # the model and stitching; the encoder's share is taken out below
             timings["infer_s"] = round(timings["infer_s"] - enc_wall, 4)
@@ -204,6 +204,7 @@ def _infer_and_write(
     plan: budget.Plan,
     opts: options.Options,
     decoded: imaging.Decoded,
+    jpeg_quality: int | None,
     svc: Services,
     stats: InferStats,
     lease: Lease,
@@ -227,7 +228,7 @@ def _infer_and_write(
         if out.box is not None:
             upload.annotate("imagen-crop-box", ",".join(map(str, out.box)))
     else:
-        strips = svc.inference.strips(spec, decoded.pixels, stats, report)
+        strips = svc.inference.strips(spec, decoded.pixels, stats, report, jpeg_quality)
         out = compose.with_alpha(strips, plan.model_width, plan.model_height, decoded.alpha, spec.scale)
     resized = (plan.width, plan.height) if plan.resized else None
     encoder = encoding.open_encoder(

@@ -131,3 +131,24 @@ def test_a_result_wider_than_jpeg_allows_is_bad_input() -> None:
     with pytest.raises(BadInput, match="a JPEG side cannot exceed 65500 pixels"):
         imaging.check_result(65_600, 4, "JPEG")
     imaging.check_result(65_600, 4, "PNG")  # PNG holds it
+
+
+@pytest.mark.parametrize("quality", [15, 50, 75, 92])
+def test_jpeg_quality_is_read_from_the_quantisation_tables(quality: int) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 120, 30)).save(buf, "JPEG", quality=quality)
+    _, header = imaging.probe(buf.getvalue(), 10**7, 10**8)
+    assert header.jpeg_quality is not None and abs(header.jpeg_quality - quality) <= 1
+
+
+def test_the_noise_level_follows_the_compression_and_the_pixels() -> None:
+    from imagen.inference import image_noise
+
+    rng = np.random.default_rng(3)
+    smooth = np.tile(np.linspace(0, 255, 300, dtype=np.float32), (200, 1))[:, :, None].repeat(3, 2)
+    clean = smooth.astype(np.uint8)
+    noisy = np.clip(smooth + rng.normal(0, 12, smooth.shape), 0, 255).astype(np.uint8)
+    assert image_noise(clean)[0, 0] == 0  # a clean photo is left alone
+    assert 9 / 255 < image_noise(noisy)[0, 0] < 14 / 255  # per-channel sigma 12
+    assert image_noise(clean, 15)[0, 0] == pytest.approx(20 / 255)  # heavy JPEG: strong denoise
+    assert image_noise(clean, 95)[0, 0] == 0

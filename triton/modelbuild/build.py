@@ -108,6 +108,8 @@ def check_graph(model: onnx.ModelProto) -> dict[str, object]:
             feeds[inp.name] = np.tile(
                 np.repeat(np.linspace(0, 1, dims[1] // 3, dtype=np.float32), 3), (dims[0], 1)
             )
+        elif inp.name == "NOISE":  # a moderate noise level, sigma 15
+            feeds[inp.name] = np.full((dims[0], 1), 15 / 255, np.float32)
         elif inp.name == "LEVELS":  # a dull, slightly blue-cast image
             feeds[inp.name] = np.tile(
                 np.array([[0.1, 0.1, 0.15, 0.85, 0.85, 0.95]], np.float32), (dims[0], 1)
@@ -152,6 +154,7 @@ def receptive_field(model: onnx.ModelProto, scale: int, side: int = 160) -> floa
     extra = {
         "PALETTE": colours.reshape(1, -1).astype(np.float32),  # colours of the image itself
         "LEVELS": np.array([[0.1, 0.1, 0.1, 0.9, 0.9, 0.9]], np.float32),
+        "NOISE": np.array([[15 / 255]], np.float32),
         "POSITION": np.array([[0, 0, side, side]], np.float32),
     }
     names = {i.name for i in sess.get_inputs()}

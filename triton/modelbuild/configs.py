@@ -35,6 +35,8 @@ def expected(spec: ModelSpec) -> tuple[Tensors, Tensors]:
         inputs["LEVELS"] = ("TYPE_FP32", [6])
     if spec.palette:
         inputs["PALETTE"] = ("TYPE_FP32", [spec.palette * 3])
+    if spec.needs_noise:
+        inputs["NOISE"] = ("TYPE_FP32", [1])
     channels = 1 if spec.output == "alpha" else 3
     outputs: Tensors = {"OUTPUT": ("TYPE_UINT8", [side * spec.scale, side * spec.scale, channels])}
     return inputs, outputs

