@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 BEFORE = "e85aeeb"  # main before bounded memory (issue 12): whole images decoded, stitched, encoded
 SIZES = {1: (1152, 864), 12: (4000, 3000), 48: (8000, 6000)}
-MODELS = ["upscale", "enhance", "style_comic", "style_aged", "background_remove"]
+MODELS = ["upscale", "upscale_fidelity", "enhance", "style_comic", "style_aged", "background_remove"]
 UPSCALE_MP = (1, 12)  # x4 of 48 MP is no result a CPU run can wait for
 FORMATS = ["progressive JPEG", "WEBP", "PNG"]
 
@@ -80,11 +80,13 @@ def _status(field: str) -> int:
 
 def _job(model: str, data: bytes) -> dict[str, Any]:
     """Run one job's worker path with whichever `imagen` is first on sys.path."""
-    from imagen import imaging
+    from imagen import imaging, models
     from imagen.inference import InferStats, ModelRunner
-    from imagen.models import MODELS as SPECS
 
-    spec, stats = SPECS[model], InferStats()
+    specs = getattr(models, "TRITON_MODELS", models.MODELS)  # every Triton model, where a revision has more
+    if model not in specs:
+        raise SystemExit(f"{model}: not in this revision")
+    spec, stats = specs[model], InferStats()
     runner = ModelRunner(Identity(), 8)
     if not hasattr(imaging, "probe"):  # before: whole arrays all the way
         pixels = imaging.decode(data, 10**9, 10**9).pixels
@@ -157,7 +159,7 @@ def table(before: str) -> list[dict[str, Any]]:
             path = Path(tmp) / f"{mp}mp.jpg"
             path.write_bytes(photo(w, h))
             for model in MODELS:
-                if model == "upscale" and mp not in UPSCALE_MP:
+                if model.startswith("upscale") and mp not in UPSCALE_MP:
                     continue
                 row: dict[str, Any] = {"model": model, "mp": mp, "size": f"{w}x{h}"}
                 for name, code in codes.items():
