@@ -138,3 +138,19 @@ def test_a_margin_of_the_receptive_field_gives_the_whole_image_pass(radius: int)
 def test_a_margin_must_leave_room_to_blend() -> None:
     with pytest.raises(ValueError, match="leaves no blend"):
         TileGrid(500, 500, 128, 20, 10)
+
+
+def test_the_palette_is_the_images_own_colours_the_same_every_time() -> None:
+    from imagen.inference import image_palette
+
+    img = np.zeros((300, 400, 3), np.uint8)
+    img[:, :200] = (200, 40, 30)  # red half
+    img[:150, 200:] = (20, 60, 180)  # blue quarter
+    img[150:, 200:] = (240, 240, 230)  # paper quarter
+    palette = image_palette(img, 4)
+    assert np.array_equal(palette, image_palette(img, 4))  # deterministic: every tile gets these
+    colours = (palette.reshape(-1, 3) * 255).round().astype(int)
+    for colour in ((200, 40, 30), (20, 60, 180), (240, 240, 230)):
+        assert np.abs(colours - colour).sum(axis=1).min() <= 2  # each region's colour is one of them
+    lumas = colours @ np.array([0.299, 0.587, 0.114])
+    assert list(lumas) == sorted(lumas)  # darkest first
