@@ -72,6 +72,7 @@ module "functions" {
   max_attempts         = var.max_delivery_attempts
   api_invokers         = var.api_invokers
   result_cache_control = var.result_cache_control
+  upscale_default      = var.upscale_default
   labels               = var.labels
   depends_on           = [google_project_service.apis, module.firestore]
 }

@@ -109,3 +109,9 @@ variable "result_cache_control" {
   description = "Cache-Control header of every result object."
   default     = "public, max-age=3600"
 }
+
+variable "upscale_default" {
+  type        = string
+  description = "upscale's character when an upload does not set imagen-upscale: fidelity (the default) or perceptual."
+  default     = "fidelity"
+}

@@ -42,4 +42,8 @@ SYSTEM_FUNCTION_ENV = {
     **INPUT_LIMITS,
     "MAX_INPUT_PIXELS": str(PROD.max_input_pixels),
     **MEMORY,
+    # The lighter upscaler when an upload does not ask (a deployment setting): the system tests
+    # upscale a dozen photos to exercise the pipeline, which SRResNet takes ~10 s to ~3 min each
+    # on this CPU. The default (fidelity) runs through the stack where a test asks for it.
+    "UPSCALE_DEFAULT": "perceptual",
 }

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .models import MODELS
+from .models import MODELS, VARIANTS
 from .names import Resources
 
 
@@ -56,6 +56,7 @@ class Config:
     reconcile_publish_grace_s: int = 60  # queued with its publish pending this long: republished
     reconcile_queued_max_s: int = 1800  # queued this long, whatever the reason: republished
     reconcile_scan_max: int = 1000  # objects under the model prefixes looked at per pass
+    upscale_default: str = "fidelity"  # upscale's character when an upload does not say (UPSCALE_DEFAULT)
     result_cache_control: str = "public, max-age=3600"  # Cache-Control of every result (RESULT_CACHE_CONTROL)
     bucket: str = ""  # the uploads' bucket (BUCKET): the reconciler finds objects with no job there
     otel_enabled: bool = False
@@ -96,11 +97,17 @@ class Config:
             ),
             reconcile_queued_max_s=_int(env, "RECONCILE_QUEUED_MAX_S", cls.reconcile_queued_max_s, 1),
             reconcile_scan_max=_int(env, "RECONCILE_SCAN_MAX", cls.reconcile_scan_max, 0),
+            upscale_default=env.get("UPSCALE_DEFAULT", cls.upscale_default),
             result_cache_control=env.get("RESULT_CACHE_CONTROL", cls.result_cache_control),
             bucket=env.get("BUCKET") or env.get("IMAGEN_BUCKET", ""),
             otel_enabled=env.get("OTEL_ENABLED", "").lower() in ("1", "true", "yes"),
             otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         )
+        if cfg.upscale_default not in VARIANTS["upscale"]:
+            raise ConfigError(
+                f"UPSCALE_DEFAULT must be one of {', '.join(VARIANTS['upscale'])}, "
+                f"got {cfg.upscale_default!r}"
+            )
         if not cfg.job_memory_mb and cfg.worker_memory_mb <= cfg.worker_base_mb:
             raise ConfigError(
                 f"WORKER_MEMORY_MB={cfg.worker_memory_mb} leaves no memory for jobs after "

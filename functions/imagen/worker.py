@@ -71,7 +71,7 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     """
     claim = lease.claim
     opts = options.from_record(msg.model, claim.options)
-    spec = spec_for(msg.model, opts.upscaler)
+    spec = spec_for(msg.model, opts.upscaler or cfg.upscale_default)
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}  # this thread's CPU seconds per stage
     t0 = last = time.perf_counter()

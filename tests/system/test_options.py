@@ -30,12 +30,16 @@ def transparent_png() -> tuple[bytes, np.ndarray]:
 
 def test_every_option_through_the_stack(bucket: Any, jobs_col: Any, unique: str) -> None:
     photo = SAMPLE.read_bytes()
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(photo)).resize((160, 106)).save(buf, "JPEG", quality=90)
+    small = buf.getvalue()
     logo, alpha = transparent_png()
     cases: dict[str, tuple[str, bytes, dict[str, str]]] = {
         "webp": ("enhance", photo, {"imagen-format": "webp", "imagen-quality": "60", "team": "red"}),
         "avif": ("style_aged", photo, {"imagen-format": "avif"}),
         "png": ("style_comic", photo, {"imagen-format": "png"}),
-        "x2.5": ("upscale", photo, {"imagen-scale": "2.5"}),
+        "x2.5": ("upscale", photo, {"imagen-scale": "2.5"}),  # the stack's default: perceptual
+        "fidelity": ("upscale", small, {"imagen-upscale": "fidelity"}),
         "alpha": ("style_aged", logo, {}),
         "alpha-x2": ("upscale", logo, {"imagen-scale": "2"}),
         "white": ("background_remove", photo, {"imagen-background": "#ffffff", "imagen-format": "jpeg"}),
@@ -64,6 +68,10 @@ def test_every_option_through_the_stack(bucket: Any, jobs_col: Any, unique: str)
     assert jobs["webp"]["result_uri"].endswith(f"opt-{unique}/webp.webp")
     assert (result("avif")[0].format, result("png")[0].format) == ("AVIF", "PNG")
     assert result("x2.5")[0].size == (1000, 665) and jobs["x2.5"]["output"]["scale"] == 2.5
+    assert jobs["x2.5"]["output"]["triton_model"] == "upscale"
+    fidelity, fidelity_blob = result("fidelity")
+    assert fidelity.size == (640, 424) and jobs["fidelity"]["output"]["triton_model"] == "upscale_fidelity"
+    assert fidelity_blob.metadata["imagen-upscale"] == "fidelity"
 
     kept, _ = result("alpha")
     assert kept.mode == "RGBA" and np.array_equal(np.asarray(kept)[..., 3], alpha)

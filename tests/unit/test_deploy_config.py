@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from imagen import logs
 from imagen.config import Config
+from imagen.models import VARIANTS
 from tests.terraform.hcl import TERRAFORM, load, one
 
 
@@ -18,6 +19,11 @@ def test_each_worker_knows_its_memory_and_concurrency_and_config_defaults_match(
     worker_env = functions.locals()["worker_env"]
     assert worker_env["WORKER_MEMORY_MB"] == "${tostring(local.worker_memory_mb)}"
     assert worker_env["WORKER_CONCURRENCY"] == "${tostring(var.worker_concurrency)}"
+    assert worker_env["UPSCALE_DEFAULT"] == "${var.upscale_default}"
+    variable = functions.named("variable")["upscale_default"]
+
+    assert one(variable["default"]) == Config.upscale_default  # the same default as the code
+    assert set(VARIANTS["upscale"]) <= set(one(one(variable["validation"])["condition"]).split('"'))
     from emulators.stack import WORKER_MALLOC_ENV
 
     assert {k: worker_env[k] for k in WORKER_MALLOC_ENV} == WORKER_MALLOC_ENV  # as the local stack

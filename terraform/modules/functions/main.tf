@@ -30,6 +30,7 @@ locals {
   worker_env = {
     WORKER_MEMORY_MB   = tostring(local.worker_memory_mb)
     WORKER_CONCURRENCY = tostring(var.worker_concurrency)
+    UPSCALE_DEFAULT    = var.upscale_default
     # glibc gives freed strips back to the system only with a fixed mmap threshold (docs/memory.md)
     MALLOC_MMAP_THRESHOLD_ = "1048576"
   }

@@ -156,3 +156,13 @@ variable "api_max_upload_bytes" {
   description = "Largest file the API takes in a request (Cloud Run's request limit is 32 MiB); larger files use a signed URL."
   default     = 31457280
 }
+
+variable "upscale_default" {
+  type        = string
+  description = "upscale's character when an upload does not set imagen-upscale: fidelity (faithful, SRResNet) or perceptual (Real-ESRGAN)."
+  default     = "fidelity"
+  validation {
+    condition     = contains(["fidelity", "perceptual"], var.upscale_default)
+    error_message = "upscale_default must be fidelity or perceptual."
+  }
+}
