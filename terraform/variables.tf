@@ -107,7 +107,7 @@ variable "api_invokers" {
 variable "result_cache_control" {
   type        = string
   description = "Cache-Control header of every result object."
-  default     = "public, max-age=3600"
+  default     = "private, max-age=3600"
 }
 
 variable "upscale_default" {

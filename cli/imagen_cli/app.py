@@ -150,8 +150,8 @@ def _options(model: str, pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep:
             raise CliError(f"an option is KEY=VALUE (e.g. format=webp); got {pair!r}")
-        key = key.strip().lower()
-        meta[key if key.startswith(options.PREFIX) else options.PREFIX + key] = value.strip()
+        meta[key.strip().lower()] = value.strip()
+    meta = options.from_fields(meta)
     try:
         options.parse(model, meta)
     except options.OptionError as exc:

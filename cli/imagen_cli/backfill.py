@@ -8,11 +8,13 @@ run whose result is written over the old one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imagen import events, logs
 from imagen.config import Config
+from imagen.jobs import TERMINAL
 from imagen.services import Services
 from imagen.upload import queue_upload, result_names
 
@@ -77,14 +79,14 @@ def _page(
             continue
         report.created += 1
         report.names.append(upload.name)
-        if not dry_run:
-            queue_upload(cfg, svc, upload, model, run=1 if rerun_all else 0)
+        if not dry_run:  # --all: a run no earlier result can carry (its job document was gone)
+            queue_upload(cfg, svc, upload, model, run=time.time_ns() if rerun_all else 0)
 
 
 def _rerun(svc: Services, job_id: str, dry_run: bool) -> bool:
     if dry_run:
         job = svc.jobs.get(job_id) or {}
-        return job.get("status") in ("done", "failed")
+        return job.get("status") in TERMINAL and not job.get("options_refused")
     msg = svc.jobs.rerun(job_id)
     if msg is None:
         return False  # queued or running: it is on its way anyway

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
+from google.api_core import exceptions as gexc
 
 from . import completion, events, imaging, logs, options
 from .config import Config
@@ -67,6 +68,12 @@ def handle_api(cfg: Config, svc: Services, request: flask.Request, signer: Signe
         return Reply(404, {"error": f"no such endpoint {path}"})
     except ApiError as exc:
         return Reply(exc.status, {"error": str(exc)})
+    except gexc.GoogleAPICallError as exc:  # e.g. an object outside what this API may read
+        status = exc.code if isinstance(exc.code, int) and 400 <= exc.code < 500 else 502
+        return Reply(status, {"error": f"storage or database refused: {exc.message}"})
+    except Exception as exc:  # still JSON, and the details stay in the log
+        logs.api_error(path, f"{type(exc).__name__}: {exc}")
+        return Reply(500, {"error": "internal error; see the function's log"})
 
 
 class ApiError(Exception):
@@ -81,13 +88,12 @@ def _model(name: str) -> str:
     return name
 
 
-def _options(model: str, given: dict[str, str]) -> dict[str, str]:
+def _options(model: str, given: Any) -> dict[str, str]:
     """Form fields or JSON keys (with or without the imagen- prefix) as checked option metadata."""
-    meta = {
-        k if k.lower().startswith(options.PREFIX) else options.PREFIX + k: str(v) for k, v in given.items()
-    }
+    if not isinstance(given, dict):
+        raise ApiError(400, 'options must be an object of strings, e.g. {"format": "webp"}')
     try:
-        return options.parse(model, meta).record()
+        return options.parse(model, options.from_fields(given)).record()
     except options.OptionError as exc:
         raise ApiError(400, str(exc)) from exc
 
@@ -159,9 +165,13 @@ def post_upload_url(
     content_type = str(spec.get("content_type") or "")
     if not content_type.startswith("image/"):
         raise ApiError(400, f"content_type must be an image type such as image/jpeg; got {content_type!r}")
-    record = _options(model, dict(spec.get("options") or {}))
+    record = _options(model, spec.get("options") or {})
     name = _object_name(model, str(spec.get("filename") or "upload"))
-    headers = {f"x-goog-meta-{k}": v for k, v in record.items()}
+    # the size is part of what is signed: a PUT outside it is refused by Cloud Storage
+    headers = {
+        "x-goog-content-length-range": f"0,{cfg.max_input_bytes}",
+        **{f"x-goog-meta-{k}": v for k, v in record.items()},
+    }
     blob = svc.storage.client.bucket(cfg.bucket).blob(name)
     if signer is None:
         raise ApiError(501, "this deployment cannot sign upload URLs")

@@ -57,7 +57,9 @@ class Config:
     reconcile_queued_max_s: int = 1800  # queued this long, whatever the reason: republished
     reconcile_scan_max: int = 1000  # objects under the model prefixes looked at per pass
     upscale_default: str = "fidelity"  # upscale's character when an upload does not say (UPSCALE_DEFAULT)
-    result_cache_control: str = "public, max-age=3600"  # Cache-Control of every result (RESULT_CACHE_CONTROL)
+    result_cache_control: str = (
+        "private, max-age=3600"  # Cache-Control of every result (RESULT_CACHE_CONTROL)
+    )
     bucket: str = ""  # the uploads' bucket (BUCKET): the reconciler finds objects with no job there
     otel_enabled: bool = False
     otel_endpoint: str = ""

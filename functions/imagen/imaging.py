@@ -89,7 +89,15 @@ def _to_rgb(im: Image.Image, top: int, keep_alpha: bool) -> tuple[Image.Image, I
     otherwise alpha is flattened on white. `top` is 16-bit data's maximum."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(im, dtype=np.uint32)
-        im = Image.fromarray((arr * 255 // max(top, 1)).astype(np.uint8), "L")
+        clear = im.info.get("transparency")  # a 16-bit grey's transparent value (tRNS)
+        grey = Image.fromarray((arr * 255 // max(top, 1)).astype(np.uint8), "L")
+        if isinstance(clear, int):
+            alpha = Image.fromarray(np.where(arr == clear, 0, 255).astype(np.uint8), "L")
+            if keep_alpha:
+                return grey.convert("RGB"), alpha
+            white = Image.new("L", grey.size, 255)
+            return Image.composite(grey, white, alpha).convert("RGB"), None
+        im = grey
     if im.mode == "P":
         im = im.convert("RGBA")
     if _has_alpha(im):
@@ -194,7 +202,7 @@ def load(im: Image.Image, header: Header, keep_alpha: bool = False) -> Decoded:
     fmt = header.format
     width, height = im.size
     out = np.empty((height, width, 3), np.uint8)  # the one full-size array, before Pillow's frame
-    alpha = np.empty((height, width), np.uint8) if keep_alpha and header.alpha else None
+    alpha = np.full((height, width), 255, np.uint8) if keep_alpha and header.alpha else None
     try:
         im.load()
     except MemoryError:

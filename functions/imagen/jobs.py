@@ -208,7 +208,7 @@ class JobStore:
             "history": [_entry(QUEUED)],
         }
         if refused:
-            doc.update(status=str(FAILED), reason=refused, finished_at=now())
+            doc.update(status=str(FAILED), reason=refused, finished_at=now(), options_refused=True)
             doc["history"].append(_entry(FAILED, options=True))
         try:
             self.col.document(msg.job_id).create(doc)
@@ -378,8 +378,8 @@ class JobStore:
 
         def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
             found.clear()
-            if job is None or job.get("status") not in TERMINAL:
-                return None
+            if job is None or job.get("status") not in TERMINAL or job.get("options_refused"):
+                return None  # running anyway; or refused for its options, which a rerun would not fix
             found.append(job)
             run = int(job.get("run", 0)) + 1
             return {
@@ -391,6 +391,10 @@ class JobStore:
                 "reason": firestore.DELETE_FIELD,
                 "event_published": firestore.DELETE_FIELD,
                 "progress": firestore.DELETE_FIELD,
+                "result_uri": firestore.DELETE_FIELD,
+                "output": firestore.DELETE_FIELD,
+                "timings": firestore.DELETE_FIELD,
+                "finished_at": firestore.DELETE_FIELD,
                 "history": firestore.ArrayUnion([_entry(QUEUED, run=run)]),
             }
 

@@ -42,6 +42,10 @@ def api_upload(job_id: str, model: str, name: str, size: int) -> None:
     )
 
 
+def api_error(path: str, error: str) -> None:
+    _emit("ERROR", "api_error", f"HTTP API {path}: {error}", path=path, error=error)
+
+
 def backfill(model: str, seen: int, created: int, rerun: int, dry_run: bool) -> None:
     _emit(
         "INFO",

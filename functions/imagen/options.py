@@ -26,7 +26,7 @@ RESULT_KEYS = frozenset(
         "imagen-source-generation",
         "imagen-model",
         "imagen-model-version",
-        "imagen-job",
+        "imagen-run",
         "imagen-alpha",
         "imagen-crop-box",
     }
@@ -137,6 +137,16 @@ def parse(model: str, metadata: Mapping[str, str]) -> Options:
     return opts
 
 
+def from_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    """Form fields or CLI pairs (`format=webp`, with or without the prefix) as metadata keys."""
+    return {k if k.lower().startswith(PREFIX) else PREFIX + k: str(v) for k, v in fields.items()}
+
+
+# Source metadata that is not copied onto a result: imagen's own keys, and the Firebase console's
+# download token (a result gets a token of its own, as the Firebase extension does).
+NOT_COPIED = RESULT_KEYS | {"firebaseStorageDownloadTokens"}
+
+
 def from_record(model: str, record: Mapping[str, str] | None) -> Options:
     """Options recorded in a job (checked again: a record is only ever written from `parse`)."""
     return parse(model, record or {})
@@ -153,7 +163,7 @@ def _format(raw: str | None) -> Format | None:
 
 def _number(key: str, raw: str, low: float, high: float, example: str) -> float:
     try:
-        value = float(raw.removesuffix("%"))
+        value = float(raw.removesuffix("%") if key == "imagen-crop-margin" else raw)
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or not low <= value <= high:

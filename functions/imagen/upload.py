@@ -7,7 +7,7 @@ from typing import Any
 from . import completion, events, logs, options, tracing
 from .config import Config
 from .events import JobMessage
-from .jobs import QUEUED
+from .jobs import QUEUED, TERMINAL
 from .services import Services
 
 
@@ -48,16 +48,18 @@ def queue_upload(cfg: Config, svc: Services, upload: events.Upload, model: str, 
     except options.OptionError as exc:
         record, refused = {}, str(exc)
     existing = svc.jobs.create(msg, upload.uri, upload.size, record, refused, run)
-    if existing is None and refused:
-        logs.job_failed(msg.job_id, model, refused)
-        completion.announce(cfg, svc, msg.job_id)
-        return msg.job_id
     if existing is None:
-        logs.job_created(msg.job_id, model, upload.name, upload.generation)
+        if refused:
+            logs.job_failed(msg.job_id, model, refused)
+        else:
+            logs.job_created(msg.job_id, model, upload.name, upload.generation)
     else:
         logs.job_exists(msg.job_id, existing)
-        if existing != QUEUED:
-            return msg.job_id
+    if refused or existing in TERMINAL:  # its event, again if a crash lost it (announce is idempotent)
+        completion.announce(cfg, svc, msg.job_id)
+        return msg.job_id
+    if existing is not None and existing != QUEUED:
+        return msg.job_id
     # Publish for new and still-queued jobs: a crash between create and publish is healed
     # by the storage event's redelivery; workers ignore a second message for the same job.
     svc.publisher.job(msg, tracing.inject())

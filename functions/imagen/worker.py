@@ -102,7 +102,10 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     headers = ResultHeaders(
         plan.format.content_type,
         cfg.result_cache_control,
-        {**source.metadata, **_used(opts, plan, spec)},
+        {
+            **{k: v for k, v in source.metadata.items() if k not in options.NOT_COPIED},
+            **_used(opts, plan, spec),
+        },
         claim.run,
     )
     upload = svc.storage.begin_result(msg, name, headers, UPLOAD_CHUNK_BYTES)

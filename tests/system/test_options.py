@@ -64,7 +64,7 @@ def test_every_option_through_the_stack(bucket: Any, jobs_col: Any, unique: str)
     img, blob = result("webp")
     assert (img.format, img.size, blob.content_type) == ("WEBP", (400, 266), "image/webp")
     assert blob.metadata["team"] == "red" and blob.metadata["imagen-quality"] == "60"
-    assert blob.cache_control == "public, max-age=3600"
+    assert blob.cache_control == "private, max-age=3600"
     assert jobs["webp"]["result_uri"].endswith(f"opt-{unique}/webp.webp")
     assert (result("avif")[0].format, result("png")[0].format) == ("AVIF", "PNG")
     assert result("x2.5")[0].size == (1000, 665) and jobs["x2.5"]["output"]["scale"] == 2.5

@@ -152,3 +152,17 @@ def test_the_noise_level_follows_the_compression_and_the_pixels() -> None:
     assert 9 / 255 < image_noise(noisy)[0, 0] < 14 / 255  # per-channel sigma 12
     assert image_noise(clean, 15)[0, 0] == pytest.approx(20 / 255)  # heavy JPEG: strong denoise
     assert image_noise(clean, 95)[0, 0] == 0
+
+
+def test_a_16_bit_grey_with_a_transparent_value_keeps_its_alpha() -> None:
+    arr = np.zeros((8, 10), np.uint16)
+    arr[:, 5:] = 40000
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG", transparency=0)
+    im, header = imaging.probe(buf.getvalue(), 10**7, 10**7)
+    assert header.alpha
+    kept = imaging.load(im, header, keep_alpha=True)
+    assert kept.alpha is not None and kept.alpha[0].tolist() == [0] * 5 + [255] * 5
+    im, header = imaging.probe(buf.getvalue(), 10**7, 10**7)
+    flat = imaging.load(im, header)  # not kept: the clear part on white
+    assert flat.alpha is None and flat.pixels[0, :5].min() == 255

@@ -36,10 +36,21 @@ class _Tensor:
     stride: tuple[int, ...]
 
     def array(self) -> np.ndarray:
-        assert self.storage.data is not None
-        item = self.storage.data.itemsize
+        data = self.storage.data
+        if data is None:
+            raise ValueError(f"storage {self.storage.key} has no data")
+        if (
+            len(self.size) != len(self.stride)
+            or any(n < 0 for n in self.size)
+            or any(t < 0 for t in self.stride)
+        ):
+            raise ValueError("malformed tensor shape")
+        last = self.offset + sum((n - 1) * t for n, t in zip(self.size, self.stride, strict=True) if n)
+        if self.offset < 0 or (all(self.size) and last >= len(data)):
+            raise ValueError(f"a tensor reaches past its storage ({last} >= {len(data)})")
+        item = data.itemsize
         view = np.lib.stride_tricks.as_strided(
-            self.storage.data[self.offset :], self.size, tuple(s * item for s in self.stride)
+            data[self.offset :], self.size, tuple(s * item for s in self.stride)
         )
         return np.array(view, dtype=np.float32)
 
@@ -53,6 +64,13 @@ def _rebuild_tensor_v2(
     storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_: Any
 ) -> _Tensor:
     return _Tensor(storage, offset, tuple(size), tuple(stride))
+
+
+class _Plain(pickle.Unpickler):
+    """Numbers, strings, lists and dicts only: the header and trailer pickles."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed here")
 
 
 class _Unpickler(pickle.Unpickler):
@@ -81,16 +99,21 @@ class _Unpickler(pickle.Unpickler):
 def load(data: bytes) -> dict[str, np.ndarray]:
     """name → float32 array of every tensor in the state dict."""
     f = io.BytesIO(data)
-    if pickle.load(f) != MAGIC:  # noqa: S301 - plain ints, strings and dicts only
+    if _Plain(f).load() != MAGIC:
         raise ValueError("not a legacy PyTorch file")
-    pickle.load(f)  # noqa: S301 - protocol version
-    pickle.load(f)  # noqa: S301 - system info (endianness, type sizes)
+    _Plain(f).load()  # protocol version
+    _Plain(f).load()  # system info (endianness, type sizes)
     unpickler = _Unpickler(f)
     state = unpickler.load()
-    keys = pickle.load(f)  # noqa: S301 - the storages' keys, in the order their bytes follow
+    if not isinstance(state, dict):
+        raise ValueError("not a state dict")
+    keys = _Plain(f).load()  # the storages' keys, in the order their bytes follow
     for key in keys:
         storage = unpickler.storages[key]
         (numel,) = struct.unpack("<q", f.read(8))
-        raw = f.read(numel * np.dtype(storage.dtype).itemsize)
+        size = numel * np.dtype(storage.dtype).itemsize
+        raw = f.read(size)
+        if numel != storage.numel or len(raw) != size:
+            raise ValueError(f"storage {key}: {len(raw)} bytes of {size}, {numel} items of {storage.numel}")
         storage.data = np.frombuffer(raw, dtype=storage.dtype)
     return {name: tensor.array() for name, tensor in state.items()}

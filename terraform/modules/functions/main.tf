@@ -174,11 +174,18 @@ resource "google_storage_bucket_iam_member" "worker_writes_results" {
   }
 }
 
+# Job events: the worker's, and the failed event of an upload whose options are refused (published
+# by on_upload, or by the reconciler when it creates a job for an object whose event was lost).
 resource "google_pubsub_topic_iam_member" "worker_publishes_events" {
+  for_each = {
+    worker     = google_service_account.worker.email
+    upload     = google_service_account.upload.email
+    reconciler = google_service_account.reconciler.email
+  }
   project = var.project_id
   topic   = var.events_topic
   role    = "roles/pubsub.publisher"
-  member  = "serviceAccount:${google_service_account.worker.email}"
+  member  = "serviceAccount:${each.value}"
 }
 
 # The dead-letter handler publishes a job again when its attempts are not spent; the reconciler
@@ -414,6 +421,8 @@ resource "google_cloudfunctions2_function" "api" {
     ingress_settings                 = var.api_ingress
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.api.email
+    vpc_connector                    = var.vpc_connector # /health asks Triton, inside the VPC
+    vpc_connector_egress_settings    = "PRIVATE_RANGES_ONLY"
     environment_variables = merge(local.common_env, {
       API_MAX_UPLOAD_BYTES = tostring(var.api_max_upload_bytes)
     })

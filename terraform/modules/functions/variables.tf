@@ -122,7 +122,7 @@ variable "firestore_database" {
 variable "result_cache_control" {
   type        = string
   description = "Cache-Control header of every result object (RESULT_CACHE_CONTROL)."
-  default     = "public, max-age=3600"
+  default     = "private, max-age=3600"
 }
 
 variable "api_invokers" {
