@@ -26,7 +26,7 @@ from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 
 sys.path[:0] = [str(ROOT / "triton")]
-from imagen.inference import InferStats, ModelRunner, image_levels, image_palette  # noqa: E402
+from imagen.inference import InferStats, ModelRunner, image_levels, image_noise, image_palette  # noqa: E402
 from imagen.models import MODELS as SPECS  # noqa: E402
 from imagen.models import TRITON_MODELS, spec_for  # noqa: E402
 from imagen.tiling import Stitcher, TileGrid  # noqa: E402
@@ -347,7 +347,7 @@ def alpha_upscale(runner: ModelRunner) -> dict[str, dict[str, float]]:
     Mattes: the known foregrounds' alphas, hard and softened (a 2 px blur, like hair and fur
     edges), ×4 down by area, then ×4 up; PSNR against the matte and seconds per run.
     """
-    rows: dict[str, list[tuple[float, float]]] = {"lanczos": [], "upscale model": []}
+    rows: dict[str, list[tuple[float, float]]] = {"lanczos": [], "fidelity model": [], "perceptual model": []}
     for _, alpha in foregrounds().values():
         hard = (alpha * 255).astype(np.uint8)
         soft = np.asarray(Image.fromarray(hard).filter(ImageFilter.GaussianBlur(2)))
@@ -358,10 +358,11 @@ def alpha_upscale(runner: ModelRunner) -> dict[str, dict[str, float]]:
             started = time.perf_counter()
             lz = np.asarray(small.resize((w, h), Image.Resampling.LANCZOS))
             rows["lanczos"].append((_psnr(ref, lz), time.perf_counter() - started))
-            started = time.perf_counter()
             grey = np.repeat(np.asarray(small)[:, :, None], 3, axis=2)
-            up = run(runner, "upscale", grey).mean(axis=2).round().astype(np.uint8)
-            rows["upscale model"].append((_psnr(ref, up), time.perf_counter() - started))
+            for variant in ("fidelity", "perceptual"):
+                started = time.perf_counter()
+                up = run(runner, "upscale", grey, variant).mean(axis=2).round().astype(np.uint8)
+                rows[f"{variant} model"].append((_psnr(ref, up), time.perf_counter() - started))
     return {
         k: {"psnr": statistics.mean(p for p, _ in v), "s": statistics.mean(t for _, t in v), "n": len(v)}
         for k, v in rows.items()
@@ -542,6 +543,8 @@ def tiling(imgs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
                 extra["POSITION"] = positions
             if palette is not None:  # noqa: B023
                 extra["PALETTE"] = np.tile(palette, (len(images), 1))  # noqa: B023
+            if spec.needs_noise:  # noqa: B023
+                extra["NOISE"] = np.tile(image_noise(big), (len(images), 1))
             return {"IMAGE": images, **extra}
 
         whole = sess.run(["OUTPUT"], feeds(big[None], np.array([[0, 0, h, w]], np.float32)))[0][0]
@@ -733,7 +736,7 @@ def write(
         "## upscale: the alpha of a transparent upload, ×4 down (area), then ×4 up",
         "",
         f"Mattes: the {alpha['lanczos']['n']} hard and softened (2 px blur) alphas of the foregrounds below. "
-        "The worker upscales alpha with lanczos beside the model's colour.",
+        "The worker upscales alpha with lanczos beside the model's colour (README, Transparency).",
         "",
         "| method | PSNR dB | seconds per matte |",
         "|---|---|---|",
