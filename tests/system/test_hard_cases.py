@@ -127,17 +127,21 @@ def test_retry_whose_publish_fails_is_published_by_the_reconciler(
 def test_dead_letter_between_attempts_does_not_fail_a_job_with_retries_left(
     bucket: Any, jobs_col: Any, stack: StackSettings, restore: Stack, unique: str
 ) -> None:
-    """A duplicate's dead letter arrives while the real job is queued between attempts."""
+    """A duplicate's dead letter arrives while the real job is queued between attempts.
+
+    Triton is back before the dead letter is sent: the job waits out its delivery backoff, so the
+    dead letter still meets it between attempts, and how long Triton takes to start (six models,
+    their warmups, on two cores) does not eat the attempts the test is about."""
     restore.stop_one("triton")
     jid = upload(bucket, f"style_aged/dup-dead-{unique}/x.jpg", small_variant(1))
     wait_until(lambda: doc(jobs_col, jid).get("last_error"), 60)
+    restore.start(restore.service("triton"))
     job = doc(jobs_col, jid)
     msg = JobMessage(jid, job["model"], job["bucket"], job["object"], str(job["generation"]))
     topic = stack.names.topic_path(stack.names.dead_letter_topic)
     url = f"http://127.0.0.1:{stack.dead_letter_fn_port}/{topic}"
     assert requests.post(url, json=push_body(msg, attempt=5), timeout=60).status_code == 200
     assert doc(jobs_col, jid)["status"] in ("queued", "running")
-    restore.start(restore.service("triton"))
     job = wait_finished(jobs_col, jid, timeout_s=180)
     assert job["status"] == "done", job.get("reason")
 
