@@ -30,6 +30,7 @@ from PIL import Image
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 from imagen import imaging
+from imagen.completion import STARTED_TYPE
 from imagen.events import job_id
 from imagen.inference import Chunk, InferStats, ModelRunner
 from imagen.jobs import DONE, TERMINAL
@@ -99,9 +100,10 @@ class Pipeline:
         sub.create_subscription(name=path, topic=s.names.topic_path(s.names.events_topic))
 
         def on_event(message: Any) -> None:
-            with self.cond:
-                self.ended[message.attributes["job_id"]] = time.perf_counter()
-                self.cond.notify_all()
+            if message.attributes.get("ce-type") != STARTED_TYPE:  # the end, not an attempt's start
+                with self.cond:
+                    self.ended[message.attributes["job_id"]] = time.perf_counter()
+                    self.cond.notify_all()
             message.ack()
 
         self.stream = sub.subscribe(path, on_event)
