@@ -35,7 +35,7 @@ from imagen.events import job_id
 from imagen.inference import Chunk, InferStats, ModelRunner
 from imagen.jobs import DONE, TERMINAL
 from imagen.models import MODELS as SPECS
-from imagen.models import ModelSpec
+from imagen.models import TRITON_MODELS, ModelSpec, spec_for
 from imagen.names import object_name
 
 MODELS = list(SPECS)
@@ -72,7 +72,7 @@ class OnnxTransport:
             m: ort.InferenceSession(
                 str(REPO / m / "1" / "model.onnx"), opts, providers=["CPUExecutionProvider"]
             )
-            for m in MODELS
+            for m in TRITON_MODELS
         }
 
     def infer(
@@ -153,7 +153,7 @@ def triton_stats(s: StackSettings) -> dict[str, dict[int, int]]:
 def per_model(p: Pipeline, triton: ModelRunner, local: ModelRunner, repeats: int, run: str) -> list[dict]:
     rows = []
     for model in MODELS:
-        spec = SPECS[model]
+        spec = spec_for(model)  # what an upload runs by default (upscale: fidelity)
         for label, size in SIZES.items():
             data = photo(size)
             pixels = imaging.decode(data, 10**9, 10**9).pixels
@@ -202,7 +202,7 @@ def burst(p: Pipeline, triton: ModelRunner, count: int, run: str) -> dict[str, A
             batches[size] = batches.get(size, 0) + n - before[m].get(size, 0)
 
     concurrency = WORKER_THREADS * len(MODELS)
-    decoded = [(SPECS[m], imaging.decode(d, 10**9, 10**9).pixels) for m, d in images]
+    decoded = [(spec_for(m), imaging.decode(d, 10**9, 10**9).pixels) for m, d in images]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(lambda sp: triton.run(sp[0], sp[1], InferStats()), decoded))
