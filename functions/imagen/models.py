@@ -38,10 +38,6 @@ class ModelSpec:
         """PNG where the result has alpha, JPEG otherwise."""
         return "PNG" if self.output == "alpha" else "JPEG"
 
-    @property
-    def content_type(self) -> str:
-        return "image/png" if self.result_format == "PNG" else "image/jpeg"
-
 
 TILE = 128
 
@@ -75,8 +71,3 @@ def spec_for(model: str, variant: str | None = None) -> ModelSpec:
     if not choices:
         return MODELS[model]
     return choices[variant or DEFAULT_VARIANT[model]]
-
-
-def result_extension(model: str) -> str:
-    """The file extension of a model's results."""
-    return ".png" if MODELS[model].result_format == "PNG" else ".jpg"

@@ -10,7 +10,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .models import MODELS, result_extension
+from .formats import FORMATS
+from .models import MODELS
 
 MAX_OBJECT_NAME_BYTES = 1024  # GCS's limit on an object name
 
@@ -103,7 +104,7 @@ class Resources:
         rest = source_name.split("/", 1)[1]
         raw = rest.split("/")
         segments = ["_" if seg in ("", ".", "..") else seg for seg in raw]
-        ext = ext or result_extension(model)
+        ext = ext or FORMATS[MODELS[model].result_format].extension
         folder = f"{self.result_prefix}{model}/"
         digest = hashlib.sha256(source_name.encode()).hexdigest()[:16]
         path = "/".join(segments)
