@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from imagen.models import MODELS, TRITON_MODELS
-from modelbuild import configs, recipes
+from modelbuild import build, configs, recipes
 
 
 @pytest.mark.parametrize("model", sorted(TRITON_MODELS))
@@ -44,3 +44,11 @@ def test_recipes_cover_every_model_with_the_worker_tile_size() -> None:
     assert TRITON_MODELS["upscale_fidelity"].size == recipes.FIDELITY_TILE
     assert MODELS["upscale"].size == recipes.TILE
     assert MODELS["background_remove"].size == recipes.U2NET_SIZE
+
+
+def test_background_remove_weights_are_a_build_choice_with_their_own_cache_key() -> None:
+    assert recipes.recipes()["background_remove"].summary == "u2netp"
+    assert recipes.recipes(background_remove_weights="u2net")["background_remove"].summary == "u2net"
+    assert build.recipe_key("background_remove", "light", "u2net") != build.recipe_key(
+        "background_remove", "light", "u2netp"
+    )

