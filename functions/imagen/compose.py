@@ -70,6 +70,15 @@ def _mask_rows(small: Image.Image, width: int, height: int, box: Box, y: int, n:
     return np.asarray(small.resize((box[2] - box[0], n), Image.Resampling.BILINEAR, box=src), dtype=np.uint8)
 
 
+def parse_box(text: str) -> Box | None:
+    """A box as the result's imagen-crop-box metadata holds it ("left,top,right,bottom"), or None."""
+    parts = text.split(",")
+    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+        return None
+    left, top, right, bottom = (int(p) for p in parts)
+    return left, top, right, bottom
+
+
 def subject_box(mask: np.ndarray, width: int, height: int, margin_percent: float) -> Box:
     """The box of the mask's subject at the image's size, grown by the margin (clamped).
 

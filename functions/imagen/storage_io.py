@@ -23,6 +23,7 @@ class Written:
     wrote: bool  # False: an earlier attempt of this job had written it already
     generation: int = 0
     size: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)  # a reused result's, as that attempt wrote it
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ class ObjectStore:
             meta = existing.metadata or {}
             same_run = meta.get("imagen-run", "0") == str(headers.run)
             if meta.get(RESULT_MARKER) == msg.job_id and same_run:
-                return Written(uri, False, int(existing.generation or 0), int(existing.size or 0))
+                return Written(uri, False, int(existing.generation or 0), int(existing.size or 0), dict(meta))
             if meta.get("imagen-source") != source:  # never another source's result, or a stranger's
                 owner = meta.get("imagen-source") or "an object imagen did not write"
                 raise BadInput(f"{uri} already holds {owner}; it is never overwritten by another source")

@@ -114,6 +114,8 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     if isinstance(upload, Written):  # an earlier attempt wrote it and died before `done`
         del data, image, source
         written, encoded_bytes = upload, upload.size
+        stats.model_version = upload.metadata.get("imagen-model-version", "")
+        box = compose.parse_box(upload.metadata.get("imagen-crop-box", ""))
     else:
         try:
             decoded = imaging.load(image, header, keep_alpha=plan.alpha)

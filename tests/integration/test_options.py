@@ -147,13 +147,20 @@ def test_background_remove_on_a_colour_cropped_and_as_a_mask(
     assert blob.metadata["imagen-background"] == "#ffffff"
     clear = np.asarray(cutout)[..., 3] == 0
     assert np.asarray(img)[clear].mean() > 240  # where the cutout is clear, the result is white
-    cropped = harness.process(
+    crop_id = harness.upload(
         f"background_remove/{unique}/crop.jpg", photo, **{"imagen-crop": "subject", "imagen-crop-margin": "0"}
     )
+    cropped = harness.run(crop_id)
     crop_img, crop_blob = result(harness, cropped)
     box = cropped["output"]["crop_box"]
     assert crop_img.size == (box[2] - box[0], box[3] - box[1]) and crop_img.size < source
     assert crop_blob.metadata["imagen-crop-box"] == ",".join(map(str, box))
+    # an attempt that wrote the result and died before `done`: the next one reuses it, box and all
+    harness.svc.jobs.col.document(crop_id).update({"status": "queued"})
+    again = harness.run(crop_id)
+    assert again["status"] == "done" and again["output"]["result_reused"] is True
+    assert again["output"]["crop_box"] == box and again["output"]["width"] == crop_img.size[0]
+    assert again["model_version"] == cropped["model_version"]
     sub = np.asarray(crop_img)[..., 3] >= 128
     assert sub[0].any() and sub[-1].any() and sub[:, 0].any() and sub[:, -1].any()  # the subject fills it
     same = np.asarray(cutout)[box[1] : box[3], box[0] : box[2]].astype(int)
