@@ -292,8 +292,8 @@ def background_remove(runner: ModelRunner) -> tuple[list[dict[str, Any]], list[n
 
 
 def u2net_comparison(imgs: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, Any]], Path]:
-    """u2netp (deployed) against the full U²-Net: the composites (made shapes, and real cutouts
-    of fur), CPU ms per image, and both masks on composites and photos
+    """u2netp (CPU builds) against the full U²-Net (the GPU image): the composites (made shapes,
+    and real cutouts of fur), CPU ms per image, and both masks on composites and photos
     (docs/background_remove_candidates.png)."""
     import onnxruntime as ort
 
@@ -302,8 +302,8 @@ def u2net_comparison(imgs: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, A
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     models = {
-        "u2netp (4.6 MB, deployed)": recipes.build_background_remove(CACHE),
-        "U²-Net full (176 MB)": recipes.build_background_remove(CACHE, full=True),
+        "u2netp (4.6 MB; CPU builds, the local stack)": recipes.build_background_remove(CACHE),
+        "U²-Net full (176 MB; the GPU image)": recipes.build_background_remove(CACHE, full=True),
     }
     sessions = {
         k: ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
@@ -365,7 +365,7 @@ def u2net_comparison(imgs: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, A
     sheet = Image.new("RGB", (cell * 4, 24 + cell * len(shown)), "white")
     draw = ImageDraw.Draw(sheet)
     for c, label in enumerate(["input", "true alpha", *sessions]):
-        draw.text((c * cell + 6, 6), label, fill="black")
+        draw.text((c * cell + 6, 6), label.split(" (")[0].replace("²", "2"), fill="black")
 
     def grey(m: np.ndarray) -> np.ndarray:
         return (np.repeat(m[..., None], 3, 2) * 255).round().astype(np.uint8)
@@ -793,7 +793,8 @@ def write(
         "## background_remove: known foregrounds composited over backgrounds",
         "",
         f"Each foreground over the {len(backgrounds())} backgrounds (grass, brick, gravel, a blurred photo, "
-        f"a gradient), through the deployed model in Triton. The made shapes have hard edges. The real "
+        f"a gradient), through the model the local stack serves (u2netp) in Triton. The made shapes have "
+        f"hard edges. The real "
         f"cutouts are photos of furred animals cut out by hand with an 8-bit alpha: Tux Paint's stamps "
         f"(Debian `{sources.TUXPAINT_STAMPS.spec}`, GPL-2+, read only here); the squirrel's tail is a "
         f"soft, strand-level matte, the others' edges are feathered 1–2 px. Composited here, each alpha "
