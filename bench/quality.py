@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from bench import debian
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 
@@ -208,14 +209,15 @@ CUTOUTS = {
 
 
 def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One float plane resized with lanczos."""
     return np.asarray(Image.fromarray(plane.astype(np.float32), "F").resize(size, Image.Resampling.LANCZOS))
 
 
 def cutouts() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Real photos of furred animals, cut out by hand with an 8-bit alpha (Tux Paint's stamps, a
-    Debian package): (RGB, alpha 0..1), the longer side scaled to 300 px (premultiplied). Composited
-    here, their alpha is the composite's true matte."""
-    files = sources.deb_files(sources.TUXPAINT_STAMPS, [STAMPS + f for f in CUTOUTS.values()], CACHE)
+    Debian package): (RGB, alpha 0..1), the longer side scaled to 300 px (resized premultiplied).
+    Composited here, their alpha is the composite's true matte."""
+    files = debian.files(debian.TUXPAINT_STAMPS, [STAMPS + f for f in CUTOUTS.values()], CACHE)
     out = {}
     for name, file in CUTOUTS.items():
         rgba = np.asarray(Image.open(files[STAMPS + file]).convert("RGBA"), np.float32) / 255
@@ -322,8 +324,8 @@ def u2net_comparison(imgs: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, A
         )
 
     table: dict[str, dict[str, Any]] = {}
-    shown: list[tuple[np.ndarray, np.ndarray | None]] = []
-    preds: dict[str, list[np.ndarray]] = {k: [] for k in sessions}
+    # the sheet's rows: input, true alpha (composites only), each model's mask
+    shown: dict[str, tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]] = {}
     for label, sess in sessions.items():
         scores: dict[str, list[dict[str, float]]] = {"shape": [], "fur": []}
         per_subject: dict[str, list[float]] = {}
@@ -339,9 +341,7 @@ def u2net_comparison(imgs: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, A
                 if kind == "fur":
                     per_subject.setdefault(name, []).append(got["iou"])
                 if bg_name == "grass" and name in list(CUTOUTS)[:2]:
-                    preds[label].append(pred)
-                    if len(shown) < 2:
-                        shown.append((comp, truth))
+                    shown.setdefault(name, (comp, truth, {}))[2][label] = pred
         table[label] = {
             **{
                 f"{m}_{kind}": statistics.mean(r[m] for r in rows)
@@ -352,11 +352,9 @@ def u2net_comparison(imgs: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, A
             "per_subject": {k: statistics.mean(v) for k, v in per_subject.items()},
         }
     agreement = []
-    for img in imgs.values():
+    for photo, img in imgs.items():
         masks = [mask(sess, img) for sess in sessions.values()]
-        for label, m in zip(sessions, masks, strict=True):
-            preds[label].append(m)
-        shown.append((img, None))
+        shown[photo] = (img, None, dict(zip(sessions, masks, strict=True)))
         a, b = masks[0] > 0.5, masks[1] > 0.5
         agreement.append(float((a & b).sum() / max(1, (a | b).sum())))
     for row in table.values():
@@ -370,9 +368,9 @@ def u2net_comparison(imgs: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, A
     def grey(m: np.ndarray) -> np.ndarray:
         return (np.repeat(m[..., None], 3, 2) * 255).round().astype(np.uint8)
 
-    for r, (shown_img, shown_truth) in enumerate(shown):
+    for r, (shown_img, shown_truth, preds) in enumerate(shown.values()):
         cells = [(0, shown_img), *([] if shown_truth is None else [(1, grey(shown_truth))])]
-        cells += [(2 + k, grey(p[r])) for k, p in enumerate(preds.values())]
+        cells += [(2 + k, grey(preds[label])) for k, label in enumerate(sessions)]
         for c, arr in cells:
             im = Image.fromarray(arr)
             im.thumbnail((cell - 6, cell - 6))
@@ -796,7 +794,7 @@ def write(
         f"a gradient), through the model the local stack serves (u2netp) in Triton. The made shapes have "
         f"hard edges. The real "
         f"cutouts are photos of furred animals cut out by hand with an 8-bit alpha: Tux Paint's stamps "
-        f"(Debian `{sources.TUXPAINT_STAMPS.spec}`, GPL-2+, read only here); the squirrel's tail is a "
+        f"(Debian `{debian.TUXPAINT_STAMPS.spec}`, GPL-2+, read only here); the squirrel's tail is a "
         f"soft, strand-level matte, the others' edges are feathered 1–2 px. Composited here, each alpha "
         f"is its composite's true matte. Edge MAE: the alpha error within about 4 px of the true outline.",
         "",

@@ -8,6 +8,7 @@ cutout on a colour, a crop to the subject or the matte alone never needs a full-
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -70,12 +71,19 @@ def _mask_rows(small: Image.Image, width: int, height: int, box: Box, y: int, n:
     return np.asarray(small.resize((box[2] - box[0], n), Image.Resampling.BILINEAR, box=src), dtype=np.uint8)
 
 
-def parse_box(text: str) -> Box | None:
-    """A box as the result's imagen-crop-box metadata holds it ("left,top,right,bottom"), or None."""
+def format_box(box: Box) -> str:
+    """A box as the result's imagen-crop-box metadata holds it: "left,top,right,bottom"."""
+    return ",".join(map(str, box))
+
+
+def parse_box(text: str, width: int, height: int) -> Box | None:
+    """The box format_box wrote, if it is one inside a width x height image; else None."""
     parts = text.split(",")
-    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 4 or not all(re.fullmatch(r"[0-9]{1,9}", p.strip()) for p in parts):
         return None
     left, top, right, bottom = (int(p) for p in parts)
+    if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+        return None
     return left, top, right, bottom
 
 

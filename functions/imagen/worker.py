@@ -115,7 +115,7 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         del data, image, source
         written, encoded_bytes = upload, upload.size
         stats.model_version = upload.metadata.get("imagen-model-version", "")
-        box = compose.parse_box(upload.metadata.get("imagen-crop-box", ""))
+        box = compose.parse_box(upload.metadata.get("imagen-crop-box", ""), plan.width, plan.height)
     else:
         try:
             decoded = imaging.load(image, header, keep_alpha=plan.alpha)
@@ -231,7 +231,7 @@ def _infer_and_write(
     if spec.mode == "whole":
         out = compose.cutout(decoded.pixels, svc.inference.mask(spec, decoded.pixels, stats), opts)
         if out.box is not None:
-            upload.annotate("imagen-crop-box", ",".join(map(str, out.box)))
+            upload.annotate("imagen-crop-box", compose.format_box(out.box))
     else:
         strips = svc.inference.strips(spec, decoded.pixels, stats, report, jpeg_quality)
         out = compose.with_alpha(strips, plan.model_width, plan.model_height, decoded.alpha, spec.scale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
@@ -155,11 +156,15 @@ def test_background_remove_on_a_colour_cropped_and_as_a_mask(
     box = cropped["output"]["crop_box"]
     assert crop_img.size == (box[2] - box[0], box[3] - box[1]) and crop_img.size < source
     assert crop_blob.metadata["imagen-crop-box"] == ",".join(map(str, box))
-    # an attempt that wrote the result and died before `done`: the next one reuses it, box and all
-    harness.svc.jobs.col.document(crop_id).update({"status": "queued"})
+    # an attempt that wrote the result and died before `done` (still running, its lease run out):
+    # the next attempt reuses the result and reports its box, size and model version
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    harness.svc.jobs.col.document(crop_id).update({"status": "running", "lease_until": past})
     again = harness.run(crop_id)
     assert again["status"] == "done" and again["output"]["result_reused"] is True
-    assert again["output"]["crop_box"] == box and again["output"]["width"] == crop_img.size[0]
+    assert again["attempts"] == cropped["attempts"] + 1
+    assert again["output"]["crop_box"] == box
+    assert (again["output"]["width"], again["output"]["height"]) == crop_img.size
     assert again["model_version"] == cropped["model_version"]
     sub = np.asarray(crop_img)[..., 3] >= 128
     assert sub[0].any() and sub[-1].any() and sub[:, 0].any() and sub[:, -1].any()  # the subject fills it

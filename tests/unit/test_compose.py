@@ -107,3 +107,19 @@ def test_transparent_results_in_every_format_that_holds_alpha(fmt: str) -> None:
 def test_jpeg_refuses_alpha() -> None:
     with pytest.raises(ValueError, match="JPEG holds no alpha"):
         encoding.open_encoder(io.BytesIO(), "JPEG", 4, 4, 4)
+
+
+def test_a_crop_box_read_back_from_metadata_is_checked() -> None:
+    assert compose.parse_box(compose.format_box((3, 4, 50, 60)), 64, 64) == (3, 4, 50, 60)
+    for text in (
+        "3,4,50",
+        "3,4,50,x",
+        "3,4,50,²",
+        "50,4,3,60",
+        "3,60,50,4",
+        "3,4,3,60",
+        "3,4,65,60",
+        "-1,4,50,60",
+        "",
+    ):
+        assert compose.parse_box(text, 64, 64) is None, text

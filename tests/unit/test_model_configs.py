@@ -3,6 +3,8 @@ worker's model table agree."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from imagen.models import MODELS, TRITON_MODELS
@@ -47,8 +49,16 @@ def test_recipes_cover_every_model_with_the_worker_tile_size() -> None:
 
 
 def test_background_remove_weights_are_a_build_choice_with_their_own_cache_key() -> None:
-    assert recipes.recipes()["background_remove"].summary == "u2netp"
-    assert recipes.recipes(background_remove_weights="u2net")["background_remove"].summary == "u2net"
+    default, full = (
+        recipes.recipes()["background_remove"],
+        recipes.recipes(background_remove_weights="u2net")["background_remove"],
+    )
+    for recipe, want in ((default, False), (full, True)):
+        assert isinstance(recipe.build, partial) and recipe.build.keywords == {"full": want}
+        assert isinstance(recipe.check, partial) and recipe.check.keywords == {"full": want}
+    assert default.summary == "u2netp" and full.summary == "u2net"
     assert build.recipe_key("background_remove", "light", "u2net") != build.recipe_key(
         "background_remove", "light", "u2netp"
     )
+    with pytest.raises(ValueError, match="u2netp"):
+        recipes.recipes(background_remove_weights="U2NET")

@@ -31,7 +31,7 @@ DEFAULT_CACHE = TRITON_DIR.parent / ".cache" / "modelbuild"
 NCNN_TOLERANCE = 2e-3
 
 
-def recipe_key(name: str, upscale_weights: str, background_remove_weights: str = "u2netp") -> str:
+def recipe_key(name: str, upscale_weights: str, background_remove_weights: str) -> str:
     h = hashlib.sha256(f"{name}|{upscale_weights}|{background_remove_weights}".encode())
     for path in sorted(HERE.glob("*.py")):
         h.update(path.read_bytes())
@@ -203,7 +203,7 @@ def build_all(
     upscale_weights: str,
     force: bool,
     only: list[str] | None = None,
-    background_remove_weights: str = "u2netp",
+    background_remove_weights: str = recipes.BACKGROUND_REMOVE_WEIGHTS[0],
 ) -> list[str]:
     """Build what is missing or stale; returns one status line per model."""
     lines = []
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--background-remove-weights",
         choices=recipes.BACKGROUND_REMOVE_WEIGHTS,
-        default="u2netp",
+        default=recipes.BACKGROUND_REMOVE_WEIGHTS[0],
         help="u2netp (CPU, the local stack) or the full U²-Net (the GPU image's choice)",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")

