@@ -6,6 +6,7 @@ docs/quality.md with the figures and docs/quality_contact_sheet.png (input | out
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
@@ -178,6 +179,7 @@ def enhance(runner: ModelRunner, imgs: dict[str, np.ndarray]) -> dict[str, tuple
 
 
 # ---- background_remove -------------------------------------------------------------------------
+@functools.cache  # read and scaled once a run; callers never write into them
 def foregrounds() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Known foregrounds with known alpha: (RGB, alpha 0..1), 300 px."""
     out = {}
@@ -213,6 +215,7 @@ def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(plane.astype(np.float32), "F").resize(size, Image.Resampling.LANCZOS))
 
 
+@functools.cache  # read and scaled once a run; callers never write into them
 def cutouts() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Real photos of furred animals, cut out by hand with an 8-bit alpha (Tux Paint's stamps, a
     Debian package): (RGB, alpha 0..1), the longer side scaled to 300 px (resized premultiplied).
@@ -230,6 +233,7 @@ def cutouts() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+@functools.cache  # read and scaled once a run; callers never write into them
 def backgrounds() -> dict[str, np.ndarray]:
     out = {n.split(".")[0]: np.asarray(skimage_file(n).convert("RGB").resize((480, 400))) for n in TEXTURES}
     rocket = skimage_file("rocket.jpg").convert("RGB").resize((480, 400)).filter(ImageFilter.GaussianBlur(3))
@@ -266,6 +270,7 @@ def mask_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
+@functools.cache  # read and scaled once a run; callers never write into them
 def subjects() -> dict[str, tuple[str, np.ndarray, np.ndarray]]:
     """Every foreground for the composites: (kind, RGB, alpha)."""
     made = {k: ("shape", fg, a) for k, (fg, a) in foregrounds().items()}
