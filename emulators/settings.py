@@ -24,6 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 TIME_SCALE = 5
 # Memory is not scaled: each worker runs under production's instance memory (RLIMIT_DATA, set
 # by the stack) with production's concurrency, so a job that fits here fits in the cloud.
+# Time plans are not scaled by 1/5: the local accelerator is this CPU, whose tiles take ~100x a
+# T4's (TILE_SECONDS below: measured here, doubled), so the per-job limit and the function timeout
+# it sits inside grow with it, keeping production's ratio (360 of 540 s) while a 12 MP upscale or a
+# 48 MP enhance (~30 min here) still fits.
+LOCAL_TILE_SECONDS = {
+    "upscale": 1.6,
+    "upscale_fidelity": 3.0,
+    "enhance": 0.07,
+    "style_comic": 0.02,
+    "style_aged": 0.01,
+    "background_remove": 0.6,
+}
 LOCAL_FUNCTION_ENV: Mapping[str, str] = {
     "WORKER_MEMORY_MB": "2048",
     "WORKER_CONCURRENCY": "4",
@@ -31,6 +43,11 @@ LOCAL_FUNCTION_ENV: Mapping[str, str] = {
     "RECONCILE_LEASE_MARGIN_S": "6",
     "RECONCILE_PUBLISH_GRACE_S": "12",
     "RECONCILE_QUEUED_MAX_S": "360",
+    "TRITON_PROBE_S": "2",
+    "WAIT_HORIZON_S": "17280",
+    "FUNCTION_TIMEOUT_S": "5400",
+    "JOB_TIME_LIMIT_S": "3600",
+    "TILE_SECONDS": ",".join(f"{k}={v:g}" for k, v in LOCAL_TILE_SECONDS.items()),
 }
 
 

@@ -213,6 +213,7 @@ def cmd_retry(b: Backend, args: argparse.Namespace) -> int:
 def cmd_backfill(b: Backend, args: argparse.Namespace) -> int:
     """Jobs for the objects already under a model prefix (and, with --all, run every one again)."""
     from imagen.config import Config
+    from imagen.health import Breaker
     from imagen.inference import ModelRunner
     from imagen.services import Services
     from imagen.storage_io import ObjectStore
@@ -223,7 +224,8 @@ def cmd_backfill(b: Backend, args: argparse.Namespace) -> int:
         raise CliError(f"unknown model {args.model!r}; one of: {', '.join(MODELS)}")
     bucket = b.bucket()
     cfg = Config(names=b.t.names, model_name=None, triton_url="", bucket=bucket.name)
-    svc = Services(ObjectStore(b.gcs), b.jobs, b.publisher, ModelRunner.triton("", 1, 1, 1))
+    runner = ModelRunner.triton("", 1, 1, 1)  # backfill creates jobs; it runs none
+    svc = Services(ObjectStore(b.gcs), b.jobs, b.publisher, runner, Breaker("triton", runner.ready, 1))
 
     def progress(r: Report) -> None:
         render.say(f"  … {r.seen} objects seen, {r.created} jobs created, {r.rerun} run again")

@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .models import MODELS, VARIANTS
+from .models import GPU_TILE_SECONDS, MODELS, TRITON_MODELS, VARIANTS
 from .names import Resources
 
 
 class ConfigError(ValueError):
     """The environment does not describe a usable deployment."""
+
+
+def _tile_seconds(env: Mapping[str, str]) -> dict[str, float]:
+    """TILE_SECONDS="model=seconds,..." over the built-in GPU figures."""
+    out = dict(GPU_TILE_SECONDS)
+    for item in filter(None, (part.strip() for part in env.get("TILE_SECONDS", "").split(","))):
+        name, _, raw = item.partition("=")
+        if name not in TRITON_MODELS:
+            raise ConfigError(f"TILE_SECONDS names {name!r}, not one of {', '.join(TRITON_MODELS)}")
+        try:
+            out[name] = float(raw)
+        except ValueError as exc:
+            raise ConfigError(f"TILE_SECONDS: {name} must be a number of seconds, got {raw!r}") from exc
+        if out[name] <= 0:
+            raise ConfigError(f"TILE_SECONDS: {name} must be above 0, got {raw!r}")
+    return out
 
 
 def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
@@ -49,6 +65,15 @@ class Config:
     triton_timeout_s: int = 120
     tile_batch: int = 8
     tile_concurrency: int = 4
+    # Time: a job's plan (decode, tiles x the accelerator's seconds a tile, encode) must fit in
+    # job_time_limit_s, well inside the function's timeout (Terraform: worker_timeout_seconds).
+    function_timeout_s: int = 540
+    job_time_limit_s: int = 360
+    tile_seconds: Mapping[str, float] = field(default_factory=lambda: dict(GPU_TILE_SECONDS))
+    # Waiting: how often a worker that found Triton down probes it, and how long a job may wait
+    # for a service before it fails (inside Pub/Sub's 7-day retention).
+    triton_probe_s: int = 10
+    wait_horizon_s: int = 86_400
     lease_s: int = 120  # renewed every lease_s/3 while the job runs
     max_attempts: int = 5  # claims of a job before it fails (Terraform: max_delivery_attempts)
     # The reconciler (every 60 s in production): what counts as stuck, in the lease's ratios.
@@ -91,6 +116,11 @@ class Config:
             triton_timeout_s=_int(env, "TRITON_TIMEOUT_S", cls.triton_timeout_s, 1),
             tile_batch=_int(env, "TILE_BATCH", cls.tile_batch, 1),
             tile_concurrency=_int(env, "TILE_CONCURRENCY", cls.tile_concurrency, 1),
+            function_timeout_s=_int(env, "FUNCTION_TIMEOUT_S", cls.function_timeout_s, 1),
+            job_time_limit_s=_int(env, "JOB_TIME_LIMIT_S", cls.job_time_limit_s, 1),
+            tile_seconds=_tile_seconds(env),
+            triton_probe_s=_int(env, "TRITON_PROBE_S", cls.triton_probe_s, 1),
+            wait_horizon_s=_int(env, "WAIT_HORIZON_S", cls.wait_horizon_s, 1),
             lease_s=_int(env, "JOB_LEASE_S", cls.lease_s, 1),
             max_attempts=_int(env, "MAX_ATTEMPTS", cls.max_attempts, 1),
             reconcile_lease_margin_s=_int(env, "RECONCILE_LEASE_MARGIN_S", cls.reconcile_lease_margin_s, 0),
@@ -109,6 +139,11 @@ class Config:
             raise ConfigError(
                 f"UPSCALE_DEFAULT must be one of {', '.join(VARIANTS['upscale'])}, "
                 f"got {cfg.upscale_default!r}"
+            )
+        if cfg.job_time_limit_s >= cfg.function_timeout_s:
+            raise ConfigError(
+                f"JOB_TIME_LIMIT_S={cfg.job_time_limit_s} must be under the function's timeout "
+                f"FUNCTION_TIMEOUT_S={cfg.function_timeout_s}"
             )
         if not cfg.job_memory_mb and cfg.worker_memory_mb <= cfg.worker_base_mb:
             raise ConfigError(

@@ -13,8 +13,9 @@ from .services import Services
 def handle_dead_letter(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
     """A job message out of deliveries: fail the job only when its own attempts are spent.
 
-    Deliveries burnt before any claim (a duplicate message, a store that was unreachable) leave
-    attempts in the job: its message is published again instead. A job a worker holds is left
+    Deliveries burnt before any claim (Triton down, a duplicate message, a store that was
+    unreachable) leave attempts in the job: its message is published again instead; a job
+    waiting for a service, until it has waited WAIT_HORIZON_S. A job a worker holds is left
     to that worker (and to the reconciler, should it die).
     """
     try:
@@ -22,7 +23,7 @@ def handle_dead_letter(cfg: Config, svc: Services, event_type: str, data: Any) -
     except events.EventError as exc:
         logs.bad_message(str(exc))
         return
-    outcome = svc.jobs.give_up(msg.job_id, cfg.max_attempts)
+    outcome = svc.jobs.give_up(msg.job_id, cfg.max_attempts, cfg.wait_horizon_s)
     if outcome == FAILED:
         logs.job_failed(msg.job_id, msg.model, (svc.jobs.get(msg.job_id) or {}).get("reason", ""))
     elif outcome == "requeue":

@@ -1,4 +1,4 @@
-"""The two kinds of failure a job can meet."""
+"""The kinds of failure a job can meet, and who pays for each."""
 
 
 class BadInput(Exception):
@@ -6,4 +6,18 @@ class BadInput(Exception):
 
 
 class Transient(Exception):
-    """A fault that may pass (service down, timeout); raise so Pub/Sub redelivers."""
+    """A fault that may pass (an error during the job's own work); raise so Pub/Sub redelivers.
+    It spends one of the job's attempts."""
+
+
+class ServiceDown(Transient):
+    """A service around the job (Triton, storage) is unreachable or busy: the job waits for it.
+
+    It costs the job time, never an attempt: the job goes back to `queued` with `waiting_for`
+    and its attempt given back, until the service answers or the wait horizon passes.
+    """
+
+    def __init__(self, service: str, message: str, trip: bool = True) -> None:
+        super().__init__(message)
+        self.service = service
+        self.trip = trip  # whether the service is down for everyone (False: slow for this job)

@@ -20,15 +20,38 @@ class Format:
     # libheif's image and aom's frames; measured on a 12 MP photo through our VipsEncoder:
     # WebP 10.3, AVIF 28.0 for RGB); 0 for the streaming ones.
     whole_image_bytes_per_pixel: int = 0
+    # Seconds per output megapixel to encode on this CPU, doubled (measured at 12 MP: JPEG 0.007,
+    # PNG 0.008, WebP 0.10, AVIF 0.5); the time plan's encoding term.
+    encode_s_per_mp: float = 0.02
 
 
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
         Format("JPEG", "jpeg", ".jpg", "image/jpeg", 65_500, lossy=True, alpha=False),
-        Format("PNG", "png", ".png", "image/png", 2**31 - 1, lossy=False, alpha=True),
-        Format("WEBP", "webp", ".webp", "image/webp", 16_383, True, True, whole_image_bytes_per_pixel=12),
-        Format("AVIF", "avif", ".avif", "image/avif", 16_384, True, True, whole_image_bytes_per_pixel=32),
+        Format("PNG", "png", ".png", "image/png", 2**31 - 1, lossy=False, alpha=True, encode_s_per_mp=0.03),
+        Format(
+            "WEBP",
+            "webp",
+            ".webp",
+            "image/webp",
+            16_383,
+            True,
+            True,
+            whole_image_bytes_per_pixel=12,
+            encode_s_per_mp=0.25,
+        ),
+        Format(
+            "AVIF",
+            "avif",
+            ".avif",
+            "image/avif",
+            16_384,
+            True,
+            True,
+            whole_image_bytes_per_pixel=32,
+            encode_s_per_mp=1.0,
+        ),
     )
 }
 BY_OPTION = {f.option: f for f in FORMATS.values()} | {"jpg": FORMATS["JPEG"]}

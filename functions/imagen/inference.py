@@ -14,7 +14,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from . import compose, imaging, tracing
-from .errors import Transient
+from .errors import ServiceDown, Transient
 from .models import ModelSpec
 from .options import Options
 from .tiling import Stitcher, TileGrid
@@ -152,9 +152,9 @@ class TritonTransport:
             while pending:
                 yield self._collect(pending.popleft(), stats)
         except InferenceServerException as exc:
-            raise Transient(f"Triton {spec.name}: {exc.message()}") from exc
+            raise triton_fault(spec.name, exc) from exc
         except (OSError, TimeoutError) as exc:
-            raise Transient(f"Triton unreachable at {self.url}: {exc}") from exc
+            raise ServiceDown("triton", f"Triton unreachable at {self.url}: {exc}") from exc
 
     @staticmethod
     def _collect(request: httpclient.InferAsyncRequest, stats: InferStats) -> list[np.ndarray]:
@@ -168,6 +168,22 @@ class TritonTransport:
         if out is None:
             raise Transient("Triton returned no OUTPUT tensor")
         return list(out)
+
+
+# What Triton says when it cannot take the work now: its queue policy refused the request (queue
+# full, or it waited past the model's queue timeout), or the model is loading or gone (a restart).
+_BUSY_STATUSES = {"429", "502", "503", "504"}
+_BUSY_WORDS = ("queue", "timeout", "timed out", "unavailable", "not ready", "unknown model", "no available")
+
+
+def triton_fault(model: str, exc: InferenceServerException) -> Transient:
+    """A Triton error as ServiceDown (busy or down: the job waits, its attempt kept) or Transient
+    (anything else: an error of this job's request, which spends an attempt)."""
+    text = str(exc.message() or "")
+    status = str(exc.status() or "")
+    if status in _BUSY_STATUSES or status.startswith("5") or any(w in text.lower() for w in _BUSY_WORDS):
+        return ServiceDown("triton", f"Triton {model} is busy or down ({status or 'no status'}): {text}")
+    return Transient(f"Triton {model}: {text}")
 
 
 class ModelRunner:

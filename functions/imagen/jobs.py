@@ -76,6 +76,50 @@ def gave_up(job: dict[str, Any]) -> str:
     return f"gave up after {spent(job)} attempts; last error: {last}"
 
 
+WAITING = "waiting"
+_NOT_WAITING = {"waiting_for": firestore.DELETE_FIELD, "waiting_since": firestore.DELETE_FIELD}
+
+
+def _waiting(job: dict[str, Any], service: str, at: dt.datetime) -> dict[str, Any]:
+    """The fields of a job that waits for `service` (since the first time it had to)."""
+    return {
+        "waiting_for": service,
+        "waiting_since": job.get("waiting_since") or at,
+        "waits": firestore.Increment(1),
+    }
+
+
+def waited_too_long(job: dict[str, Any], at: dt.datetime, horizon_s: int) -> bool:
+    since = job.get("waiting_since")
+    return since is not None and (at - since).total_seconds() >= horizon_s
+
+
+def waited_reason(job: dict[str, Any], at: dt.datetime) -> str:
+    hours = (at - job["waiting_since"]).total_seconds() / 3600
+    last = job.get("last_error") or "no error was recorded"
+    return (
+        f"waited {hours:.1f} h for {job.get('waiting_for') or 'a service'} (WAIT_HORIZON_S) and gave up; "
+        f"last error: {last}"
+    )
+
+
+def ran_to_timeout(job: dict[str, Any], lease_s: int, function_timeout_s: int) -> str:
+    """Why a job must not run again when its last attempt (now dead) was still renewing its lease
+    at the function's timeout, so the platform stopped it; "" otherwise."""
+    started, lease = job.get("started_at"), job.get("lease_until")
+    if not function_timeout_s or job.get("status") != RUNNING or started is None or lease is None:
+        return ""
+    alive_s = (lease - started).total_seconds() - lease_s  # to its last renewal
+    if alive_s < function_timeout_s - lease_s / 3:  # renewals come every lease_s / 3
+        return ""
+    plan = job.get("time_plan") or {}
+    planned = f"; its plan was {plan['total_s']:.0f} s" if "total_s" in plan else ""
+    return (
+        f"attempt {job.get('attempts')} ran {alive_s:.0f} s, to the function's timeout of "
+        f"{function_timeout_s} s, and was stopped by the platform{planned}; it is not run again"
+    )
+
+
 @dataclass(frozen=True)
 class Claim:
     """One worker's hold on one attempt of a job; every later transition is fenced on it."""
@@ -217,13 +261,15 @@ class JobStore:
             existing = self.get(msg.job_id) or {}
             return str(existing.get("status", "unknown"))
 
-    def claim(self, job_id: str, lease_s: int, max_attempts: int) -> Claim | str:
+    def claim(self, job_id: str, lease_s: int, max_attempts: int, function_timeout_s: int = 0) -> Claim | str:
         """Claim the job for this worker; returns the Claim, or why it must not run here.
 
         While another worker holds a live lease this delivery is not an attempt: it returns
         RUNNING_ELSEWHERE and the message is acknowledged (if that worker has died, the
         reconciler publishes the job again once its lease has run out). A job whose attempts
-        are spent is failed here with its last error, and "failed" is returned.
+        are spent is failed here with its last error, and "failed" is returned; so is one whose
+        last attempt was still alive at the function's timeout (`function_timeout_s`): the
+        platform stopped it, and running it again blind would only meet the same end.
         """
         claimed: list[Claim] = []
         reason: list[str] = []
@@ -243,6 +289,10 @@ class JobStore:
             if spent(job) >= max_attempts:
                 reason.append(str(FAILED))
                 return self._terminal(FAILED, {"reason": gave_up(job)}, at, gave_up=True)
+            timed_out = ran_to_timeout(job, lease_s, function_timeout_s)
+            if timed_out:
+                reason.append(str(FAILED))
+                return self._terminal(FAILED, {"reason": timed_out}, at, timed_out=True)
             claim = Claim(
                 job_id,
                 int(job.get("attempts", 0)) + 1,
@@ -257,6 +307,7 @@ class JobStore:
                 "holder": claim.holder,
                 "started_at": at,
                 "lease_until": at + dt.timedelta(seconds=lease_s),
+                "waiting_for": firestore.DELETE_FIELD,
                 "history": firestore.ArrayUnion([_entry(RUNNING, attempt=claim.attempt)]),
             }
 
@@ -273,13 +324,14 @@ class JobStore:
             and job.get("holder", "") == claim.holder
         )
 
-    def renew(self, claim: Claim, lease_s: int) -> bool:
-        """Extend this worker's lease; False if the job is no longer its own."""
+    def renew(self, claim: Claim, lease_s: int, extra: dict[str, Any] | None = None) -> bool:
+        """Extend this worker's lease (with `extra` fields, e.g. the time plan); False if the job
+        is no longer its own."""
 
         def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
             if not self._holds(job, claim):
                 return None
-            return {"lease_until": at + dt.timedelta(seconds=lease_s)}
+            return {**(extra or {}), "lease_until": at + dt.timedelta(seconds=lease_s)}
 
         return self._transact(claim.job_id, step)
 
@@ -293,19 +345,41 @@ class JobStore:
             "history": firestore.ArrayUnion([_entry(status, **entry)]),
         }
 
-    def _finish(self, claim: Claim, status: JobStatus, fields: dict[str, Any]) -> bool:
-        """Move the job on from this claim: only while the claim is still the job's own."""
+    def _finish(
+        self,
+        claim: Claim,
+        status: JobStatus,
+        fields: dict[str, Any],
+        waiting_for: str = "",
+        horizon_s: int = 0,
+    ) -> bool:
+        """Move the job on from this claim: only while the claim is still the job's own.
+
+        Back to the queue `waiting_for` a service, the attempt is given back: the fault was the
+        service's, not the job's; unless the job has waited `horizon_s` already: then it fails.
+        """
 
         def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
             if not self._holds(job, claim):
                 return None
             if status == QUEUED:
-                return {
+                update = {
                     **fields,
                     "status": str(QUEUED),
                     "lease_until": None,
                     "history": firestore.ArrayUnion([_entry(QUEUED, attempt=claim.attempt)]),
                 }
+                if waiting_for:
+                    assert job is not None
+                    if horizon_s and waited_too_long(job, at, horizon_s):
+                        late = {**job, "last_error": fields.get("last_error"), "waiting_for": waiting_for}
+                        gone = {"reason": waited_reason(late, at), "attempts": claim.attempt - 1}
+                        return self._terminal(FAILED, gone, at, waited=True)
+                    update.update(_waiting(job, waiting_for, at), attempts=claim.attempt - 1)
+                    update["history"] = firestore.ArrayUnion(
+                        [_entry(QUEUED, attempt=claim.attempt, waiting_for=waiting_for)]
+                    )
+                return update
             return self._terminal(status, fields, at, attempt=claim.attempt)
 
         return self._transact(claim.job_id, step)
@@ -329,9 +403,38 @@ class JobStore:
     def failed(self, claim: Claim, reason: str) -> bool:
         return self._finish(claim, FAILED, {"reason": reason})
 
-    def release(self, claim: Claim, error: str) -> bool:
-        """Give a claimed job back to the queue after a transient fault, for the next delivery."""
-        return self._finish(claim, QUEUED, {"last_error": error})
+    def release(self, claim: Claim, error: str, waiting_for: str = "", horizon_s: int = 0) -> bool:
+        """Give a claimed job back to the queue after a transient fault, for the next delivery;
+        `waiting_for` a service that was down, without spending the attempt (failed instead
+        once it has waited `horizon_s`)."""
+        return self._finish(claim, QUEUED, {"last_error": error}, waiting_for, horizon_s)
+
+    def note_waiting(self, job_id: str, service: str, error: str, horizon_s: int) -> str:
+        """A delivery turned away unclaimed because `service` is down: the job says so.
+
+        Returns WAITING (the message comes back later), FAILED when the job has waited past
+        `horizon_s` (it is failed with that reason), RUNNING_ELSEWHERE, the terminal status it
+        already had, or "missing".
+        """
+        outcome: list[str] = []
+
+        def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
+            outcome.clear()
+            if job is None or job.get("status") in TERMINAL:
+                outcome.append(str(job["status"]) if job else "missing")
+                return None
+            if lease_live(job, at):
+                outcome.append(RUNNING_ELSEWHERE)
+                return None
+            update = {**_waiting(job, service, at), "last_error": error}
+            if waited_too_long(job, at, horizon_s):
+                outcome.append(str(FAILED))
+                return self._terminal(FAILED, {"reason": waited_reason(job, at)}, at, waited=True)
+            outcome.append(WAITING)
+            return update
+
+        self._transact(job_id, step)
+        return outcome[0]
 
     def progress(self, job_id: str, fraction: float) -> None:
         self.col.document(job_id).update({"progress": round(fraction, 3)})
@@ -362,6 +465,7 @@ class JobStore:
                 "publish_pending": True,
                 "reason": firestore.DELETE_FIELD,
                 "event_published": firestore.DELETE_FIELD,
+                **_NOT_WAITING,
                 "history": firestore.ArrayUnion([_entry(QUEUED, retry=True)]),
             }
 
@@ -395,6 +499,7 @@ class JobStore:
                 "output": firestore.DELETE_FIELD,
                 "timings": firestore.DELETE_FIELD,
                 "finished_at": firestore.DELETE_FIELD,
+                **_NOT_WAITING,
                 "history": firestore.ArrayUnion([_entry(QUEUED, run=run)]),
             }
 
@@ -405,13 +510,14 @@ class JobStore:
         """The job's message is out: nothing for the reconciler to publish."""
         self.col.document(job_id).update({"publish_pending": firestore.DELETE_FIELD})
 
-    def give_up(self, job_id: str, max_attempts: int) -> str:
+    def give_up(self, job_id: str, max_attempts: int, horizon_s: int = 0) -> str:
         """What to do with a job whose message ran out of deliveries (the dead-letter path).
 
         Returns "failed" when its own attempts are spent (it is failed with its last error),
-        "requeue" when they are not (the deliveries were burnt before any claim: the caller
-        publishes the job again, at most `max_attempts` times), RUNNING_ELSEWHERE while a
-        worker holds it, or the terminal status it already had, or "missing".
+        "requeue" when they are not: a job waiting for a service is published again until it
+        has waited `horizon_s`; one whose deliveries were burnt before any claim for another
+        reason, at most `max_attempts` times. RUNNING_ELSEWHERE while a worker holds it, or the
+        terminal status it already had, or "missing".
         """
         outcome: list[str] = []
 
@@ -424,6 +530,12 @@ class JobStore:
                 outcome.append(RUNNING_ELSEWHERE)
                 return None
             requeues = int(job.get("requeues", 0))
+            if job.get("waiting_for") and spent(job) < max_attempts:
+                if horizon_s and waited_too_long(job, at, horizon_s):
+                    outcome.append(str(FAILED))
+                    return self._terminal(FAILED, {"reason": waited_reason(job, at)}, at, waited=True)
+                outcome.append("requeue")
+                return {"requeues": requeues + 1}
             if spent(job) < max_attempts and requeues < max_attempts:
                 outcome.append("requeue")
                 return {"requeues": requeues + 1}

@@ -178,3 +178,37 @@ def reconcile_failed(job_id: str, model: str, error: str) -> None:
         model=model,
         error=error,
     )
+
+
+def service_down(service: str, error: str, down_s: float) -> None:
+    """A worker found a service down, or probed it and found it still down (bounded rate)."""
+    _emit(
+        "WARNING",
+        "service_down",
+        f"{service} is down ({error}); jobs wait for it, spending no attempts",
+        service=service,
+        error=error,
+        down_s=round(down_s, 1),
+    )
+
+
+def service_up(service: str, down_s: float) -> None:
+    _emit(
+        "INFO",
+        "service_up",
+        f"{service} answers again after {down_s:.0f} s",
+        service=service,
+        down_s=round(down_s, 1),
+    )
+
+
+def job_waiting(job_id: str, model: str, service: str, error: str) -> None:
+    _emit(
+        "WARNING",
+        "job_waiting",
+        f"job {job_id} waits for {service}: {error}",
+        job_id=job_id,
+        model=model,
+        service=service,
+        error=error,
+    )

@@ -71,3 +71,19 @@ def spec_for(model: str, variant: str | None = None) -> ModelSpec:
     if not choices:
         return MODELS[model]
     return choices[variant or DEFAULT_VARIANT[model]]
+
+
+# Seconds a tile (one model input) takes on the production accelerator, one NVIDIA T4: stated,
+# not measured (no GPU here). From each graph's multiply-adds per tile (counted from the ONNX
+# files: upscale 10.1 G, upscale_fidelity 81.8 G, u2netp 19.8 G at 320 px; enhance's FFDNet ~4 G,
+# comic's and aged's classical graphs well under 1 G) at ~1.6 T multiply-adds a second (40% of
+# the T4's FP32 peak), then doubled; background_remove is the full U²-Net (the paper: 30 fps on a
+# 1080 Ti), counted at 0.1 s. The local stack sets this CPU's measured figures (TILE_SECONDS).
+GPU_TILE_SECONDS: dict[str, float] = {
+    "upscale": 0.015,
+    "upscale_fidelity": 0.1,
+    "enhance": 0.01,
+    "style_comic": 0.005,
+    "style_aged": 0.002,
+    "background_remove": 0.1,
+}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from google.cloud import firestore, storage  # type: ignore[attr-defined]
 
 from .config import Config
+from .health import Breaker
 from .inference import ModelRunner
 from .jobs import JobStore
 from .publisher import Publisher, make_client
@@ -21,15 +22,18 @@ class Services:
     jobs: JobStore
     publisher: Publisher
     inference: ModelRunner
+    triton: Breaker  # this instance's view of whether Triton answers, shared by its jobs
 
     @classmethod
     def from_config(cls, cfg: Config) -> Services:
         """Real clients (emulators are picked up from *_EMULATOR_HOST)."""
+        runner = ModelRunner.triton(
+            cfg.triton_url, cfg.triton_timeout_s, cfg.tile_batch, cfg.tile_concurrency
+        )
         return cls(
             storage=ObjectStore(storage.Client(project=cfg.project)),
             jobs=JobStore(firestore.Client(project=cfg.project), cfg.names.jobs_collection),
             publisher=Publisher(make_client(), cfg.names),
-            inference=ModelRunner.triton(
-                cfg.triton_url, cfg.triton_timeout_s, cfg.tile_batch, cfg.tile_concurrency
-            ),
+            inference=runner,
+            triton=Breaker("triton", runner.ready, cfg.triton_probe_s),
         )

@@ -12,7 +12,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
 
 from . import logs
-from .errors import BadInput, Transient
+from .errors import BadInput, ServiceDown, Transient
 from .events import RESULT_MARKER, JobMessage
 from .names import gs_uri, split_gs_uri
 
@@ -79,6 +79,33 @@ def inflate(raw: bytes, max_bytes: int) -> bytes:
     return out.getvalue()
 
 
+# Storage's own faults (5xx, throttling, timeouts, no connection): the job waits for storage.
+_SERVICE_FAULTS: tuple[type[BaseException], ...] = (
+    gexc.ServerError,
+    gexc.TooManyRequests,
+    gexc.RetryError,
+    ConnectionError,
+    TimeoutError,
+)
+try:  # the transport under google-cloud-storage
+    import requests
+
+    _SERVICE_FAULTS += (requests.ConnectionError, requests.Timeout)
+except ImportError:  # pragma: no cover
+    pass
+
+
+@contextlib.contextmanager
+def storage_faults(what: str) -> Any:
+    """Raise storage's own faults as ServiceDown("storage"); anything else as it came."""
+    try:
+        yield
+    except _SERVICE_FAULTS as exc:
+        raise ServiceDown(
+            "storage", f"storage unreachable while {what}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 def _precondition_failed(exc: Exception) -> bool:
     """A 412 from a streamed upload (the resumable path reports it as InvalidResponse)."""
     response = getattr(exc, "response", None)
@@ -107,31 +134,35 @@ class ResultUpload:
         if self._aborted:
             raise RuntimeError(f"{self.uri}: the upload was aborted")
         self.bytes += len(data)
-        if self._stream is not None:
-            self._stream.write(data)
-            return len(data)
-        self._head += data
-        if len(self._head) > self.chunk:
-            self._stream = self.blob.open(
-                "wb",
-                content_type=self.content_type,
-                if_generation_match=self.precondition,
-                chunk_size=self.chunk,
-            )
-            self._stream.write(bytes(self._head))
-            self._head = bytearray()
+        with storage_faults("writing the result"):
+            if self._stream is not None:
+                self._stream.write(data)
+                return len(data)
+            self._head += data
+            if len(self._head) > self.chunk:
+                self._stream = self.blob.open(
+                    "wb",
+                    content_type=self.content_type,
+                    if_generation_match=self.precondition,
+                    chunk_size=self.chunk,
+                )
+                self._stream.write(bytes(self._head))
+                self._head = bytearray()
         return len(data)
 
     def commit(self) -> Written:
         """Complete the upload: the result exists from now on (and not before)."""
         try:
-            if self._stream is None:
-                self.blob.upload_from_string(
-                    bytes(self._head), content_type=self.content_type, if_generation_match=self.precondition
-                )
-            else:
-                self._stream.close()
-                self.blob.reload()  # the generation written (the session's response is not kept)
+            with storage_faults("writing the result"):
+                if self._stream is None:
+                    self.blob.upload_from_string(
+                        bytes(self._head),
+                        content_type=self.content_type,
+                        if_generation_match=self.precondition,
+                    )
+                else:
+                    self._stream.close()
+                    self.blob.reload()  # the generation written (the session's response is not kept)
         except Exception as exc:
             if _precondition_failed(exc):
                 raise Transient(f"{self.uri} changed while this job wrote it; retrying") from exc
@@ -166,13 +197,15 @@ class ObjectStore:
         """
         blob = self.client.bucket(msg.bucket).blob(msg.name, generation=int(msg.generation))
         try:
-            blob.reload()
+            with storage_faults("reading the upload"):
+                blob.reload()
         except gexc.NotFound as exc:
             raise BadInput(f"{gs_uri(msg.bucket, msg.name)}#{msg.generation} no longer exists") from exc
         if blob.size is not None and blob.size > max_bytes:
             raise BadInput(f"the file is {blob.size} bytes, over the limit of {max_bytes} bytes")
         try:
-            raw: bytes = blob.download_as_bytes(raw_download=True)  # checksummed, the size checked above
+            with storage_faults("reading the upload"):
+                raw: bytes = blob.download_as_bytes(raw_download=True)  # checksummed, size checked above
         except gexc.NotFound as exc:
             raise BadInput(f"{gs_uri(msg.bucket, msg.name)}#{msg.generation} no longer exists") from exc
         if len(raw) > max_bytes:  # a size the metadata did not tell
@@ -192,7 +225,8 @@ class ObjectStore:
         bucket = self.client.bucket(msg.bucket)
         uri = gs_uri(msg.bucket, name)
         source = gs_uri(msg.bucket, msg.name)
-        existing = bucket.get_blob(name)
+        with storage_faults("looking for an earlier result"):
+            existing = bucket.get_blob(name)
         precondition = 0
         if existing is not None:
             meta = existing.metadata or {}

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any
 
-from . import budget, completion, compose, encoding, events, imaging, logs, options, tracing
+from . import budget, completion, compose, encoding, events, imaging, logs, options, timeplan, tracing
 from .config import Config
-from .errors import BadInput, Transient
+from .errors import BadInput, ServiceDown, Transient
 from .events import JobMessage
 from .inference import InferStats
-from .jobs import FAILED, Claim
+from .jobs import FAILED, WAITING, Claim
 from .models import VARIANTS, ModelSpec, spec_for
 from .services import Services
 from .storage_io import UPLOAD_CHUNK_BYTES, ResultHeaders, ResultUpload, Written
@@ -34,12 +35,14 @@ class Lease:
         self.stop = threading.Event()
         self.lost = threading.Event()
         self.renewed = time.monotonic()
+        self.plan: dict[str, Any] = {}  # the job's time plan, recorded on the next renewal
         self.thread = threading.Thread(target=self._beat, name=f"lease-{claim.job_id[:8]}", daemon=True)
 
     def _beat(self) -> None:
         while not self.stop.wait(max(1.0, self.cfg.lease_s / 3)):
             try:
-                if not self.svc.jobs.renew(self.claim, self.cfg.lease_s):
+                extra, self.plan = ({"time_plan": self.plan} if self.plan else {}), {}
+                if not self.svc.jobs.renew(self.claim, self.cfg.lease_s, extra):
                     logs.lease_renewal_failed(self.claim.job_id, "the job is no longer this worker's")
                     self.lost.set()
                     return
@@ -64,6 +67,38 @@ class Lease:
         self.thread.join(timeout=5)
 
 
+class Deadline:
+    """Stops a job far past its time plan (checked between tile rows and strips).
+
+    The job's own seconds (all but the wait for Triton's answers) past the plan's deadline: the
+    job fails with the numbers. Its whole time near the function's timeout while its own work
+    is on plan: Triton is slow for it, and it waits (its attempt kept) rather than be killed.
+    """
+
+    def __init__(
+        self, plan: timeplan.TimePlan, function_timeout_s: int, stats: InferStats, started: float
+    ) -> None:
+        self.plan, self.stats, self.started = plan, stats, started  # started: time.monotonic()
+        self.own_limit_s = plan.deadline_s(function_timeout_s)
+        self.wall_limit_s = 0.9 * function_timeout_s
+
+    def check(self) -> None:
+        elapsed = time.monotonic() - self.started
+        own = elapsed - self.stats.wait_s
+        if own > self.own_limit_s:
+            raise BadInput(
+                f"stopped after {elapsed:.0f} s ({own:.0f} s of its own work): far past its plan of "
+                f"{self.plan.describe()}"
+            )
+        if elapsed > self.wall_limit_s:
+            raise ServiceDown(
+                "triton",
+                f"Triton too slow for this job: {self.stats.wait_s:.0f} s of {elapsed:.0f} s spent waiting "
+                f"for its answers, near the function's timeout",
+                trip=False,
+            )
+
+
 def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     """Download, plan, decode, infer into a streaming encoder and upload; marks the job done.
 
@@ -75,6 +110,7 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}  # this thread's CPU seconds per stage
     t0 = last = time.perf_counter()
+    started = time.monotonic()
     last_cpu = time.thread_time()
 
     def lap(stage: str) -> None:
@@ -98,6 +134,29 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         cfg.tile_concurrency,
         opts,
     )
+    times = timeplan.plan(  # and the seconds it will take: over the limit, it fails now
+        spec,
+        header,
+        (plan.width, plan.height, plan.scale),
+        plan.format,
+        cfg.tile_seconds,
+        cfg.worker_concurrency,
+        cfg.job_time_limit_s,
+        scale_flexible=spec.scale > 1 and opts.scale is None,
+    )
+    if times.scale < plan.scale:  # written at the largest factor whose encoding fits the time
+        opts = dataclasses.replace(opts, scale=times.scale)
+        plan = budget.plan(
+            spec,
+            header,
+            len(data),
+            budget.OutputLimits(cfg.max_output_pixels),
+            cfg.job_budget_bytes,
+            cfg.tile_batch,
+            cfg.tile_concurrency,
+            opts,
+        )
+    lease.plan = times.record()
     name = cfg.names.result_name(msg.model, msg.name, plan.format.extension)
     headers = ResultHeaders(
         plan.format.content_type,
@@ -110,6 +169,7 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     )
     upload = svc.storage.begin_result(msg, name, headers, UPLOAD_CHUNK_BYTES)
     stats = InferStats()
+    deadline = Deadline(times, cfg.function_timeout_s, stats, started)
     box: compose.Box | None = None
     if isinstance(upload, Written):  # an earlier attempt wrote it and died before `done`
         del data, image, source
@@ -122,7 +182,7 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
             del data, image, source  # only the decoded pixels stay
             lap("decode_s")
             encoded_bytes, enc_wall, enc_cpu, box = _infer_and_write(
-                spec, plan, opts, decoded, header.jpeg_quality, svc, stats, lease, upload
+                spec, plan, opts, decoded, header.jpeg_quality, svc, stats, lease, deadline, upload
             )
             lap("infer_s")  # the model and stitching; the encoder's share is taken out below
             timings["infer_s"] = round(timings["infer_s"] - enc_wall, 4)
@@ -160,6 +220,8 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         "result_reused": not written.wrote,
         "memory_need_bytes": plan.need_bytes,
         "memory_budget_bytes": cfg.job_budget_bytes,
+        "time_plan": times.record(),
+        "time_limit_s": cfg.job_time_limit_s,
         "cpu_s": cpu,
     }
     if box is not None:
@@ -213,6 +275,7 @@ def _infer_and_write(
     svc: Services,
     stats: InferStats,
     lease: Lease,
+    deadline: Deadline,
     upload: ResultUpload,
 ) -> tuple[int, float, float, compose.Box | None]:
     """Run the model strip by strip into the encoder, which streams into the upload.
@@ -224,6 +287,7 @@ def _infer_and_write(
 
     def report(fraction: float) -> None:  # at most one progress write a second
         lease.check()
+        deadline.check()
         if fraction < 1.0 and time.monotonic() - last_report[0] >= 1.0:
             last_report[0] = time.monotonic()
             svc.jobs.progress(lease.claim.job_id, fraction)
@@ -244,6 +308,7 @@ def _infer_and_write(
         for i, strip in enumerate(out.strips):
             if i == 0:  # Triton said which version it ran: the result's metadata says so too
                 upload.annotate("imagen-model-version", stats.model_version)
+            deadline.check()
             t, c = time.perf_counter(), time.thread_time()
             encoder.write(strip)
             wall, cpu = wall + time.perf_counter() - t, cpu + time.thread_time() - c
@@ -276,7 +341,13 @@ def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
     if cfg.model_name and msg.model != cfg.model_name:
         logs.bad_message(f"job {msg.job_id} is for {msg.model}, this worker runs {cfg.model_name}")
         return
-    claim = svc.jobs.claim(msg.job_id, cfg.lease_s, cfg.max_attempts)
+    try:
+        svc.triton.admit()  # while Triton is known to be down: turned away at once, unclaimed
+    except ServiceDown as exc:
+        if _wait(cfg, svc, msg, exc):
+            raise  # not acknowledged: the message comes back after Pub/Sub's backoff
+        return
+    claim = svc.jobs.claim(msg.job_id, cfg.lease_s, cfg.max_attempts, cfg.function_timeout_s)
     if not isinstance(claim, Claim):
         # Acknowledged, also while another worker runs it: a delivery that meets a live lease
         # is not an attempt (the reconciler republishes the job if that worker died).
@@ -296,6 +367,21 @@ def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
             logs.job_failed(msg.job_id, msg.model, str(exc))
         completion.announce(cfg, svc, msg.job_id)
         return
+    except ServiceDown as exc:  # the service's fault: the job waits, its attempt given back
+        if exc.service == "triton" and exc.trip:
+            svc.triton.trip(str(exc))
+        try:
+            svc.jobs.release(claim, f"{type(exc).__name__}: {exc}", exc.service, cfg.wait_horizon_s)
+        except Exception as release_exc:  # the lease runs out instead
+            logs.lease_renewal_failed(msg.job_id, f"release failed: {release_exc}")
+            raise exc from None
+        job = svc.jobs.get(msg.job_id) or {}
+        if job.get("status") != FAILED:
+            logs.job_waiting(msg.job_id, msg.model, exc.service, str(exc))
+            raise
+        logs.job_failed(msg.job_id, msg.model, str(job.get("reason", "")))  # waited past the horizon
+        completion.announce(cfg, svc, msg.job_id)
+        return
     except Exception as exc:  # Transient, or a fault we did not foresee: let Pub/Sub retry
         error = f"{type(exc).__name__}: {exc}"
         logs.job_retrying(msg.job_id, msg.model, error)
@@ -305,3 +391,20 @@ def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
             logs.lease_renewal_failed(msg.job_id, f"release failed: {release_exc}")
         raise
     completion.announce(cfg, svc, msg.job_id)
+
+
+def _wait(cfg: Config, svc: Services, msg: JobMessage, exc: ServiceDown) -> bool:
+    """A delivery turned away because a service is down: the job says what it waits for; True
+    when it should come back later. Past the wait horizon the job fails instead."""
+    outcome = svc.jobs.note_waiting(
+        msg.job_id, exc.service, f"{type(exc).__name__}: {exc}", cfg.wait_horizon_s
+    )
+    if outcome == WAITING:
+        logs.job_waiting(msg.job_id, msg.model, exc.service, str(exc))
+        return True
+    if outcome == FAILED:
+        logs.job_failed(msg.job_id, msg.model, (svc.jobs.get(msg.job_id) or {}).get("reason", ""))
+    else:
+        logs.job_skipped(msg.job_id, outcome)
+    completion.announce(cfg, svc, msg.job_id)
+    return False

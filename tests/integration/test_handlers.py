@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from emulators.stack import Stack
 from imagen import events
 from imagen.config import Config
+from imagen.errors import ServiceDown
 from imagen.events import RESULT_MARKER
 from imagen.jobs import Claim
 from imagen.names import object_name
@@ -127,9 +129,12 @@ def test_on_job_runs_the_job_to_done_and_announces_it(
     assert (harness.svc.jobs.get(job_id) or {})["attempts"] == 1
 
 
-def test_triton_unreachable_releases_the_job_then_the_dead_letter_fails_it(
+def test_triton_down_costs_time_not_attempts(
     app_env: Stack, harness: Harness, subscriber: Any, monkeypatch: pytest.MonkeyPatch, unique: str
 ) -> None:
+    """The first delivery meets the outage (its attempt given back); the instance's breaker
+    then turns deliveries away unclaimed; the dead letter publishes the waiting job again; past
+    the wait horizon the job fails with that reason."""
     sub, open_ = subscriber
     events_path = open_(harness.cfg.names.events_topic)
     job_id = harness.upload(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
@@ -139,28 +144,129 @@ def test_triton_unreachable_releases_the_job_then_the_dead_letter_fails_it(
         MODEL_NAME="enhance",
         TRITON_URL="127.0.0.1:9",
         TRITON_TIMEOUT_S="5",
+        TRITON_PROBE_S="3600",  # no probe within this test: the breaker stays open
         MAX_ATTEMPTS="2",
     )
     topic = harness.cfg.names.topic_path(harness.cfg.names.job_topic("enhance"))
     dead = app("on_dead_letter", monkeypatch)
     dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
-    for attempt in (1, 2):
+
+    assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 500
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "queued" and job["attempts"] == 0 and job["waiting_for"] == "triton"
+    assert "Triton unreachable at 127.0.0.1:9" in job["last_error"] and job["waits"] == 1
+    assert job.get("lease_until") is None and job["history"][-1]["waiting_for"] == "triton"
+    claims = sum(1 for h in job["history"] if h["status"] == "running")
+
+    for _ in range(MAX_DELIVERIES := 6):  # more deliveries than attempts: none is claimed
         assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 500
-        job = harness.svc.jobs.get(job_id) or {}
-        assert job["status"] == "queued" and job["attempts"] == attempt  # the fault was met, and released
-        assert "Triton unreachable at 127.0.0.1:9" in job["last_error"]
-        assert job.get("lease_until") is None
-        if attempt == 1:  # dead-lettered with an attempt left: published again, not failed
-            assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id))).status_code == 200
-            assert (harness.svc.jobs.get(job_id) or {})["status"] == "queued"
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "queued" and job["attempts"] == 0 and job["waits"] == 1 + MAX_DELIVERIES
+    assert sum(1 for h in job["history"] if h["status"] == "running") == claims == 1
 
     assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id), attempt=5)).status_code == 200
+    assert (harness.svc.jobs.get(job_id) or {})["status"] == "queued"  # published again, not failed
+    # Past the horizon: the next delivery fails it, with that reason (and is acknowledged).
+    time.sleep(1.2)
+    late = app("on_job", monkeypatch, WAIT_HORIZON_S="1")
+    assert late.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 200
     job = harness.svc.jobs.get(job_id) or {}
-    assert job["status"] == "failed"
-    assert job["reason"].startswith("gave up after 2 attempts; last error: Transient: Triton unreachable")
-    assert job["history"][-1]["dead_letter"] is True
+    assert job["status"] == "failed" and job["attempts"] == 0
+    assert job["reason"].startswith("waited 0.0 h for triton (WAIT_HORIZON_S) and gave up; last error: ")
+    assert job["history"][-1]["waited"] is True
     failed = pull_for(sub, events_path, job_id)
     assert failed.attributes["ce-type"] == "imagen.job.v1.failed" and event_schemas.check(failed)["reason"]
+
+
+def test_the_dead_letter_fails_a_waiting_job_past_the_horizon(
+    app_env: Stack, harness: Harness, monkeypatch: pytest.MonkeyPatch, unique: str
+) -> None:
+    job_id = harness.upload(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    assert harness.svc.jobs.note_waiting(job_id, "triton", "Connection refused", 3600) == "waiting"
+    time.sleep(1.2)
+    dead = app("on_dead_letter", monkeypatch, WAIT_HORIZON_S="1")
+    dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
+    assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id), attempt=5)).status_code == 200
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "failed" and "for triton (WAIT_HORIZON_S)" in job["reason"]
+    assert "Connection refused" in job["reason"] and job["history"][-1]["waited"] is True
+
+
+def test_when_triton_answers_again_the_waiting_job_runs_on_its_first_attempt(
+    triton: Stack, harness: Harness, unique: str
+) -> None:
+    """The breaker, open, probes at its interval; the probe that finds Triton closes it."""
+    from imagen.health import Breaker
+    from imagen.services import Services
+
+    svc = Services(
+        harness.svc.storage,
+        harness.svc.jobs,
+        harness.svc.publisher,
+        harness.svc.inference,
+        Breaker("triton", harness.svc.inference.ready, 1),
+    )
+    job_id = harness.upload(f"style_aged/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    svc.triton.trip("Connection refused (the outage)")
+    cfg = replace(harness.cfg, model_name="style_aged")
+    body = push_body(harness.message(job_id))
+    with pytest.raises(ServiceDown):
+        handle_job(cfg, svc, events.PUBSUB_PUBLISHED, body)
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "queued" and job["attempts"] == 0 and job["waiting_for"] == "triton"
+    time.sleep(1.1)  # the probe interval: the next delivery probes, finds Triton ready, runs
+    handle_job(cfg, svc, events.PUBSUB_PUBLISHED, body)
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "done" and job["attempts"] == 1 and "waiting_for" not in job
+    assert svc.triton.probes == 1 and not svc.triton.open
+    assert job["output"]["time_plan"]["tiles"] == job["output"]["tiles"]
+
+
+def test_an_attempt_that_ran_to_the_function_timeout_is_not_run_again(
+    app_env: Stack, harness: Harness, unique: str
+) -> None:
+    """Its worker renewed the lease until the platform stopped it at the timeout: the next
+    delivery fails the job with that reason instead of running it blind."""
+    import datetime as dt
+
+    job_id = harness.upload(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    claim = harness.svc.jobs.claim(job_id, lease_s=8, max_attempts=5, function_timeout_s=540)
+    assert isinstance(claim, Claim)
+    now = harness.svc.jobs.server_now()
+    harness.svc.jobs.col.document(job_id).update(
+        {
+            "started_at": now - dt.timedelta(seconds=560),  # renewed up to 545 s after its start
+            "lease_until": now - dt.timedelta(seconds=7),
+            "time_plan": {"total_s": 120.0},
+        }
+    )
+    cfg = replace(harness.cfg, model_name="enhance", function_timeout_s=540, job_time_limit_s=360)
+    handle_job(cfg, harness.svc, events.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "failed" and job["history"][-1]["timed_out"] is True
+    assert "to the function's timeout of 540 s" in job["reason"] and "its plan was 120 s" in job["reason"]
+
+
+def test_a_job_over_the_time_limit_fails_at_once_with_its_plan(
+    triton: Stack, harness: Harness, unique: str
+) -> None:
+    from emulators.settings import LOCAL_TILE_SECONDS  # this CPU's figures: a tile of fidelity ~3 s
+
+    cfg = replace(
+        harness.cfg,
+        model_name="upscale",
+        job_time_limit_s=10,
+        function_timeout_s=15,
+        tile_seconds=LOCAL_TILE_SECONDS,
+    )
+    job_id = harness.upload(
+        f"upscale/it-{unique}/cat.jpg", SAMPLE.read_bytes(), **{"imagen-upscale": "fidelity"}
+    )
+    handle_job(cfg, harness.svc, events.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
+    job = harness.svc.jobs.get(job_id) or {}
+    assert job["status"] == "failed" and job["attempts"] == 1
+    assert "over the limit of 10 s per job (JOB_TIME_LIMIT_S)" in job["reason"]
+    assert "tiles x" in job["reason"]
 
 
 def test_a_job_a_worker_holds_is_left_to_it(
