@@ -1,5 +1,5 @@
 """Sessions: demo (the main job), up (keep the stack running), tests (unit, integration, system),
-lint, tf, models, bench, quality, soak, fullsize."""
+lint, tf, models, bench, timeplan, quality, soak, fullsize, hostile."""
 
 from __future__ import annotations
 
@@ -64,6 +64,13 @@ def fullsize(session: nox.Session) -> None:
     """48 MP photos through every model (12 MP through upscale) under production's memory budget."""
     _install(session)
     _run_stack(session, "emulators.fullsize", *session.posargs)
+
+
+@nox.session
+def timeplan(session: nox.Session) -> None:
+    """Each model's time plan against its measured job time at 1, 12 and 48 MP (docs/timeplan.md)."""
+    _install(session)
+    _run_stack(session, "bench.timeplan", *session.posargs)
 
 
 @nox.session

@@ -83,6 +83,11 @@ def to_push_body(subscription: str, received: Any) -> Request:
     return {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
+def backoff_s(s: StackSettings, attempt: int) -> int:
+    """The delay before delivery `attempt` + 1 (the retry policy's exponential backoff)."""
+    return int(min(s.retry_max_s, s.retry_min_s * 2 ** max(0, attempt - 1)))
+
+
 @dataclass
 class Route:
     subscription: str  # full path
@@ -129,7 +134,7 @@ class Bridge:
         return out
 
     def backoff_s(self, attempt: int) -> int:
-        return int(min(self.s.retry_max_s, self.s.retry_min_s * 2 ** max(0, attempt - 1)))
+        return backoff_s(self.s, attempt)
 
     def deliver(self, route: Route, received: Any, done: threading.Semaphore) -> None:
         """Post one message; acknowledge it on 2xx, otherwise back it off. Always frees the slot."""

@@ -3,7 +3,8 @@
 uploads, jobs, done, failed, results, lost, foreign. Lost (an upload that never ended as a job
 `done` or `failed`) and foreign (a job whose result object belongs to another source) must be 0;
 the exit status says whether they were. With --faults, during the burst: a worker SIGKILLed
-twice, Triton restarted once, the bridge (every puller) SIGKILLed and restarted once.
+twice, the bridge (every puller) SIGKILLed and restarted once, and Triton stopped for longer than a
+message's whole retry window, then started again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from imagen.jobs import DONE, is_terminal
 from imagen.models import MODELS
 from imagen.names import gs_uri
 
+from .bridge import backoff_s
 from .demo import SAMPLES
 from .settings import StackSettings
 from .stack import Stack
@@ -53,11 +55,19 @@ def inject_faults(stack: Stack, stop: threading.Event) -> None:
         stack.stop_one(name)  # reaps it, clears its PID file
         stack.start(stack.service(name))
 
+    # Triton stays down longer than a message's whole retry window (every delivery's backoff,
+    # then the dead letter): the jobs that meet it wait, their attempts unspent.
+    window = sum(backoff_s(stack.s, a) for a in range(1, stack.s.max_delivery_attempts + 1))
     steps = [
         (5, "SIGKILL fn-on_job-enhance", lambda: kill_and_restart("fn-on_job-enhance")),
         (10, "SIGKILL fn-on_job-style_comic", lambda: kill_and_restart("fn-on_job-style_comic")),
         (15, "SIGKILL the bridge (every puller)", lambda: kill_and_restart("bridge")),
-        (20, "restart triton", lambda: (stack.stop_one("triton"), stack.start(stack.service("triton")))),
+        (
+            20,
+            f"stop triton (down for {window + 15} s, the retry window is {window} s)",
+            lambda: stack.stop_one("triton"),
+        ),
+        (35 + window, "start triton", lambda: stack.start(stack.service("triton"))),
     ]
     started = time.monotonic()
     for at, what, fault in steps:
@@ -108,6 +118,7 @@ def run(s: StackSettings, count: int, timeout_s: float, faults: Stack | None = N
         != (b.metadata or {}).get("imagen-source")
     )
     attempts = sum(int(d.get("attempts", 0)) for d in final.values())
+    waited = [d for d in final.values() if d.get("waits")]
     print(
         f"\n{'uploads':>8} {'jobs':>6} {'done':>6} {'failed':>7} {'results':>8} {'lost':>5} {'foreign':>8} "
         f"{'attempts':>9} {'seconds':>8}"
@@ -117,6 +128,13 @@ def run(s: StackSettings, count: int, timeout_s: float, faults: Stack | None = N
         f"{attempts:>9} {elapsed:>8.1f}"
     )
     print(f"throughput: {len(final) / elapsed:.2f} images/s")
+    if waited:
+        waits = sorted(int(d["waits"]) for d in waited)
+        print(
+            f"waited for a service: {len(waited)} jobs, {sum(waits)} deliveries turned away "
+            f"(per job: median {waits[len(waits) // 2]}, max {waits[-1]}); "
+            f"attempts of those jobs: max {max(int(d.get('attempts', 0)) for d in waited)}"
+        )
     for d in final.values():
         if d["status"] != DONE:
             print(f"failed: {d['object']}: {d.get('reason')}")

@@ -57,24 +57,28 @@ module "triton" {
 }
 
 module "functions" {
-  source               = "./modules/functions"
-  project_id           = var.project_id
-  region               = var.region
-  source_dir           = "${path.module}/../functions"
-  bucket               = module.storage.bucket
-  models               = local.models
-  job_topics           = module.messaging.job_topics
-  events_topic         = module.messaging.events_topic
-  triton_url           = module.triton.triton_url
-  vpc_connector        = module.triton.vpc_connector
-  worker_max_instances = var.worker_max_instances
-  worker_concurrency   = var.worker_concurrency
-  max_attempts         = var.max_delivery_attempts
-  api_invokers         = var.api_invokers
-  result_cache_control = var.result_cache_control
-  upscale_default      = var.upscale_default
-  labels               = var.labels
-  depends_on           = [google_project_service.apis, module.firestore]
+  source                 = "./modules/functions"
+  project_id             = var.project_id
+  region                 = var.region
+  source_dir             = "${path.module}/../functions"
+  bucket                 = module.storage.bucket
+  models                 = local.models
+  job_topics             = module.messaging.job_topics
+  events_topic           = module.messaging.events_topic
+  triton_url             = module.triton.triton_url
+  vpc_connector          = module.triton.vpc_connector
+  worker_max_instances   = var.worker_max_instances
+  worker_concurrency     = var.worker_concurrency
+  max_attempts           = var.max_delivery_attempts
+  api_invokers           = var.api_invokers
+  result_cache_control   = var.result_cache_control
+  upscale_default        = var.upscale_default
+  job_time_limit_seconds = var.job_time_limit_seconds
+  tile_seconds           = var.tile_seconds
+  wait_horizon_seconds   = var.wait_horizon_seconds
+  triton_probe_seconds   = var.triton_probe_seconds
+  labels                 = var.labels
+  depends_on             = [google_project_service.apis, module.firestore]
 }
 
 # Topics do not depend on the functions; the push subscriptions do (their endpoints), and the
@@ -96,10 +100,12 @@ module "messaging" {
 
 # Alerts (to notification_email) and the imagen dashboard: README, "Alerts".
 module "monitoring" {
-  source             = "./modules/monitoring"
-  project_id         = var.project_id
-  models             = local.models
-  notification_email = var.notification_email
-  labels             = var.labels
-  depends_on         = [google_project_service.apis]
+  source               = "./modules/monitoring"
+  project_id           = var.project_id
+  models               = local.models
+  notification_email   = var.notification_email
+  triton_down_alert_s  = var.triton_down_alert_s
+  wait_horizon_seconds = var.wait_horizon_seconds # quoted in the Triton-down alert
+  labels               = var.labels
+  depends_on           = [google_project_service.apis]
 }

@@ -80,6 +80,36 @@ variable "worker_concurrency" {
   default     = 4
 }
 
+variable "job_time_limit_seconds" {
+  type        = number
+  description = "Longest time plan a job may have, in seconds (decoding, its tiles at tile_seconds, encoding); a job planned past it fails at once. Under the workers' 540 s timeout."
+  default     = 360
+}
+
+variable "tile_seconds" {
+  type        = map(number)
+  description = "Triton model → seconds a tile takes on triton_accelerator, for the jobs' time plans; models left out keep the code's T4 figures (set it for another GPU)."
+  default     = {}
+}
+
+variable "wait_horizon_seconds" {
+  type        = number
+  description = "How long a job may wait for Triton while it is down before it fails (at most 604800, the job messages' 7-day retention); waiting spends no attempts."
+  default     = 86400
+}
+
+variable "triton_probe_seconds" {
+  type        = number
+  description = "How often a worker that found Triton down probes it again, in seconds."
+  default     = 10
+}
+
+variable "triton_down_alert_s" {
+  type        = number
+  description = "Seconds the workers must have seen Triton down, without a break, before the Triton-down alert fires (a multiple of 60)."
+  default     = 300
+}
+
 variable "labels" {
   type        = map(string)
   description = "Labels put on every labelled resource."

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from imagen.jobs import DONE, QUEUED, is_terminal
+from imagen.jobs import DONE, FAILED, QUEUED, is_terminal
 
 _out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -47,6 +47,25 @@ def fraction(job: dict[str, Any] | None) -> float:
     return float(job.get("progress", 0.0))
 
 
+def status_of(job: dict[str, Any] | None) -> str:
+    """The status, and what a queued job waits for (a service that is down)."""
+    if not job:
+        return "waiting"
+    status = str(job.get("status", "unknown"))
+    if status == QUEUED and job.get("waiting_for"):
+        return f"{status}, waiting for {job['waiting_for']}"
+    return status
+
+
+def note(job: dict[str, Any]) -> str:
+    """What a person listing jobs wants next to a status: why it failed, or what it waits for."""
+    if job.get("status") == FAILED:
+        return str(job.get("reason") or "")
+    if job.get("status") == QUEUED and job.get("waiting_for"):
+        return str(job.get("last_error") or "")
+    return ""
+
+
 def describe(job: dict[str, Any]) -> None:
     """One job: its fields, then its history."""
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -54,7 +73,22 @@ def describe(job: dict[str, Any]) -> None:
     table.add_column(overflow="fold")
     for key in ("job_id", "model", "status", "source_uri", "attempts", "result_uri", "reason"):
         if job.get(key) not in (None, ""):
-            table.add_row(key, safe(str(job[key])))
+            table.add_row(key, safe(status_of(job) if key == "status" else str(job[key])))
+    if job.get("waiting_for"):
+        since = job.get("waiting_since")
+        table.add_row(
+            "waiting_for",
+            f"{job['waiting_for']}"
+            + (f" since {since:%Y-%m-%d %H:%M:%S}" if since else "")
+            + f" ({job.get('waits', 0)} deliveries turned away; no attempt spent)",
+        )
+    plan = job.get("time_plan") or (job.get("output") or {}).get("time_plan")
+    if plan:
+        table.add_row(
+            "time_plan",
+            f"~{plan['total_s']:.0f} s: decode {plan['decode_s']:.1f}, "
+            f"{plan['tiles']} tiles x {plan['tile_s']:g} s, encode {plan['encode_s']:.1f}",
+        )
     if job.get("options"):
         table.add_row("options", safe(", ".join(f"{k}={v}" for k, v in sorted(job["options"].items()))))
     if job.get("last_error") and job.get("status") != DONE:
@@ -64,6 +98,8 @@ def describe(job: dict[str, Any]) -> None:
     for h in job.get("history", []):
         extra = f" (attempt {h['attempt']})" if h.get("attempt") else ""
         extra += " (retry)" if h.get("retry") else ""
+        extra += f" (waiting for {h['waiting_for']}, attempt given back)" if h.get("waiting_for") else ""
+        extra += " (waited past the horizon)" if h.get("waited") else ""
         table.add_row("", f"{h['at']:%Y-%m-%d %H:%M:%S} {h['status']}{extra}")
     _out.print(table)
 
@@ -74,15 +110,20 @@ def job_table(rows: Sequence[dict[str, Any]], clear: bool = False) -> None:
     if not rows:
         say("no jobs yet")
         return
-    table = Table("created", "job", "model", "status", "secs", "object")
+    table = Table()
+    for name in ("created", "job", "model", "status", "secs"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("object", overflow="fold")
+    table.add_column("reason / waiting on", overflow="fold", ratio=1)
     for r in rows:
         table.add_row(
             f"{r['created_at']:%Y-%m-%d %H:%M:%S}",
             r["job_id"],
             r["model"],
-            r["status"],
+            status_of(r),
             seconds(r)[:-1],
             safe(r["object"]),
+            safe(note(r)),
         )
     _out.print(table)
 
@@ -112,7 +153,7 @@ class JobProgress:
     def update(self, docs: dict[str, dict[str, Any]]) -> None:
         for name, jid in self.submitted:
             job = docs.get(jid)
-            status = str((job or {}).get("status", "waiting"))
+            status = status_of(job)
             if self.progress is not None:
                 self.progress.update(self.tasks[jid], completed=fraction(job), status=status)
             elif self.shown.get(jid) != status:

@@ -169,3 +169,18 @@ def test_submit_with_options_checks_them_first(imagen: Run, harness: Harness, un
     job_id = handle_upload(harness.cfg, harness.svc, events.STORAGE_FINALIZED, blob._properties)
     code, out, _ = imagen("status", str(job_id))
     assert code == 0 and "imagen-format=webp" in out
+
+
+def test_status_and_jobs_say_what_a_queued_job_waits_for(imagen: Run, harness: Harness, unique: str) -> None:
+    job_id = harness.upload(f"enhance/cli-{unique}/cat.jpg", SAMPLE.read_bytes())
+    error = "ServiceDown: Triton unreachable at 10.0.0.9:8000: Connection refused"
+    assert harness.svc.jobs.note_waiting(job_id, "triton", error, 3600) == "waiting"
+    code, out, _ = imagen("status", job_id)
+    assert code == 0 and "queued, waiting for triton" in out
+    assert "1 deliveries turned away; no attempt spent" in out and "Connection refused" in out
+    code, out, _ = imagen("jobs", "--status", "queued", "--model", "enhance", "--limit", "200")
+    flat = " ".join(out.split())  # the table wraps long cells
+    assert job_id in flat and "waiting for" in flat and "10.0.0.9:8000" in flat
+    failed = failed_job(harness, f"enhance/cli-{unique}/empty.jpg")
+    code, out, _ = imagen("jobs", "--status", "failed", "--model", "enhance", "--limit", "200")
+    assert failed in out and "the file is empty" in out  # a failure's reason, in the list

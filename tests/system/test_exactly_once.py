@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import requests
 from PIL import Image
 
-from emulators.bridge import to_cloudevent
+from emulators.bridge import backoff_s, to_cloudevent
+from emulators.settings import StackSettings
 from emulators.stack import Stack
 from imagen.events import JobMessage
 from imagen.names import object_name
@@ -107,29 +109,54 @@ def test_triton_down_then_back_within_the_retry_window(
 ) -> None:
     restore.stop_one("triton")
     jids = [upload(bucket, f"style_aged/outage-{unique}/{i}.jpg", small_variant(i)) for i in range(10)]
-    wait_until(lambda: any((jobs_col.document(j).get().to_dict() or {}).get("last_error") for j in jids), 30)
+    wait_until(lambda: any((jobs_col.document(j).get().to_dict() or {}).get("waiting_for") for j in jids), 30)
     restore.start(restore.service("triton"))
     jobs = [wait_finished(jobs_col, j, timeout_s=120) for j in jids]
     assert [j["status"] for j in jobs] == ["done"] * 10
-    assert any(j["attempts"] > 1 for j in jobs)  # the outage was really met and retried
+    assert [j["attempts"] for j in jobs] == [1] * 10  # the outage cost no attempt
+    assert any(j.get("waits", 0) >= 1 for j in jobs)  # it was really met
 
 
-def test_triton_down_past_the_retry_budget_fails_through_the_dead_letter_topic(
-    bucket: Any, jobs_col: Any, stack: Any, restore: Stack, unique: str
+BURST_MODELS = ("style_aged", "enhance", "style_comic", "background_remove", "upscale")
+
+
+def test_triton_down_longer_than_the_whole_retry_window_costs_time_not_jobs(
+    bucket: Any, jobs_col: Any, stack: StackSettings, restore: Stack, unique: str
 ) -> None:
+    """A burst meets Triton down for longer than a message's whole retry window (its deliveries
+    in the 2..60 s backoff, then the dead letter): every job ends done on its first attempt, the
+    jobs say what they waited for, and the deliveries and probes during the outage stay bounded
+    (each worker's breaker turns deliveries away unclaimed and probes every TRITON_PROBE_S)."""
+    window_s = sum(backoff_s(stack, a) for a in range(1, stack.max_delivery_attempts + 1))
+    probe_s = int(stack.function_env["TRITON_PROBE_S"])
+    logs_before = {m: len(log_events(stack, f"fn-on_job-{m}", "service_down")) for m in BURST_MODELS}
+
     restore.stop_one("triton")
-    jids = [upload(bucket, f"style_aged/dead-{unique}/{i}.jpg", small_variant(i)) for i in range(2)]
-    jobs = [wait_finished(jobs_col, j, timeout_s=150) for j in jids]
+    down_at = time.monotonic()
+    jids = [
+        upload(bucket, f"{BURST_MODELS[i % len(BURST_MODELS)]}/burst-down-{unique}/{i}.jpg", small_variant(i))
+        for i in range(15)
+    ]
+    time.sleep(max(0.0, window_s + 10 - (time.monotonic() - down_at)))
+    waiting = [jobs_col.document(j).get().to_dict() or {} for j in jids]
+    assert all(j["status"] == "queued" and j.get("waiting_for") == "triton" for j in waiting), [
+        (j["status"], j.get("waiting_for"), j.get("reason")) for j in waiting
+    ]
+    assert all(j["attempts"] == 0 for j in waiting)  # past the whole retry window: nothing spent
     restore.start(restore.service("triton"))
+    outage_s = time.monotonic() - down_at
+
+    jobs = [wait_finished(jobs_col, j, timeout_s=300) for j in jids]
+    assert [j["status"] for j in jobs] == ["done"] * len(jids), [j.get("reason") for j in jobs]
+    assert [j["attempts"] for j in jobs] == [1] * len(jids)
+    # Deliveries: each job's message came back at most once per backoff step, dead-lettered and
+    # published again each window; a job was claimed at most once more than the run that finished.
+    cycles = outage_s / window_s + 2
     for job in jobs:
-        assert job["status"] == "failed"
-        assert job["reason"].startswith(f"gave up after {stack.max_delivery_attempts} attempts")
-        assert "Triton unreachable" in job["reason"]
-        assert job["history"][-1].get("dead_letter") is True
-        assert job.get("lease_until") is None
-    assert (
-        wait_finished(jobs_col, upload(bucket, f"style_aged/dead-{unique}/after.jpg", small_variant(3)))[
-            "status"
-        ]
-        == "done"
-    )
+        assert 1 <= job["waits"] <= stack.max_delivery_attempts * cycles, job["waits"]
+        assert sum(1 for h in job["history"] if h["status"] == "running") <= 2
+    # Probes: each worker noticed the outage once and probed at its bounded rate.
+    for model in BURST_MODELS:
+        downs = len(log_events(stack, f"fn-on_job-{model}", "service_down")) - logs_before[model]
+        assert 1 <= downs <= outage_s / probe_s + 2, (model, downs)
+        assert log_events(stack, f"fn-on_job-{model}", "service_up")

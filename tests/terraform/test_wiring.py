@@ -268,3 +268,80 @@ def test_the_api_is_an_http_function_behind_iam_with_no_public_invoker() -> None
     root = load(TERRAFORM)
     assert one(root.named("module")["functions"]["api_invokers"]) == "${var.api_invokers}"
     assert "api_url" in root.named("output")
+
+
+def test_workers_get_their_time_plan_and_wait_settings_from_the_root() -> None:
+    """The root's variables reach every on_job function's environment; the time limit stays
+    under the function's timeout (a precondition: variable validations cannot compare two
+    variables before Terraform 1.9, and the root allows 1.5); the wait horizon fits the job
+    messages' retention."""
+    functions = load(TERRAFORM / "modules" / "functions")
+    job = functions.resource("google_cloudfunctions2_function", "on_job")
+    env = one(one(job["service_config"])["environment_variables"])
+    assert "local.common_env" in env and "local.worker_env" in env
+    worker_env, common_env = functions.locals()["worker_env"], functions.locals()["common_env"]
+    wired = {
+        "FUNCTION_TIMEOUT_S": "var.worker_timeout_seconds",
+        "JOB_TIME_LIMIT_S": "var.job_time_limit_seconds",
+        "TILE_SECONDS": "var.tile_seconds",
+        "TRITON_PROBE_S": "var.triton_probe_seconds",
+    }
+    for name, variable in wired.items():
+        assert variable in worker_env[name], name
+    assert "var.wait_horizon_seconds" in common_env["WAIT_HORIZON_S"]  # the dead-letter handler too
+    assert one(one(job["service_config"])["timeout_seconds"]) == "${var.worker_timeout_seconds}"
+
+    precondition = one(one(job["lifecycle"])["precondition"])
+    assert one(precondition["condition"]) == "${var.job_time_limit_seconds < var.worker_timeout_seconds}"
+    variables = functions.named("variable")
+    assert one(variables["job_time_limit_seconds"]["default"]) < one(
+        variables["worker_timeout_seconds"]["default"]
+    )
+    for name in ("job_time_limit_seconds", "wait_horizon_seconds", "triton_probe_seconds", "tile_seconds"):
+        assert "validation" in variables[name], name
+    subscription = load(TERRAFORM / "modules" / "messaging").resource("google_pubsub_subscription", "jobs")
+    retention_s = int(one(subscription["message_retention_duration"]).removesuffix("s"))
+    horizon = one(one(variables["wait_horizon_seconds"]["validation"])["condition"])
+    assert f"var.wait_horizon_seconds <= {retention_s}" in horizon  # a job's message outlives its wait
+    assert one(variables["wait_horizon_seconds"]["default"]) <= retention_s
+
+    root = load(TERRAFORM)
+    wiring = root.named("module")["functions"]
+    for name in ("job_time_limit_seconds", "wait_horizon_seconds", "triton_probe_seconds", "tile_seconds"):
+        assert one(wiring[name]) == f"${{var.{name}}}", name
+        assert name in root.named("variable"), name
+
+
+def test_an_alert_fires_when_workers_have_found_triton_down_for_minutes() -> None:
+    monitoring = load(TERRAFORM / "modules" / "monitoring")
+    metric = monitoring.resource("google_logging_metric", "service_down")
+    assert one(metric["name"]) == "imagen_service_down"
+    assert one(metric["filter"]) == 'resource.type="cloud_run_revision" AND jsonPayload.event="service_down"'
+    labels = one(one(metric["metric_descriptor"])["labels"])
+    assert one(labels["key"]) == "service" and "service" in one(metric["label_extractors"])
+
+    _, query, hold_s, doc = monitoring.locals()["alerts"]["triton_down"]
+    assert "user_imagen_service_down" in query and 'service="triton"' in query
+    assert "unless" in query and "user_imagen_service_up" in query  # seen down, and not seen back
+    up = monitoring.resource("google_logging_metric", "service_up")
+    assert one(up["filter"]) == 'resource.type="cloud_run_revision" AND jsonPayload.event="service_up"'
+    assert hold_s == "${var.triton_down_alert_s}"
+    variable = monitoring.named("variable")["triton_down_alert_s"]
+    assert one(variable["default"]) == 300 and "% 60 == 0" in one(one(variable["validation"])["condition"])
+    for needed in (
+        "no attempt is spent",
+        "WAIT_HORIZON_S",
+        "/v2/health/ready",
+        "service_down",
+        "`error`",
+        "wait_horizon_seconds",
+        "waited ... for",
+    ):
+        assert needed in doc, needed
+    policy = monitoring.resource("google_monitoring_alert_policy", "alerts")
+    assert "${google_logging_metric.service_down}" in one(policy["depends_on"])
+
+    root = load(TERRAFORM)
+    wiring = root.named("module")["monitoring"]
+    assert one(wiring["triton_down_alert_s"]) == "${var.triton_down_alert_s}"
+    assert one(wiring["wait_horizon_seconds"]) == "${var.wait_horizon_seconds}"

@@ -7,8 +7,11 @@ from functools import partial
 
 import pytest
 
+from emulators.settings import LOCAL_FUNCTION_ENV
+from imagen.config import Config
 from imagen.models import MODELS, TRITON_MODELS
 from modelbuild import build, configs, recipes
+from tests.terraform.hcl import TERRAFORM, load, one
 
 
 @pytest.mark.parametrize("model", sorted(TRITON_MODELS))
@@ -29,6 +32,32 @@ def test_config_matches_worker_spec(model: str, which: str) -> None:
         assert config.backend == "python"
         assert kinds == {configs.mc.ModelInstanceGroup.KIND_CPU}
     assert config.max_batch_size >= max(config.dynamic_batching.preferred_batch_size)
+
+
+@pytest.mark.parametrize("model", sorted(TRITON_MODELS))
+@pytest.mark.parametrize("which", sorted(configs.CONFIGS))
+def test_triton_refuses_work_it_cannot_start_in_time(model: str, which: str) -> None:
+    """A bounded queue whose requests are rejected once they have waited past a timeout: the
+    worker hears "busy" (and backs off) before its own client timeout ends the request."""
+    config = configs.load(model, which)
+    assert config.dynamic_batching.HasField("default_queue_policy")
+    policy = config.dynamic_batching.default_queue_policy
+    assert policy.max_queue_size > 0
+    assert policy.timeout_action == configs.mc.ModelQueuePolicy.REJECT
+    assert not policy.allow_timeout_override  # a client may not queue longer than the model allows
+    timeout_s = policy.default_timeout_microseconds / 1e6
+    assert 0 < timeout_s < Config.triton_timeout_s
+    # A request that starts just before its timeout is answered one batch later: the timeout plus
+    # one full batch at the planning figures (TILE_SECONDS) stays well inside the client's timeout.
+    env = {"GOOGLE_CLOUD_PROJECT": "p", **(LOCAL_FUNCTION_ENV if which == "cpu" else {})}
+    cfg = Config.from_env(env)
+    assert timeout_s + config.max_batch_size * cfg.tile_seconds[model] < 0.8 * cfg.triton_timeout_s
+    # The queue holds at least what the workers can have in flight on this model at once.
+    instances = 1  # the local stack runs one worker per model
+    if which == "gpu":
+        variables = load(TERRAFORM / "modules" / "functions").named("variable")
+        instances = one(variables["worker_max_instances"]["default"])
+    assert policy.max_queue_size >= instances * cfg.worker_concurrency * cfg.tile_concurrency
 
 
 def test_a_typo_in_a_config_is_caught(tmp_path: object) -> None:

@@ -20,6 +20,8 @@ locals {
     MAX_OUTPUT_PIXELS    = tostring(var.max_output_pixels)
     BUCKET               = var.bucket # the reconciler finds objects with no job there
     RESULT_CACHE_CONTROL = var.result_cache_control
+    # A job waiting for a service (Triton down) fails past this; the dead-letter handler judges it too.
+    WAIT_HORIZON_S = tostring(var.wait_horizon_seconds)
   }
   # Each job's memory budget: (instance memory - the runtime's own) / concurrent jobs (Config).
   worker_memory_mb = (
@@ -31,6 +33,12 @@ locals {
     WORKER_MEMORY_MB   = tostring(local.worker_memory_mb)
     WORKER_CONCURRENCY = tostring(var.worker_concurrency)
     UPSCALE_DEFAULT    = var.upscale_default
+    # A job's time plan must fit in JOB_TIME_LIMIT_S, inside the function's timeout (Config refuses
+    # a limit at or past FUNCTION_TIMEOUT_S, so the two travel together, on the workers only).
+    FUNCTION_TIMEOUT_S = tostring(var.worker_timeout_seconds)
+    JOB_TIME_LIMIT_S   = tostring(var.job_time_limit_seconds)
+    TILE_SECONDS       = join(",", [for m, s in var.tile_seconds : "${m}=${s}"]) # empty: the code's T4 figures
+    TRITON_PROBE_S     = tostring(var.triton_probe_seconds)
     # glibc gives freed strips back to the system only with a fixed mmap threshold (docs/memory.md)
     MALLOC_MMAP_THRESHOLD_ = "1048576"
   }
@@ -329,6 +337,13 @@ resource "google_cloudfunctions2_function" "on_job" {
     vpc_connector                    = var.vpc_connector
     vpc_connector_egress_settings    = "PRIVATE_RANGES_ONLY"
     environment_variables            = merge(local.common_env, local.worker_env, { MODEL_NAME = each.key })
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.job_time_limit_seconds < var.worker_timeout_seconds
+      error_message = "job_time_limit_seconds (${var.job_time_limit_seconds}) must be under worker_timeout_seconds (${var.worker_timeout_seconds}): a job planned up to the limit has to finish inside the function's timeout."
+    }
   }
 }
 

@@ -79,8 +79,53 @@ variable "worker_max_instances" {
 
 variable "worker_timeout_seconds" {
   type        = number
-  description = "Longest one job may run."
+  description = "The on_job functions' timeout (FUNCTION_TIMEOUT_S): longest one delivery may run."
   default     = 540
+}
+
+variable "job_time_limit_seconds" {
+  type        = number
+  description = "Longest time plan a job may have (JOB_TIME_LIMIT_S): decoding, its tiles at tile_seconds, encoding; a job planned past it fails at once. Must be under worker_timeout_seconds."
+  default     = 360
+  validation {
+    condition     = var.job_time_limit_seconds >= 1 && floor(var.job_time_limit_seconds) == var.job_time_limit_seconds
+    error_message = "job_time_limit_seconds must be a whole number of seconds, at least 1."
+  }
+}
+
+variable "tile_seconds" {
+  type        = map(number)
+  description = "Triton model → seconds one tile (background_remove: one image) takes on the deployment's accelerator, for the time plans (TILE_SECONDS); models left out keep the code's T4 figures."
+  default     = {}
+  validation {
+    condition = alltrue([
+      for m, s in var.tile_seconds :
+      contains(["upscale", "upscale_fidelity", "enhance", "style_comic", "style_aged", "background_remove"], m) && s > 0
+    ])
+    error_message = "tile_seconds keys must be Triton models (upscale, upscale_fidelity, enhance, style_comic, style_aged, background_remove), each with a number of seconds above 0."
+  }
+}
+
+variable "wait_horizon_seconds" {
+  type        = number
+  description = "How long a job may wait for a service that is down (Triton) before it fails (WAIT_HORIZON_S); waiting spends no attempts."
+  default     = 86400
+  validation {
+    # The job's message must outlive its wait: the job subscriptions keep messages 7 days (604800 s,
+    # Pub/Sub's most; modules/messaging).
+    condition     = var.wait_horizon_seconds >= 1 && var.wait_horizon_seconds <= 604800 && floor(var.wait_horizon_seconds) == var.wait_horizon_seconds
+    error_message = "wait_horizon_seconds must be a whole number of seconds from 1 to 604800 (7 days, the job subscriptions' message retention)."
+  }
+}
+
+variable "triton_probe_seconds" {
+  type        = number
+  description = "How often a worker that found Triton down probes it again (TRITON_PROBE_S); until then deliveries are answered at once and their jobs wait."
+  default     = 10
+  validation {
+    condition     = var.triton_probe_seconds >= 1 && floor(var.triton_probe_seconds) == var.triton_probe_seconds
+    error_message = "triton_probe_seconds must be a whole number of seconds, at least 1."
+  }
 }
 
 variable "max_input_pixels" {

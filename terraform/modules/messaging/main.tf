@@ -32,7 +32,7 @@ resource "google_pubsub_subscription" "jobs" {
   name                       = "imagen-${each.key}-worker"
   topic                      = google_pubsub_topic.jobs[each.key].id
   ack_deadline_seconds       = var.ack_deadline_seconds
-  message_retention_duration = "604800s"
+  message_retention_duration = "604800s" # Pub/Sub's most; a job waits for Triton at most this long
   labels                     = var.labels
 
   push_config {

@@ -47,6 +47,44 @@ locals {
       1800,
       "The GPU has been nearly saturated for 30 minutes: queue time will follow. Plan capacity (gke_max_nodes, a larger accelerator).",
     ]
+    # Workers log service_down when they find Triton down and at each failed probe while it stays
+    # down (a probe is made on a delivery, at most every TRITON_PROBE_S; a waiting job's message
+    # comes back at least every maximum_backoff, 300 s), and service_up when a probe finds it back.
+    # So: Triton seen down within 10 minutes and not seen back within them, held for the alert's
+    # duration; a blip (down, then up a minute later) never holds.
+    triton_down = [
+      "imagen: Triton down",
+      "(sum(increase(logging_googleapis_com:user_imagen_service_down{service=\"triton\"}[10m])) > 0) unless (sum(increase(logging_googleapis_com:user_imagen_service_up{service=\"triton\"}[10m])) > 0)",
+      var.triton_down_alert_s,
+      <<-EOT
+      **The workers have found Triton down for ${var.triton_down_alert_s / 60} minutes without a break.**
+
+      **What it means.** Jobs are waiting, not failing. A worker that finds Triton unreachable or
+      refusing work answers each delivery at once without claiming its job: no attempt is spent,
+      and the job stays `queued`, with `waiting_for` saying what it waits for. A job fails only
+      once it has waited WAIT_HORIZON_S (`wait_horizon_seconds`: ${var.wait_horizon_seconds} s,
+      ${var.wait_horizon_seconds / 3600} h), with the reason "waited ... for triton".
+
+      **How to check.**
+      - Triton itself. VM (`triton_mode = "vm"`): `gcloud compute instances describe imagen-triton
+        --zone ZONE --format='value(status)'`, then its serial console and container log. GKE:
+        `kubectl -n imagen get pods -l app=triton` (restarts, OOMKilled, Pending for a GPU node)
+        and `kubectl -n imagen logs deployment/triton`.
+      - Readiness from inside the VPC: `curl -sf http://ADDRESS/v2/health/ready` (ADDRESS:
+        `terraform output -raw triton_internal_address`) succeeds once every model is loaded.
+      - The workers' `service_down` log lines (`jsonPayload.event="service_down"`): their `error`
+        tells unreachable (refused, timed out) from busy (Triton's queue rejecting requests: see
+        the Triton queue time alert); `down_s` is how long each worker has seen it down.
+
+      **What to do.** Restore Triton: `gcloud compute instances reset imagen-triton --zone ZONE`,
+      or `kubectl -n imagen rollout restart deployment/triton`, and fix what its log shows (a model
+      that failed to load, a GPU driver error). Nothing else is needed: the workers' probes find it
+      back (`service_up`) and the waiting jobs drain at Triton's pace. If the outage will outlast
+      the horizon, raise `wait_horizon_seconds` (at most 604800, 7 days) and apply before the
+      oldest waiting job reaches it; otherwise expect those jobs to fail with "waited ... for
+      triton", and upload them again once Triton is back.
+      EOT
+    ]
   }
 }
 
@@ -74,6 +112,38 @@ resource "google_logging_metric" "job_events" {
     }
   }
   label_extractors = { model = "EXTRACT(jsonPayload.model)" }
+}
+
+# A worker found a service down (and at each failed probe while it stays down), by service.
+resource "google_logging_metric" "service_down" {
+  project = var.project_id
+  name    = "imagen_service_down"
+  filter  = "resource.type=\"cloud_run_revision\" AND jsonPayload.event=\"service_down\""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    labels {
+      key        = "service"
+      value_type = "STRING"
+    }
+  }
+  label_extractors = { service = "EXTRACT(jsonPayload.service)" }
+}
+
+# A worker's probe found the service answering again, by service.
+resource "google_logging_metric" "service_up" {
+  project = var.project_id
+  name    = "imagen_service_up"
+  filter  = "resource.type=\"cloud_run_revision\" AND jsonPayload.event=\"service_up\""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    labels {
+      key        = "service"
+      value_type = "STRING"
+    }
+  }
+  label_extractors = { service = "EXTRACT(jsonPayload.service)" }
 }
 
 # Cloud Run logs an instance killed for exceeding its memory limit.
@@ -105,7 +175,12 @@ resource "google_monitoring_alert_policy" "alerts" {
     content   = each.value[3]
     mime_type = "text/markdown"
   }
-  depends_on = [google_logging_metric.job_events, google_logging_metric.memory_kills]
+  depends_on = [
+    google_logging_metric.job_events,
+    google_logging_metric.memory_kills,
+    google_logging_metric.service_down,
+    google_logging_metric.service_up,
+  ]
 }
 
 resource "google_monitoring_dashboard" "imagen" {
@@ -124,6 +199,7 @@ resource "google_monitoring_dashboard" "imagen" {
           ["Function memory (p99 of instances)", "histogram_quantile(0.99, sum by (service_name, le) (rate(run_googleapis_com:container_memory_utilizations_bucket{monitored_resource=\"cloud_run_revision\",service_name=~\"imagen-.*\"}[5m])))"],
           ["Triton queue time (ms per request)", "sum by (model) (rate(nv_inference_queue_duration_us[5m])) / sum by (model) (rate(nv_inference_request_success[5m])) / 1000"],
           ["Triton GPU utilisation", "avg(nv_gpu_utilization)"],
+          ["Workers finding a service down (events/s)", "sum by (service) (rate(logging_googleapis_com:user_imagen_service_down[5m]))"],
           ] : {
           xPos   = (i % 2) * 6
           yPos   = floor(i / 2) * 4

@@ -32,6 +32,22 @@ variable "triton_queue_threshold_ms" {
   default     = 500
 }
 
+variable "triton_down_alert_s" {
+  type        = number
+  description = "Seconds the workers must have found Triton down, with a service_down event in every minute, before the Triton-down alert fires."
+  default     = 300
+  validation {
+    condition     = var.triton_down_alert_s >= 60 && var.triton_down_alert_s % 60 == 0
+    error_message = "triton_down_alert_s must be a whole number of minutes in seconds (60, 120, ...): alert durations are whole minutes."
+  }
+}
+
+variable "wait_horizon_seconds" {
+  type        = number
+  description = "The workers' WAIT_HORIZON_S (functions module): how long a job may wait for Triton; the Triton-down alert's documentation quotes it."
+  default     = 86400
+}
+
 variable "labels" {
   type        = map(string)
   description = "Labels on the notification channel."
