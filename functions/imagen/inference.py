@@ -173,7 +173,16 @@ class TritonTransport:
 # What Triton says when it cannot take the work now: its queue policy refused the request (queue
 # full, or it waited past the model's queue timeout), or the model is loading or gone (a restart).
 _BUSY_STATUSES = {"429", "502", "503", "504"}
-_BUSY_WORDS = ("queue", "timeout", "timed out", "unavailable", "not ready", "unknown model", "no available")
+_BUSY_WORDS = (
+    "queue",
+    "timeout",
+    "timed out",
+    "unavailable",
+    "not ready",
+    "unknown model",
+    "no available",
+    "connect",
+)
 
 
 def triton_fault(model: str, exc: InferenceServerException) -> Transient:

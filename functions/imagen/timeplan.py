@@ -32,8 +32,9 @@ SCAN_S_PER_MP = 0.0001
 PALETTE_S = 1.0
 LEVELS_S = 0.2
 # Cutting tiles, sending them and stitching what comes back, per output megapixel (bench.memory:
-# upscale's worker path 1.5 s per input MP = 0.094 s per output MP with an identity model).
-STITCH_S_PER_OUTPUT_MP = 0.2
+# upscale's worker path 1.5 s per input MP = 0.094 s per output MP with an identity model;
+# bench.timeplan: 0.045), doubled.
+STITCH_S_PER_OUTPUT_MP = 0.1
 
 
 @dataclass(frozen=True)
