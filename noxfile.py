@@ -154,3 +154,10 @@ def checkov(session: nox.Session) -> None:
         "--skip-download",
         env={"BC_SKIP_MAPPING": "TRUE"},
     )
+
+
+@nox.session
+def hostile(session: nox.Session) -> None:
+    """Crafted files: what each costs the decoder before and after the limits (docs/hostile.md)."""
+    _install(session)
+    session.run("python", "-m", "bench.hostile", *session.posargs)

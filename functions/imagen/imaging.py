@@ -15,7 +15,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from . import encoding
+from . import decoder_limits, encoding
 from .errors import BadInput
 from .formats import FORMATS
 
@@ -40,6 +40,7 @@ class Header:
     progressive: bool = False  # a progressive JPEG: its decoder holds every DCT coefficient
     alpha: bool = False  # it has transparency (an alpha channel, or a transparent colour)
     jpeg_quality: int | None = None  # a JPEG's quality, estimated from its quantisation tables
+    scans: int = 1  # a JPEG's scans (the decoder passes over every pixel once per scan); 1 otherwise
 
     @property
     def decoder_bytes_per_pixel(self) -> int:
@@ -127,7 +128,8 @@ def _frames(im: Image.Image) -> int | None:
 
 
 def probe(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, Header]:
-    """The opened image and its header, validated; no pixel is decoded yet.
+    """The opened image and its header, validated; no pixel is decoded yet. Work a file could ask
+    of the decoder beyond its size and pixels (JPEG scans, TIFF strips, ...) is capped first.
 
     Every error the decoder raises is about the file (Pillow reads only these bytes), so each
     one is BadInput with its reason: a file never fails as if a service were down.
@@ -136,6 +138,7 @@ def probe(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, He
         raise BadInput("the file is empty (0 bytes)")
     if len(data) > max_bytes:
         raise BadInput(f"the file is {len(data)} bytes, over the limit of {max_bytes} bytes")
+    scans = decoder_limits.check_bytes(data)  # JPEG scans, segments, TIFF strips, PNG chunks
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -152,6 +155,8 @@ def probe(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, He
             f"the image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} pixels"
         )
     fmt = str(im.format or "")
+    decoder_limits.check_tiles(fmt, len(im.tile))  # any format: Pillow loops over its tiles
+    decoder_limits.check_icc(im.info.get("icc_profile"))  # before LittleCMS parses it in `load`
     try:
         frames = _frames(im)  # animated images: the first frame is the one processed
         orientation = int(im.getexif().get(0x0112, 1) or 1)
@@ -162,7 +167,8 @@ def probe(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, He
         width, height = height, width
     progressive = bool(im.info.get("progressive") or im.info.get("progression"))
     quality = jpeg_quality(im) if fmt in ("JPEG", "MPO") else None
-    return im, Header(width, height, fmt, im.mode, orientation, frames, progressive, _has_alpha(im), quality)
+    alpha = _has_alpha(im)
+    return im, Header(width, height, fmt, im.mode, orientation, frames, progressive, alpha, quality, scans)
 
 
 # The IJG's standard luminance quantisation table (quality 50); a file's table is it scaled.

@@ -45,8 +45,22 @@ class ResultHeaders:
 
 
 UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024  # a result under this is one request; larger ones stream
-_INFLATE_IN = 64 * 1024  # compressed bytes fed to the inflater at a time
+# Compressed bytes fed to the inflater at a time. What follows a member's end is copied into
+# its unused_data, so a step this size keeps many tiny members cheap (64 KiB: 2.2x slower).
+_INFLATE_IN = 16 * 1024
 _INFLATE_OUT = 1024 * 1024  # the most it may give back per step
+
+
+def _padding_start(raw: bytes) -> int:
+    """Where the trailing NULs start: one pass back from the end, 64 KiB at a time (no copy of `raw`)."""
+    end = len(raw)
+    while end:
+        start = max(0, end - 65536)
+        kept = len(raw[start:end].rstrip(b"\x00"))
+        if kept:
+            return start + kept
+        end = start
+    return 0
 
 
 def inflate(raw: bytes, max_bytes: int) -> bytes:
@@ -54,11 +68,10 @@ def inflate(raw: bytes, max_bytes: int) -> bytes:
     a time; BadInput as soon as it passes `max_bytes`, or when it is corrupt or cut short."""
     out = io.BytesIO()
     view = memoryview(raw)
+    end = _padding_start(raw)  # NUL padding after the last member, as gzip itself allows
     pos = total = 0
     try:
-        while pos < len(view):
-            if raw.count(b"\x00", pos) == len(raw) - pos:
-                break  # padding after the last member, as gzip itself allows
+        while pos < end:  # a member starts here (its own trailer may end in NULs: read past `end`)
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             pending: bytes | memoryview = b""
             while not inflater.eof:

@@ -39,3 +39,21 @@ def test_incompressible_data_inflates_whole() -> None:
 
     data = os.urandom(3_000_000)
     assert inflate(gzip.compress(data), 4_000_000) == data
+
+
+def test_many_tiny_members_inflate_in_one_pass() -> None:
+    # 4 MiB of empty members: the quadratic scan for padding took ~4 minutes on it.
+    assert inflate(hostile.gzip_many_members(4, b"abc"), 100) == b"abc"
+
+
+@pytest.mark.parametrize(
+    ("data", "content"),
+    [
+        (gzip.compress(b"", mtime=0), b""),  # its trailer (CRC and size) is 8 NULs: not padding
+        (gzip.compress(b"", mtime=0) + gzip.compress(b"x", mtime=0), b"x"),
+        (gzip.compress(b"abc") + bytes(200_000), b"abc"),  # padding longer than one step back
+        (bytes(1000), b""),  # nothing but padding
+    ],
+)
+def test_padding_starts_after_the_last_member(data: bytes, content: bytes) -> None:
+    assert inflate(data, 100) == content
