@@ -22,12 +22,14 @@ from .models import ModelSpec
 from .tiling import starts
 
 # Seconds per input megapixel to decode, by format (this CPU: JPEG 0.007, progressive JPEG
-# 0.012, PNG 0.025, WebP 0.019 measured at 12 MP; doubled). HEIF/AVIF: libheif, assumed slower.
-DECODE_S_PER_MP = {"JPEG": 0.02, "MPO": 0.02, "PNG": 0.05, "WEBP": 0.04, "GIF": 0.05, "BMP": 0.02}
+# 0.012, PNG 0.025, WebP 0.019 measured at 12 MP; doubled). BMP: Pillow decodes RLE in Python,
+# ~0.1 s/MP (bench.hostile). HEIF/AVIF: libheif, assumed slower.
+DECODE_S_PER_MP = {"JPEG": 0.02, "MPO": 0.02, "PNG": 0.05, "WEBP": 0.04, "GIF": 0.05, "BMP": 0.2}
 DECODE_S_PER_MP_DEFAULT = 0.1  # TIFF, HEIF, AVIF and anything not measured
-# A progressive JPEG's decoder passes over every coefficient once per scan: ~0.075 ms per scan
-# per megapixel measured (15,000 scans of a 12 MP frame took 14.4 s); rounded up.
-SCAN_S_PER_MP = 0.0001
+# A progressive JPEG's decoder passes over every coefficient once per scan: up to 0.58 ms per
+# scan per megapixel measured for refinement scans (bench.hostile: 1,000 scans of a 12 MP frame,
+# 6.95 s); rounded up. At the cap of 100 scans a 50 MP frame plans ~3.5 s.
+SCAN_S_PER_MP = 0.0007
 # Whole-image statistics: k-means for a palette (~0.45 s measured), levels and noise (~0.05 s).
 PALETTE_S = 1.0
 LEVELS_S = 0.2

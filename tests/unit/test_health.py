@@ -20,7 +20,12 @@ class Clock:
 
 def test_closed_admits_without_probing() -> None:
     probes: list[int] = []
-    breaker = Breaker("triton", lambda: probes.append(1) or True, 10, Clock())
+
+    def probe() -> bool:
+        probes.append(1)
+        return True
+
+    breaker = Breaker("triton", probe, 10, Clock())
     for _ in range(5):
         breaker.admit()
     assert probes == [] and not breaker.open
