@@ -250,7 +250,7 @@ def test_an_attempt_that_ran_to_the_function_timeout_is_not_run_again(
 def test_a_job_over_the_time_limit_fails_at_once_with_its_plan(
     triton: Stack, harness: Harness, unique: str
 ) -> None:
-    from emulators.settings import LOCAL_TILE_SECONDS  # this CPU's figures: a tile of fidelity ~3 s
+    from emulators.settings import LOCAL_TILE_SECONDS  # this CPU's figures: a tile of fidelity 3.5 s
 
     cfg = replace(
         harness.cfg,

@@ -70,7 +70,7 @@ def test_a_small_file_asking_for_much_work_fails_with_the_numbers() -> None:
             3600,
         )
     text = str(caught.value)
-    assert "16000x12000" in text and "tiles x 3 s" in text and "over the limit of 3600 s" in text
+    assert "16000x12000" in text and "tiles x 3.5 s" in text and "over the limit of 3600 s" in text
     assert "imagen-upscale=perceptual" in text
 
 
