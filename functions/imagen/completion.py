@@ -87,7 +87,8 @@ def publish(cfg: Config, svc: Services, event_type: str, job: dict[str, Any]) ->
 
 
 def started(cfg: Config, svc: Services, claim: Claim, msg: JobMessage) -> None:
-    """Publish an attempt's start (one event per attempt; its ce-id ends in the attempt)."""
+    """Publish an attempt's start (one event per claim; its ce-id ends in the claim's number,
+    which is the attempt's unless an attempt was given back for a service's fault)."""
     job = {
         "job_id": claim.job_id,
         "model": msg.model,
@@ -96,4 +97,6 @@ def started(cfg: Config, svc: Services, claim: Claim, msg: JobMessage) -> None:
         "attempt": claim.attempt,
         "options": claim.options,
     }
-    svc.publisher.event(json.dumps(job).encode(), attributes(cfg, STARTED_TYPE, job, claim.attempt))
+    svc.publisher.event(
+        json.dumps(job).encode(), attributes(cfg, STARTED_TYPE, job, claim.claims or claim.attempt)
+    )

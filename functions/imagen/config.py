@@ -140,10 +140,12 @@ class Config:
                 f"UPSCALE_DEFAULT must be one of {', '.join(VARIANTS['upscale'])}, "
                 f"got {cfg.upscale_default!r}"
             )
-        if cfg.job_time_limit_s >= cfg.function_timeout_s:
+        room = cfg.function_timeout_s - cfg.triton_timeout_s - 30  # one Triton request, the upload's end
+        if cfg.job_time_limit_s > room:
             raise ConfigError(
-                f"JOB_TIME_LIMIT_S={cfg.job_time_limit_s} must be under the function's timeout "
-                f"FUNCTION_TIMEOUT_S={cfg.function_timeout_s}"
+                f"JOB_TIME_LIMIT_S={cfg.job_time_limit_s} must leave one Triton request "
+                f"(TRITON_TIMEOUT_S={cfg.triton_timeout_s}) and 30 s inside the function's timeout "
+                f"FUNCTION_TIMEOUT_S={cfg.function_timeout_s}: at most {room}"
             )
         if not cfg.job_memory_mb and cfg.worker_memory_mb <= cfg.worker_base_mb:
             raise ConfigError(

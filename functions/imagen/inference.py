@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
@@ -99,7 +100,8 @@ def image_palette(pixels: np.ndarray, k: int, iterations: int = 12) -> np.ndarra
 class InferStats:
     requests: int = 0
     tiles: int = 0
-    wait_s: float = 0.0
+    wait_s: float = 0.0  # blocked on Triton's answers (its busy retries' waits included)
+    busy_retries: int = 0  # requests Triton refused as busy and that were sent again
     model_version: str = ""
     batches: list[int] = field(default_factory=list)
 
@@ -132,7 +134,7 @@ class TritonTransport:
         batcher while earlier rows are stitched.
         """
         c = client(self.url, self.timeout_s, self.concurrency)
-        pending: deque[Any] = deque()
+        pending: deque[tuple[Any, Callable[[], Any]]] = deque()
         try:
             for images, extras in chunks:
                 images = np.ascontiguousarray(images)
@@ -143,24 +145,39 @@ class TritonTransport:
                     inputs.append(httpclient.InferInput(name, list(extra.shape), "FP32"))
                     inputs[-1].set_data_from_numpy(extra, binary_data=True)
                 outputs = [httpclient.InferRequestedOutput("OUTPUT", binary_data=True)]
-                pending.append(c.async_infer(spec.name, inputs, outputs=outputs))
+                resend = functools.partial(c.async_infer, spec.name, inputs, outputs=outputs)
+                pending.append((resend(), resend))
                 stats.batches.append(len(images))
                 stats.requests += 1
                 stats.tiles += len(images)
                 if len(pending) >= self.concurrency:
-                    yield self._collect(pending.popleft(), stats)
+                    yield self._collect(*pending.popleft(), stats)
             while pending:
-                yield self._collect(pending.popleft(), stats)
+                yield self._collect(*pending.popleft(), stats)
         except InferenceServerException as exc:
             raise triton_fault(spec.name, exc) from exc
         except (OSError, TimeoutError) as exc:
             raise ServiceDown("triton", f"Triton unreachable at {self.url}: {exc}") from exc
 
     @staticmethod
-    def _collect(request: httpclient.InferAsyncRequest, stats: InferStats) -> list[np.ndarray]:
+    def _collect(
+        request: httpclient.InferAsyncRequest,
+        resend: Callable[[], httpclient.InferAsyncRequest],
+        stats: InferStats,
+    ) -> list[np.ndarray]:
+        """The request's outputs; refused as busy, it is sent again after BUSY_RETRIES_S."""
         started = time.perf_counter()
         try:
-            result = request.get_result()
+            for delay in (*BUSY_RETRIES_S, None):
+                try:
+                    result = request.get_result()
+                    break
+                except InferenceServerException as exc:
+                    if delay is None or not busy(exc):
+                        raise
+                    stats.busy_retries += 1
+                    time.sleep(delay)
+                    request = resend()
         finally:
             stats.wait_s += time.perf_counter() - started
         stats.model_version = str(result.get_response().get("model_version", ""))
@@ -171,27 +188,37 @@ class TritonTransport:
 
 
 # What Triton says when it cannot take the work now: its queue policy refused the request (queue
-# full, or it waited past the model's queue timeout), or the model is loading or gone (a restart).
+# full, or it waited past the model's queue timeout), or the model is loading, gone or its
+# backend process died (a restart). Any other error is about this request (it spends an attempt).
 _BUSY_STATUSES = {"429", "502", "503", "504"}
 _BUSY_WORDS = (
-    "queue",
-    "timeout",
-    "timed out",
-    "unavailable",
-    "not ready",
+    "exceeds maximum queue size",
+    "request timeout expired",
+    "is not ready",
     "unknown model",
-    "no available",
-    "connect",
+    "no available version",
+    "is not healthy",
+    "failed to connect",
 )
+# A request Triton refused as busy is sent again after these waits (seconds) before the job
+# gives up and waits as a whole: a queue full for a moment at peak load costs seconds, not the
+# tiles already done.
+BUSY_RETRIES_S = (1.0, 2.0, 4.0, 8.0)
+
+
+def busy(exc: InferenceServerException) -> bool:
+    """Whether Triton refused the request for load or readiness, not for what it asked."""
+    text = str(exc.message() or "").lower()
+    return str(exc.status() or "") in _BUSY_STATUSES or any(w in text for w in _BUSY_WORDS)
 
 
 def triton_fault(model: str, exc: InferenceServerException) -> Transient:
     """A Triton error as ServiceDown (busy or down: the job waits, its attempt kept) or Transient
-    (anything else: an error of this job's request, which spends an attempt)."""
+    (an error of this job's request, which spends an attempt)."""
     text = str(exc.message() or "")
-    status = str(exc.status() or "")
-    if status in _BUSY_STATUSES or status.startswith("5") or any(w in text.lower() for w in _BUSY_WORDS):
-        return ServiceDown("triton", f"Triton {model} is busy or down ({status or 'no status'}): {text}")
+    if busy(exc):
+        status = exc.status() or "no status"
+        return ServiceDown("triton", f"Triton {model} is busy or down ({status}): {text}")
     return Transient(f"Triton {model}: {text}")
 
 

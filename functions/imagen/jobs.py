@@ -90,11 +90,13 @@ def _waiting(job: dict[str, Any], service: str, at: dt.datetime) -> dict[str, An
 
 
 def waited_too_long(job: dict[str, Any], at: dt.datetime, horizon_s: int) -> bool:
+    """Whether the job has waited for a service `horizon_s` since it first had to."""
     since = job.get("waiting_since")
     return since is not None and (at - since).total_seconds() >= horizon_s
 
 
 def waited_reason(job: dict[str, Any], at: dt.datetime) -> str:
+    """The reason of a job failed for waiting past the horizon."""
     hours = (at - job["waiting_since"]).total_seconds() / 3600
     last = job.get("last_error") or "no error was recorded"
     return (
@@ -105,11 +107,12 @@ def waited_reason(job: dict[str, Any], at: dt.datetime) -> str:
 
 def ran_to_timeout(job: dict[str, Any], lease_s: int, function_timeout_s: int) -> str:
     """Why a job must not run again when its last attempt (now dead) was still renewing its lease
-    at the function's timeout, so the platform stopped it; "" otherwise."""
-    started, lease = job.get("started_at"), job.get("lease_until")
-    if not function_timeout_s or job.get("status") != RUNNING or started is None or lease is None:
+    at the function's timeout, so the platform stopped it; "" otherwise. Only its worker's own
+    renewals count (`renewed_at`), never the reconciler's re-publishes."""
+    started, renewed = job.get("started_at"), job.get("renewed_at")
+    if not function_timeout_s or job.get("status") != RUNNING or started is None or renewed is None:
         return ""
-    alive_s = (lease - started).total_seconds() - lease_s  # to its last renewal
+    alive_s = (renewed - started).total_seconds()  # to its last renewal
     if alive_s < function_timeout_s - lease_s / 3:  # renewals come every lease_s / 3
         return ""
     plan = job.get("time_plan") or {}
@@ -129,6 +132,7 @@ class Claim:
     holder: str = ""
     options: dict[str, str] = field(default_factory=dict)  # the upload's, as recorded at create
     run: int = 0  # backfill --all runs a finished job again as run + 1
+    claims: int = 0  # every claim of the job, given-back attempts included (event ids)
 
 
 class JobStore:
@@ -299,6 +303,7 @@ class JobStore:
                 uuid.uuid4().hex,
                 dict(job.get("options") or {}),
                 int(job.get("run", 0)),
+                int(job.get("claims", job.get("attempts", 0))) + 1,
             )
             claimed.append(claim)
             return {
@@ -306,6 +311,8 @@ class JobStore:
                 "attempts": claim.attempt,
                 "holder": claim.holder,
                 "started_at": at,
+                "renewed_at": at,
+                "claims": claim.claims,
                 "lease_until": at + dt.timedelta(seconds=lease_s),
                 "waiting_for": firestore.DELETE_FIELD,
                 "history": firestore.ArrayUnion([_entry(RUNNING, attempt=claim.attempt)]),
@@ -331,7 +338,7 @@ class JobStore:
         def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
             if not self._holds(job, claim):
                 return None
-            return {**(extra or {}), "lease_until": at + dt.timedelta(seconds=lease_s)}
+            return {**(extra or {}), "renewed_at": at, "lease_until": at + dt.timedelta(seconds=lease_s)}
 
         return self._transact(claim.job_id, step)
 
@@ -535,7 +542,7 @@ class JobStore:
                     outcome.append(str(FAILED))
                     return self._terminal(FAILED, {"reason": waited_reason(job, at)}, at, waited=True)
                 outcome.append("requeue")
-                return {"requeues": requeues + 1}
+                return {}  # not counted: a job may wait until the horizon
             if spent(job) < max_attempts and requeues < max_attempts:
                 outcome.append("requeue")
                 return {"requeues": requeues + 1}

@@ -55,10 +55,10 @@ class TimePlan:
     def total_s(self) -> float:
         return self.decode_s + self.prepare_s + self.infer_s + self.encode_s
 
-    def deadline_s(self, function_timeout_s: int) -> float:
-        """When a running job is far past its plan: 3x it (at least a minute more), and never
-        later than nine tenths of the function's timeout."""
-        return min(0.9 * function_timeout_s, max(3 * self.total_s, self.total_s + 60))
+    def deadline_s(self, cap_s: float) -> float:
+        """When a running job is far past its plan: 3x it (at least a minute more), never later
+        than `cap_s`."""
+        return min(cap_s, max(3 * self.total_s, self.total_s + 60))
 
     def record(self) -> dict[str, float | int]:
         return {

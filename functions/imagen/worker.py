@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import budget, completion, compose, encoding, events, imaging, logs, options, timeplan, tracing
@@ -41,12 +42,16 @@ class Lease:
     def _beat(self) -> None:
         while not self.stop.wait(max(1.0, self.cfg.lease_s / 3)):
             try:
-                extra, self.plan = ({"time_plan": self.plan} if self.plan else {}), {}
-                if not self.svc.jobs.renew(self.claim, self.cfg.lease_s, extra):
+                plan = self.plan
+                if not self.svc.jobs.renew(
+                    self.claim, self.cfg.lease_s, {"time_plan": plan} if plan else None
+                ):
                     logs.lease_renewal_failed(self.claim.job_id, "the job is no longer this worker's")
                     self.lost.set()
                     return
                 self.renewed = time.monotonic()
+                if plan is self.plan:
+                    self.plan = {}  # recorded once
             except Exception as exc:  # a missed beat only shortens the lease
                 logs.lease_renewal_failed(self.claim.job_id, str(exc))
                 if time.monotonic() - self.renewed >= self.cfg.lease_s:
@@ -70,33 +75,45 @@ class Lease:
 class Deadline:
     """Stops a job far past its time plan (checked between tile rows and strips).
 
-    The job's own seconds (all but the wait for Triton's answers) past the plan's deadline: the
-    job fails with the numbers. Its whole time near the function's timeout while its own work
-    is on plan: Triton is slow for it, and it waits (its attempt kept) rather than be killed.
+    Its own seconds (all but the waits for Triton's answers and for storage) past the plan's
+    deadline: the job fails with the numbers. Near the function's timeout (less one Triton
+    request and the upload's completion), it stops before the platform kills it: waiting, its
+    attempt kept, when Triton's answers took far longer than planned; failed otherwise.
     """
 
     def __init__(
-        self, plan: timeplan.TimePlan, function_timeout_s: int, stats: InferStats, started: float
+        self,
+        plan: timeplan.TimePlan,
+        cfg: Config,
+        stats: InferStats,
+        started: float,
+        io_s: Callable[[], float],
     ) -> None:
-        self.plan, self.stats, self.started = plan, stats, started  # started: time.monotonic()
-        self.own_limit_s = plan.deadline_s(function_timeout_s)
-        self.wall_limit_s = 0.9 * function_timeout_s
+        self.plan, self.stats, self.started, self.io_s = plan, stats, started, io_s  # started: monotonic
+        timeout = cfg.function_timeout_s
+        self.wall_limit_s = max(0.5 * timeout, timeout - cfg.triton_timeout_s - 30)
+        self.own_limit_s = plan.deadline_s(self.wall_limit_s)
 
     def check(self) -> None:
+        """Raise when the job is far past its plan, or near the function's timeout."""
         elapsed = time.monotonic() - self.started
-        own = elapsed - self.stats.wait_s
+        triton, io = self.stats.wait_s, self.io_s()
+        own = elapsed - triton - io
+        spent = (
+            f"{elapsed:.0f} s ({own:.0f} s of its own work, {triton:.0f} s on Triton, {io:.0f} s on storage)"
+        )
         if own > self.own_limit_s:
-            raise BadInput(
-                f"stopped after {elapsed:.0f} s ({own:.0f} s of its own work): far past its plan of "
-                f"{self.plan.describe()}"
-            )
-        if elapsed > self.wall_limit_s:
-            raise ServiceDown(
-                "triton",
-                f"Triton too slow for this job: {self.stats.wait_s:.0f} s of {elapsed:.0f} s spent waiting "
-                f"for its answers, near the function's timeout",
-                trip=False,
-            )
+            raise BadInput(f"stopped after {spent}: far past its plan of {self.plan.describe()}")
+        if elapsed <= self.wall_limit_s:
+            return
+        if triton > 3 * max(self.plan.infer_s, 1.0):
+            raise ServiceDown("triton", f"Triton too slow for this job: stopped after {spent}", trip=False)
+        if io > 60:
+            raise ServiceDown("storage", f"storage too slow for this job: stopped after {spent}", trip=False)
+        raise BadInput(
+            f"stopped after {spent}, near the function's timeout: its plan of {self.plan.describe()} was "
+            "too low for it"
+        )
 
 
 def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
@@ -169,7 +186,9 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     )
     upload = svc.storage.begin_result(msg, name, headers, UPLOAD_CHUNK_BYTES)
     stats = InferStats()
-    deadline = Deadline(times, cfg.function_timeout_s, stats, started)
+    deadline = Deadline(
+        times, cfg, stats, started, lambda: timings["download_s"] + getattr(upload, "io_s", 0.0)
+    )
     box: compose.Box | None = None
     if isinstance(upload, Written):  # an earlier attempt wrote it and died before `done`
         del data, image, source
@@ -222,6 +241,7 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         "memory_budget_bytes": cfg.job_budget_bytes,
         "time_plan": times.record(),
         "time_limit_s": cfg.job_time_limit_s,
+        "busy_retries": stats.busy_retries,
         "cpu_s": cpu,
     }
     if box is not None:

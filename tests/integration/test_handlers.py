@@ -235,7 +235,8 @@ def test_an_attempt_that_ran_to_the_function_timeout_is_not_run_again(
     now = harness.svc.jobs.server_now()
     harness.svc.jobs.col.document(job_id).update(
         {
-            "started_at": now - dt.timedelta(seconds=560),  # renewed up to 545 s after its start
+            "started_at": now - dt.timedelta(seconds=560),
+            "renewed_at": now - dt.timedelta(seconds=15),  # renewed up to 545 s after its start
             "lease_until": now - dt.timedelta(seconds=7),
             "time_plan": {"total_s": 120.0},
         }
@@ -427,3 +428,30 @@ def test_a_locked_job_does_not_stop_the_reconciler_from_moving_the_others(
         holder.join()
     assert (harness.svc.jobs.get(ids[1]) or {}).get("republishes") == 1
     assert (harness.svc.jobs.get(ids[0]) or {}).get("republishes") is None  # logged, left to the next pass
+
+
+def test_a_crashed_attempt_republished_for_a_long_time_still_runs_again(
+    app_env: Stack, harness: Harness, unique: str
+) -> None:
+    """The reconciler's re-publishes move a dead attempt's lease, never its renewals: a job whose
+    worker died early is claimed again however long its re-publishes went on."""
+    import datetime as dt
+
+    job_id = harness.upload(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    assert isinstance(
+        harness.svc.jobs.claim(job_id, lease_s=8, max_attempts=5, function_timeout_s=540), Claim
+    )
+    now = harness.svc.jobs.server_now()
+    harness.svc.jobs.col.document(job_id).update(
+        {
+            "started_at": now - dt.timedelta(seconds=900),
+            "renewed_at": now - dt.timedelta(seconds=880),  # died 20 s into its attempt
+            "lease_until": now - dt.timedelta(seconds=860),
+        }
+    )
+    for _ in range(3):  # a quarter of an hour of reconciler passes, each moving lease_until
+        harness.svc.jobs.republished(job_id)
+    assert (harness.svc.jobs.get(job_id) or {})["lease_until"] > now
+    harness.svc.jobs.col.document(job_id).update({"lease_until": now - dt.timedelta(seconds=1)})
+    again = harness.svc.jobs.claim(job_id, lease_s=8, max_attempts=5, function_timeout_s=540)
+    assert isinstance(again, Claim) and again.attempt == 2 and again.claims == 2

@@ -292,7 +292,9 @@ def test_workers_get_their_time_plan_and_wait_settings_from_the_root() -> None:
     assert one(one(job["service_config"])["timeout_seconds"]) == "${var.worker_timeout_seconds}"
 
     precondition = one(one(job["lifecycle"])["precondition"])
-    assert one(precondition["condition"]) == "${var.job_time_limit_seconds < var.worker_timeout_seconds}"
+    assert (
+        one(precondition["condition"]) == "${var.job_time_limit_seconds <= var.worker_timeout_seconds - 150}"
+    )
     variables = functions.named("variable")
     assert one(variables["job_time_limit_seconds"]["default"]) < one(
         variables["worker_timeout_seconds"]["default"]

@@ -114,3 +114,13 @@ def test_each_worker_gets_the_time_plan_and_wait_settings_config_reads() -> None
         Config.from_env({"GOOGLE_CLOUD_PROJECT": "p", "TILE_SECONDS": ""}).tile_seconds
         == defaults.tile_seconds
     )
+
+
+def test_terraform_and_config_leave_the_same_room_inside_the_timeout() -> None:
+    """Both refuse a time limit that leaves less than one Triton request and 30 s of the timeout."""
+    job = load(TERRAFORM / "modules" / "functions").resource("google_cloudfunctions2_function", "on_job")
+    condition = one(one(one(job["lifecycle"])["precondition"])["condition"])
+    room = int(re.search(r"worker_timeout_seconds - (\d+)", condition).group(1))  # type: ignore[union-attr]
+    assert room == Config.triton_timeout_s + 30
+    production = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
+    assert production.job_time_limit_s <= production.function_timeout_s - room

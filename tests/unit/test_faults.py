@@ -10,6 +10,7 @@ import requests
 from google.api_core import exceptions as gexc
 from tritonclient.utils import InferenceServerException
 
+from imagen.config import Config
 from imagen.errors import BadInput, ServiceDown, Transient
 from imagen.inference import InferStats, triton_fault
 from imagen.jobs import ran_to_timeout, waited_reason, waited_too_long
@@ -25,7 +26,7 @@ from imagen.worker import Deadline
         ("503", "Request timeout expired"),  # waited past the model's queue timeout
         ("400", "Request for unknown model: 'enhance' is not found"),  # loading after a restart
         ("500", "Stub process 'enhance_0' is not healthy."),
-        (None, "failed to connect"),
+        ("502", "Bad Gateway"),  # a proxy in front of Triton with nothing behind it
     ],
 )
 def test_triton_busy_or_down_is_the_services_fault(status: str | None, message: str) -> None:
@@ -33,9 +34,15 @@ def test_triton_busy_or_down_is_the_services_fault(status: str | None, message: 
     assert isinstance(fault, ServiceDown) and fault.service == "triton" and message in str(fault)
 
 
-def test_a_bad_request_is_the_jobs_own() -> None:
-    fault = triton_fault("enhance", InferenceServerException("unexpected shape for input 'IMAGE'", "400"))
-    assert type(fault) is Transient
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        ("400", "unexpected shape for input 'IMAGE'"),
+        ("500", "onnxruntime execution failed: invalid dimensions"),  # this request's, every time
+    ],
+)
+def test_an_error_of_the_request_is_the_jobs_own(status: str, message: str) -> None:
+    assert type(triton_fault("enhance", InferenceServerException(message, status))) is Transient
 
 
 @pytest.mark.parametrize(
@@ -60,22 +67,40 @@ def test_storage_answers_about_the_object_pass_through() -> None:
 
 
 PLAN = TimePlan(decode_s=1, prepare_s=0, infer_s=8, encode_s=1, tiles=80, tile_s=0.1, scale=1)
+PROD = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})  # timeout 540 s: the wall limit is 390 s
+
+
+def deadline(ago_s: float, triton_s: float = 0.0, io_s: float = 0.0) -> Deadline:
+    return Deadline(PLAN, PROD, InferStats(wait_s=triton_s), time.monotonic() - ago_s, lambda: io_s)
 
 
 def test_a_job_whose_own_work_runs_far_past_its_plan_fails() -> None:
-    stats = InferStats()
-    Deadline(PLAN, 540, stats, time.monotonic()).check()  # on time: nothing
-    late = Deadline(PLAN, 540, stats, time.monotonic() - 71)  # 3x 10 s, at least +60 s: 70 s
-    with pytest.raises(BadInput, match=r"stopped after 71 s \(71 s of its own work\): far past its plan"):
-        late.check()
+    deadline(5).check()  # on time: nothing
+    with pytest.raises(BadInput, match=r"stopped after 71 s \(71 s of its own work.*far past its plan"):
+        deadline(71).check()  # 3x 10 s, at least +60 s: 70 s
 
 
-def test_a_job_slowed_by_triton_near_the_timeout_waits_instead() -> None:
-    stats = InferStats(wait_s=480)  # its own work: 10 s of 490
-    slow = Deadline(PLAN, 540, stats, time.monotonic() - 490)
+def test_waits_for_triton_and_storage_are_not_the_jobs_own_work() -> None:
+    deadline(200, triton_s=100, io_s=60).check()  # 40 s of its own: on plan
+
+
+def test_near_the_timeout_a_job_slowed_by_triton_waits_instead() -> None:
     with pytest.raises(ServiceDown) as caught:
-        slow.check()
+        deadline(395, triton_s=380).check()  # Triton took 380 s of a planned 8
     assert caught.value.service == "triton" and not caught.value.trip  # slow for this job only
+
+
+def test_near_the_timeout_a_job_slowed_by_storage_waits_instead() -> None:
+    with pytest.raises(ServiceDown) as caught:
+        deadline(395, triton_s=20, io_s=330).check()
+    assert caught.value.service == "storage" and not caught.value.trip
+
+
+def test_near_the_timeout_a_job_whose_plan_was_too_low_fails() -> None:
+    big = TimePlan(decode_s=5, prepare_s=0, infer_s=100, encode_s=5, tiles=1000, tile_s=0.1, scale=1)
+    late = Deadline(big, PROD, InferStats(wait_s=80), time.monotonic() - 395, lambda: 15.0)
+    with pytest.raises(BadInput, match="near the function's timeout: its plan of"):
+        late.check()  # its own 300 s, under its own limit of 330 s; Triton and storage on plan
 
 
 AT = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
@@ -92,10 +117,13 @@ def test_the_wait_horizon() -> None:
 
 def test_an_attempt_alive_at_the_function_timeout() -> None:
     lease_s = 120
-    running = {"status": "running", "attempts": 2, "time_plan": {"total_s": 200.0}}
-    died_early = {**running, "started_at": AT, "lease_until": AT + dt.timedelta(seconds=300 + lease_s)}
+    running = {"status": "running", "attempts": 2, "time_plan": {"total_s": 200.0}, "started_at": AT}
+    died_early = {**running, "renewed_at": AT + dt.timedelta(seconds=300)}
     assert ran_to_timeout(died_early, lease_s, 540) == ""
-    at_timeout = {**running, "started_at": AT, "lease_until": AT + dt.timedelta(seconds=520 + lease_s)}
+    # the reconciler's re-publishes move lease_until, never renewed_at
+    republished = {**died_early, "lease_until": AT + dt.timedelta(seconds=3600)}
+    assert ran_to_timeout(republished, lease_s, 540) == ""
+    at_timeout = {**running, "renewed_at": AT + dt.timedelta(seconds=520)}
     reason = ran_to_timeout(at_timeout, lease_s, 540)
     assert reason.startswith("attempt 2 ran 520 s, to the function's timeout of 540 s")
     assert "its plan was 200 s" in reason

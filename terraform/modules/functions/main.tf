@@ -341,8 +341,8 @@ resource "google_cloudfunctions2_function" "on_job" {
 
   lifecycle {
     precondition {
-      condition     = var.job_time_limit_seconds < var.worker_timeout_seconds
-      error_message = "job_time_limit_seconds (${var.job_time_limit_seconds}) must be under worker_timeout_seconds (${var.worker_timeout_seconds}): a job planned up to the limit has to finish inside the function's timeout."
+      condition     = var.job_time_limit_seconds <= var.worker_timeout_seconds - 150
+      error_message = "job_time_limit_seconds (${var.job_time_limit_seconds}) must leave 150 s inside worker_timeout_seconds (${var.worker_timeout_seconds}): one Triton request (TRITON_TIMEOUT_S, 120 s) and the upload's end, so that a job planned up to the limit stops before the platform kills it (Config checks the same)."
     }
   }
 }
