@@ -81,8 +81,8 @@ locals {
       that failed to load, a GPU driver error). Nothing else is needed: the workers' probes find it
       back (`service_up`) and the waiting jobs drain at Triton's pace. If the outage will outlast
       the horizon, raise `wait_horizon_seconds` (at most 604800, 7 days) and apply before the
-      oldest waiting job reaches it; otherwise expect those jobs to fail with "waited ... for
-      triton", and upload them again once Triton is back.
+      oldest waiting job reaches it; otherwise expect those jobs to fail with the reason
+      "waited ... for triton", and upload them again once Triton is back.
       EOT
     ]
   }
