@@ -45,8 +45,9 @@ MAX_TILES = 100_000
 # TIFF can hold (~0.1 s); a BigTIFF's count is 64-bit and gets the same bound.
 MAX_IFD_ENTRIES = 65_535
 # PNG chunks: Pillow handles each in Python (~2 us), before the image data and after it. libpng
-# writes 8 KiB IDATs (6,400 for 50 MiB); an encoder that flushes every row, one per row.
-MAX_PNG_CHUNKS = 100_000
+# writes 8 KiB IDATs (6,400 for 50 MiB); an encoder that flushes every row, one per row: 250,000
+# lets a 200x250,000 strip written that way through, at ~0.5 s.
+MAX_PNG_CHUNKS = 250_000
 # An embedded ICC profile: LittleCMS parses it whole (~8 ns a byte, and 2-3 times its size in
 # memory). Display and camera profiles are a few KiB, printer profiles a few MiB.
 MAX_ICC_BYTES = 8 << 20
@@ -202,6 +203,7 @@ def png_chunks(data: bytes, stop_after: int = MAX_PNG_CHUNKS) -> int:
 
 
 def check_png(data: bytes) -> None:
+    """BadInput for a PNG of more chunks than any encoder writes."""
     if png_chunks(data) > MAX_PNG_CHUNKS:
         raise BadInput(
             f"the PNG has more than {MAX_PNG_CHUNKS} chunks (the limit; the decoder handles each in Python)"

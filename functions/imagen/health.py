@@ -37,9 +37,11 @@ class Breaker:
 
     @property
     def open(self) -> bool:
+        """Whether this instance knows the service to be down."""
         return self._opened_at is not None
 
     def down_s(self) -> float:
+        """Seconds since it was found down (0 while closed)."""
         opened = self._opened_at
         return 0.0 if opened is None else self.clock() - opened
 

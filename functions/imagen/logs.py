@@ -193,6 +193,7 @@ def service_down(service: str, error: str, down_s: float) -> None:
 
 
 def service_up(service: str, down_s: float) -> None:
+    """A worker's probe found the service answering again."""
     _emit(
         "INFO",
         "service_up",
@@ -203,6 +204,7 @@ def service_up(service: str, down_s: float) -> None:
 
 
 def job_waiting(job_id: str, model: str, service: str, error: str) -> None:
+    """A delivery left the job queued for a service that is down (no attempt spent)."""
     _emit(
         "WARNING",
         "job_waiting",

@@ -109,7 +109,7 @@ def test_an_mpo_is_held_to_the_scan_limit() -> None:
             "2097152 bytes outside its segments before the first scan",
         ),
         (lambda: hostile.tiff_many_strips(10, 200_000), "200000 strips or tiles, over the limit of 100000"),
-        (lambda: hostile.png_many_chunks(200_000), "more than 100000 chunks"),
+        (lambda: hostile.png_many_chunks(300_000), "more than 250000 chunks"),
         (lambda: hostile.icc_oversized(12), r"ICC profile is \d+ bytes, over the limit of 8388608 bytes"),
     ],
 )
@@ -186,3 +186,26 @@ def test_costs_linear_in_the_bytes_or_pixels_are_accepted(make: Callable[[], byt
     im, header = imaging.probe(make(), **LIMITS)
     assert header.frames == frames
     assert imaging.load(im, header).pixels.size > 0
+
+
+def test_a_tall_png_written_one_idat_per_row_is_accepted() -> None:
+    """An encoder that flushes every row: 150,000 rows, 150,000 IDAT chunks."""
+    import struct
+    import zlib
+
+    width, height = 4, 150_000
+    raw = b"".join(b"\0" + bytes([y % 256]) * (3 * width) for y in range(height))
+    stream = zlib.compress(raw, 0)  # stored: a chunk for every row
+    step = -(-len(stream) // height)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    head = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    idats = b"".join(chunk(b"IDAT", stream[i : i + step]) for i in range(0, len(stream), step))
+    data = b"\x89PNG\r\n\x1a\n" + head + idats + chunk(b"IEND", b"")
+    assert decoder_limits.png_chunks(data) > 100_000
+    assert decoder_limits.check_bytes(data) == 1  # accepted
+    image = Image.open(io.BytesIO(data))  # and a real file: Pillow reads it whole
+    image.load()
+    assert image.size == (width, height) and image.getpixel((0, height - 1)) == ((height - 1) % 256,) * 3
