@@ -3,7 +3,9 @@
 An 8000x6000 phone-like JPEG through enhance, style_comic, style_aged and background_remove and
 a 4000x3000 one through upscale, all at once, each worker capped at production's instance
 memory (RLIMIT_DATA) with production's budget per job. Prints each job's status, time and the
-peak RSS of its worker process (reset when the stack is up). Exit status 0 when all are done.
+peak RSS of its worker process (reset when the stack is up), and its time plan (planned from the
+header with the local stack's TILE_SECONDS, for a worker's share of the CPU). Exit status 0 when
+all are done.
 """
 
 from __future__ import annotations
@@ -101,9 +103,10 @@ def main() -> int:
         docs = s.job_store().wait(list(ids.values()), args.timeout, until=is_terminal, every_s=2.0)
         wall = time.monotonic() - started
         print(
-            "\n| model | input | status | job s | written | peak RSS MiB (framework + worker) | planned MiB |"
+            "\n| model | input | status | job s | planned s | written | peak RSS MiB (framework + worker) "
+            "| planned MiB |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         ok = True
         for model, jid in ids.items():
             doc = docs.get(jid) or {}
@@ -114,6 +117,7 @@ def main() -> int:
             print(
                 f"| {model} | {w}x{h} | {doc.get('status', 'not finished')} {doc.get('reason', '')} | "
                 f"{(doc.get('timings') or {}).get('total_s', 0):.0f} | "
+                f"{(out.get('time_plan') or {}).get('total_s', 0):.0f} | "
                 f"{out.get('width', '—')}x{out.get('height', '—')} | {' + '.join(map(str, rss))} | "
                 f"{out.get('memory_need_bytes', 0) >> 20} |"
             )
