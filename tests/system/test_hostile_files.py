@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from imagen import decoder_limits
 from imagen.events import job_id
 from tests import hostile
 
@@ -62,11 +63,11 @@ CASES: dict[str, tuple[str, Callable[[], bytes], str, str]] = {
         "failed",
         "200000 strips or tiles, over the limit of 100000",
     ),
-    "png-200000-chunks": (
+    "png-300000-chunks": (
         "style_aged",
-        lambda: hostile.png_many_chunks(200_000),
+        lambda: hostile.png_many_chunks(300_000),
         "failed",
-        "more than 100000 chunks",
+        f"more than {decoder_limits.MAX_PNG_CHUNKS} chunks",
     ),
     "gzip-4mib-of-empty-members": (
         "style_aged",
