@@ -33,6 +33,14 @@ class StackError(RuntimeError):
     """A piece of the stack did not start."""
 
 
+class _DiedStarting(Exception):
+    """A service's process ended before it was ready."""
+
+    def __init__(self, message: str, returncode: int) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+
+
 @dataclass
 class Service:
     name: str
@@ -115,6 +123,22 @@ class Stack:
         return pid if pid and _pid_alive(pid) else None
 
     def start(self, svc: Service) -> int:
+        """Start a service and wait until it is ready. A function whose process dies of a signal
+        while starting is started once more, as Cloud Run replaces an instance that crashed on
+        start (seen here: gRPC's poller aborting in functions-framework's arbiter after its fork)."""
+        try:
+            return self._start(svc)
+        except _DiedStarting as exc:
+            if not svc.name.startswith("fn-") or exc.returncode >= 0:
+                raise StackError(str(exc)) from exc
+            print(f"{svc.name}: {exc}; starting it again", flush=True)
+            self.s.pids.joinpath(f"{svc.name}.pid").unlink(missing_ok=True)
+            try:
+                return self._start(svc)
+            except _DiedStarting as again:
+                raise StackError(str(again)) from again
+
+    def _start(self, svc: Service) -> int:
         if self.pid_of(svc.name):
             raise StackError(f"{svc.name} is already running (pid {self.pid_of(svc.name)})")
         if svc.ready():
@@ -139,8 +163,9 @@ class Stack:
         deadline = time.monotonic() + svc.timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise StackError(
-                    f"{svc.name} exited with {proc.returncode}; see {self.s.logs / (svc.name + '.log')}"
+                raise _DiedStarting(
+                    f"{svc.name} exited with {proc.returncode}; see {self.s.logs / (svc.name + '.log')}",
+                    proc.returncode,
                 )
             if svc.ready():
                 return proc.pid
