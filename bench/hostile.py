@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.memory import _checkout, _status
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 BEFORE = "c9934d7"  # main just before the decoder limits (issue 23)
@@ -116,13 +118,6 @@ def _cases() -> list[Case]:
     ]
 
 
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def run(code: str, path: str, gzip: bool) -> None:
     """Child process: decode one file with `code`'s imagen, as the worker would; report."""
     sys.path.insert(0, code)
@@ -183,15 +178,6 @@ def _checks(path: Path, gzip: bool) -> str:
     with contextlib.suppress(BadInput):
         decoder_limits.check_bytes(data)
     return f"{time.perf_counter() - t0:.3f}"
-
-
-def _checkout(rev: str, into: Path) -> Path:
-    """`functions/` of a revision, extracted under `into`."""
-    archive = subprocess.run(
-        ["git", "archive", rev, "functions/imagen"], cwd=ROOT, check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "functions"
 
 
 def _duration(seconds: float) -> str:

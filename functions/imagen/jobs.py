@@ -89,6 +89,14 @@ def _waiting(job: dict[str, Any], service: str, at: dt.datetime) -> dict[str, An
     }
 
 
+def _not_movable(job: dict[str, Any] | None, at: dt.datetime) -> str:
+    """Why a delivery must leave the job as it is ("missing", its terminal status, or
+    RUNNING_ELSEWHERE); "" when it may move it."""
+    if job is None or job.get("status") in TERMINAL:
+        return str(job["status"]) if job else "missing"
+    return RUNNING_ELSEWHERE if lease_live(job, at) else ""
+
+
 def waited_too_long(job: dict[str, Any], at: dt.datetime, horizon_s: int) -> bool:
     """Whether the job has waited for a service `horizon_s` since it first had to."""
     since = job.get("waiting_since")
@@ -352,6 +360,10 @@ class JobStore:
             "history": firestore.ArrayUnion([_entry(status, **entry)]),
         }
 
+    def _waited_out(self, job: dict[str, Any], at: dt.datetime, **fields: Any) -> dict[str, Any]:
+        """The update that fails a job for waiting past the horizon."""
+        return self._terminal(FAILED, {"reason": waited_reason(job, at), **fields}, at, waited=True)
+
     def _finish(
         self,
         claim: Claim,
@@ -380,8 +392,7 @@ class JobStore:
                     assert job is not None
                     if horizon_s and waited_too_long(job, at, horizon_s):
                         late = {**job, "last_error": fields.get("last_error"), "waiting_for": waiting_for}
-                        gone = {"reason": waited_reason(late, at), "attempts": claim.attempt - 1}
-                        return self._terminal(FAILED, gone, at, waited=True)
+                        return self._waited_out(late, at, attempts=claim.attempt - 1)
                     update.update(_waiting(job, waiting_for, at), attempts=claim.attempt - 1)
                     update["history"] = firestore.ArrayUnion(
                         [_entry(QUEUED, attempt=claim.attempt, waiting_for=waiting_for)]
@@ -426,19 +437,14 @@ class JobStore:
         outcome: list[str] = []
 
         def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
-            outcome.clear()
-            if job is None or job.get("status") in TERMINAL:
-                outcome.append(str(job["status"]) if job else "missing")
+            outcome[:] = [_not_movable(job, at)]
+            if outcome[0] or job is None:
                 return None
-            if lease_live(job, at):
-                outcome.append(RUNNING_ELSEWHERE)
-                return None
-            update = {**_waiting(job, service, at), "last_error": error}
             if waited_too_long(job, at, horizon_s):
-                outcome.append(str(FAILED))
-                return self._terminal(FAILED, {"reason": waited_reason(job, at)}, at, waited=True)
-            outcome.append(WAITING)
-            return update
+                outcome[0] = str(FAILED)
+                return self._waited_out(job, at)
+            outcome[0] = WAITING
+            return {**_waiting(job, service, at), "last_error": error}
 
         self._transact(job_id, step)
         return outcome[0]
@@ -529,18 +535,15 @@ class JobStore:
         outcome: list[str] = []
 
         def step(job: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
+            outcome[:] = [_not_movable(job, at)]
+            if outcome[0] or job is None:
+                return None
             outcome.clear()
-            if job is None or job.get("status") in TERMINAL:
-                outcome.append(str(job["status"]) if job else "missing")
-                return None
-            if lease_live(job, at):
-                outcome.append(RUNNING_ELSEWHERE)
-                return None
             requeues = int(job.get("requeues", 0))
             if job.get("waiting_for") and spent(job) < max_attempts:
                 if horizon_s and waited_too_long(job, at, horizon_s):
                     outcome.append(str(FAILED))
-                    return self._terminal(FAILED, {"reason": waited_reason(job, at)}, at, waited=True)
+                    return self._waited_out(job, at)
                 outcome.append("requeue")
                 return {}  # not counted: a job may wait until the horizon
             if spent(job) < max_attempts and requeues < max_attempts:

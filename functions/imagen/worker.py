@@ -141,16 +141,20 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     data = source.data
     lap("download_s")
     image, header = imaging.probe(data, cfg.max_input_bytes, cfg.max_input_pixels)
-    plan = budget.plan(  # before any pixel is decoded: the result's size and the memory it needs
-        spec,
-        header,
-        len(data),
-        budget.OutputLimits(cfg.max_output_pixels),
-        cfg.job_budget_bytes,
-        cfg.tile_batch,
-        cfg.tile_concurrency,
-        opts,
-    )
+
+    def memory_plan(opts: options.Options) -> budget.Plan:
+        return budget.plan(
+            spec,
+            header,
+            len(data),
+            budget.OutputLimits(cfg.max_output_pixels),
+            cfg.job_budget_bytes,
+            cfg.tile_batch,
+            cfg.tile_concurrency,
+            opts,
+        )
+
+    plan = memory_plan(opts)  # before any pixel is decoded: the result's size and the memory it needs
     times = timeplan.plan(  # and the seconds it will take: over the limit, it fails now
         spec,
         header,
@@ -163,16 +167,7 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
     )
     if times.scale < plan.scale:  # written at the largest factor whose encoding fits the time
         opts = dataclasses.replace(opts, scale=times.scale)
-        plan = budget.plan(
-            spec,
-            header,
-            len(data),
-            budget.OutputLimits(cfg.max_output_pixels),
-            cfg.job_budget_bytes,
-            cfg.tile_batch,
-            cfg.tile_concurrency,
-            opts,
-        )
+        plan = memory_plan(opts)
     lease.plan = times.record()
     name = cfg.names.result_name(msg.model, msg.name, plan.format.extension)
     headers = ResultHeaders(
