@@ -124,8 +124,9 @@ def run(code: str, path: str, gzip: bool) -> None:
     assert "imagen" not in sys.modules, "the run must import the revision's own imagen"
     from PIL import Image
 
-    from imagen import imaging, storage_io
-    from imagen.errors import BadInput
+    from imagen.cloud import objects
+    from imagen.core.errors import BadInput
+    from imagen.image import imaging
 
     warm = io.BytesIO()
     Image.new("RGB", (64, 48)).save(warm, "JPEG")
@@ -136,7 +137,7 @@ def run(code: str, path: str, gzip: bool) -> None:
     t0 = time.perf_counter()
     try:
         if gzip:
-            data = storage_io.inflate(data, MAX_BYTES)
+            data = objects.inflate(data, MAX_BYTES)
         imaging.decode(data, MAX_BYTES, MAX_PIXELS)
         ends = "accepted"
     except BadInput as exc:
@@ -168,8 +169,8 @@ def _run(code: Path, path: Path, gzip: bool, timeout: float) -> dict[str, Any]:
 
 def _checks(path: Path, gzip: bool) -> str:
     """Seconds the pre-decoding checks alone take on the file (this tree, in this process)."""
-    from imagen import decoder_limits
-    from imagen.errors import BadInput
+    from imagen.core.errors import BadInput
+    from imagen.image import decoder_limits
 
     if gzip:
         return "—"
@@ -260,7 +261,7 @@ def _versions() -> str:
 
 
 def _caps() -> list[str]:
-    from imagen import decoder_limits as d
+    from imagen.image import decoder_limits as d
 
     return [
         "The caps (each far above what real files carry; the reasons are in the module):",

@@ -80,8 +80,9 @@ def _status(field: str) -> int:
 
 def _job(model: str, data: bytes) -> dict[str, Any]:
     """Run one job's worker path with whichever `imagen` is first on sys.path."""
-    from imagen import imaging, models
-    from imagen.inference import InferStats, ModelRunner
+    from imagen.core import models
+    from imagen.image import imaging
+    from imagen.inference.runner import InferStats, ModelRunner
 
     specs = getattr(models, "TRITON_MODELS", models.MODELS)  # every Triton model, where a revision has more
     if model not in specs:
@@ -93,8 +94,8 @@ def _job(model: str, data: bytes) -> dict[str, Any]:
         out = runner.run(spec, pixels, stats)
         encoded = imaging.encode(out, spec.result_format)
         return {"bytes": len(encoded), "width": out.shape[1], "height": out.shape[0]}
-    from imagen import budget, encoding
-    from imagen.config import Config
+    from imagen.core.config import Config
+    from imagen.image import budget, encoding
 
     cfg = Config.from_env({"GOOGLE_CLOUD_PROJECT": "bench"})
     image, header = imaging.probe(data, 10**9, 10**9)

@@ -28,10 +28,10 @@ from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 
 sys.path[:0] = [str(ROOT / "triton")]
-from imagen.inference import InferStats, ModelRunner, image_levels, image_noise, image_palette  # noqa: E402
-from imagen.models import MODELS as SPECS  # noqa: E402
-from imagen.models import TRITON_MODELS, spec_for  # noqa: E402
-from imagen.tiling import Stitcher, TileGrid  # noqa: E402
+from imagen.core.models import MODELS as SPECS  # noqa: E402
+from imagen.core.models import TRITON_MODELS, spec_for  # noqa: E402
+from imagen.image.tiling import Stitcher, TileGrid  # noqa: E402
+from imagen.inference.runner import InferStats, ModelRunner, image_levels, image_noise, image_palette  # noqa: E402
 from modelbuild import sources  # noqa: E402
 
 MODELS = list(SPECS)

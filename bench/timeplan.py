@@ -51,10 +51,10 @@ class Case:
 
 def run(model: str, mp: int, data: bytes, runner: Any, tile_seconds: dict[str, float]) -> Case:
     """One job's path (as the worker runs it) with `runner`, timed, and its plan."""
-    from imagen import budget, encoding, imaging, timeplan
-    from imagen.config import Config
-    from imagen.inference import InferStats
-    from imagen.models import TRITON_MODELS
+    from imagen.core.config import Config
+    from imagen.core.models import TRITON_MODELS
+    from imagen.image import budget, encoding, imaging, timeplan
+    from imagen.inference.runner import InferStats
 
     spec, stats = TRITON_MODELS[model], InferStats()
     cfg = Config.from_env({"GOOGLE_CLOUD_PROJECT": "bench"})
@@ -85,8 +85,8 @@ def run(model: str, mp: int, data: bytes, runner: Any, tile_seconds: dict[str, f
 
 
 def worker_rows(paths: dict[int, Path]) -> list[Case]:
-    from imagen.inference import ModelRunner
-    from imagen.models import GPU_TILE_SECONDS
+    from imagen.core.models import GPU_TILE_SECONDS
+    from imagen.inference.runner import ModelRunner
 
     runner = ModelRunner(Identity(), 8)
     run("style_aged", 1, paths[1].read_bytes(), runner, dict(GPU_TILE_SECONDS))  # warm-up
@@ -104,7 +104,7 @@ def worker_rows(paths: dict[int, Path]) -> list[Case]:
 def triton_rows(paths: dict[int, Path]) -> tuple[list[Case], dict[str, float]]:
     from emulators.settings import LOCAL_TILE_SECONDS, StackSettings
     from emulators.stack import Stack
-    from imagen.inference import ModelRunner
+    from imagen.inference.runner import ModelRunner
 
     s = StackSettings.from_env()
     os.environ.update(s.client_env())
@@ -154,8 +154,8 @@ TRITON_HEADER = [
 def extrapolated(per_tile: dict[str, float], measured: list[Case]) -> list[str]:
     """Jobs too long to run here: the plan against the tiles times the measured seconds a tile."""
     from emulators.settings import LOCAL_TILE_SECONDS
-    from imagen import timeplan
-    from imagen.models import TRITON_MODELS
+    from imagen.core.models import TRITON_MODELS
+    from imagen.image import timeplan
 
     done = {(c.model, c.mp) for c in measured}
     lines = []

@@ -31,7 +31,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-from imagen.models import MODELS
+from imagen.core.models import MODELS
 
 from .settings import HOST, StackSettings
 

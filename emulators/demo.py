@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagen.events import job_id
-from imagen.jobs import is_terminal
-from imagen.models import MODELS
-from imagen.names import object_name
+from imagen.cloud.jobstore import is_terminal
+from imagen.core.models import MODELS
+from imagen.core.names import object_name
+from imagen.jobs.messages import job_id
 
 from .settings import ROOT, StackSettings
 from .stack import Stack

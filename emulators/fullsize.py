@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imagen.events import job_id
-from imagen.jobs import DONE, is_terminal
+from imagen.cloud.jobstore import DONE, is_terminal
+from imagen.jobs.messages import job_id
 
 from .settings import StackSettings
 from .stack import Stack

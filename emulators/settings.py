@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imagen.config import Config
-from imagen.jobs import JobStore
-from imagen.models import MODELS
-from imagen.names import Resources
+from imagen.cloud.jobstore import JobStore
+from imagen.core.config import Config
+from imagen.core.models import MODELS
+from imagen.core.names import Resources
 from imagen_cli.local import DEFAULT_PORT_BASE, HOST, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import os
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1, storage  # type: ignore[attr-defined]
 
-from imagen.models import MODELS
+from imagen.core.models import MODELS
 
 from .settings import StackSettings
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from PIL import Image
 
-from imagen.events import RESULT_MARKER, job_id
-from imagen.jobs import DONE, is_terminal
-from imagen.models import MODELS
-from imagen.names import gs_uri
+from imagen.cloud.jobstore import DONE, is_terminal
+from imagen.core.models import MODELS
+from imagen.core.names import gs_uri
+from imagen.jobs.messages import RESULT_MARKER, job_id
 
 from .bridge import backoff_s
 from .demo import SAMPLES

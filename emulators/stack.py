@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagen.models import MODELS
+from imagen.core.models import MODELS
 
 from .settings import HOST, ROOT, StackSettings, gcloud_platform
 

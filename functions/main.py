@@ -6,15 +6,15 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from imagen import api as http_api
-from imagen import logs, tracing
-from imagen.config import Config
-from imagen.dead_letter import handle_dead_letter
-from imagen.reconciler import handle_reconcile
-from imagen.services import Services
-from imagen.signing import url_signer
-from imagen.upload import handle_upload
-from imagen.worker import handle_job
+from imagen.cloud.signing import url_signer
+from imagen.core import logs, tracing
+from imagen.core.config import Config
+from imagen.flow.services import Services
+from imagen.handlers import api as http_api
+from imagen.handlers.dead_letter import handle_dead_letter
+from imagen.handlers.reconciler import handle_reconcile
+from imagen.handlers.upload import handle_upload
+from imagen.handlers.worker import handle_job
 
 CONFIG = Config.from_env()
 SERVICES = Services.from_config(CONFIG)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 from emulators.settings import LOCAL_FUNCTION_ENV
-from imagen import budget
-from imagen.config import Config
-from imagen.imaging import Header
-from imagen.models import MODELS, TRITON_MODELS, ModelSpec
+from imagen.core.config import Config
+from imagen.core.models import MODELS, TRITON_MODELS, ModelSpec
+from imagen.image import budget
+from imagen.image.imaging import Header
 
 # Small input limits, so the over-limit files stay small.
 INPUT_LIMITS = {"MAX_INPUT_BYTES": str(8 * 1024 * 1024), "MAX_INPUT_PIXELS": "20000000"}

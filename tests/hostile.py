@@ -88,7 +88,7 @@ def gzip_bomb(stored_mb: int = 3) -> bytes:
 
 
 # Files that make the decoder work longer than their size and pixels justify (issue 23); the
-# caps that stop them are in imagen.decoder_limits, their cost before and after in docs/hostile.md.
+# caps that stop them are in imagen.image.decoder_limits, their cost before and after in docs/hostile.md.
 
 
 def gzip_many_members(mib: float, content: bytes = b"") -> bytes:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from imagen.events import JobMessage
+from imagen.jobs.messages import JobMessage
 
 STARTED = "imagen.job.v1.started"
 

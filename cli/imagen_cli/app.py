@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagen.events import job_id
-from imagen.jobs import DONE, FAILED, JobStatus, JobStore
-from imagen.models import MODELS
-from imagen.names import Resources, gs_uri, object_name
-from imagen.publisher import Publisher
+from imagen.cloud.jobstore import DONE, FAILED, JobStatus, JobStore
+from imagen.cloud.publisher import Publisher
+from imagen.core.models import MODELS
+from imagen.core.names import Resources, gs_uri, object_name
+from imagen.jobs.messages import job_id
 
 from . import render
 from .local import DEFAULT_PORT_BASE, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
@@ -143,7 +143,7 @@ def cmd_submit(b: Backend, args: argparse.Namespace) -> int:
 
 def _options(model: str, pairs: list[str]) -> dict[str, str]:
     """-o KEY=VALUE pairs as the object's imagen-* metadata, checked here as on_upload will."""
-    from imagen import options
+    from imagen.core import options
 
     meta: dict[str, str] = {}
     for pair in pairs:
@@ -212,11 +212,11 @@ def cmd_retry(b: Backend, args: argparse.Namespace) -> int:
 
 def cmd_backfill(b: Backend, args: argparse.Namespace) -> int:
     """Jobs for the objects already under a model prefix (and, with --all, run every one again)."""
-    from imagen.config import Config
-    from imagen.health import Breaker
-    from imagen.inference import ModelRunner
-    from imagen.services import Services
-    from imagen.storage_io import ObjectStore
+    from imagen.cloud.objects import ObjectStore
+    from imagen.core.config import Config
+    from imagen.flow.services import Services
+    from imagen.inference.breaker import Breaker
+    from imagen.inference.runner import ModelRunner
 
     from .backfill import Report, backfill
 

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from imagen import events, logs
-from imagen.config import Config
-from imagen.jobs import TERMINAL
-from imagen.services import Services
-from imagen.upload import queue_upload, result_names
+from imagen.cloud.jobstore import TERMINAL
+from imagen.core import logs
+from imagen.core.config import Config
+from imagen.flow.services import Services
+from imagen.handlers.upload import queue_upload, result_names
+from imagen.jobs import messages
 
 PAGE = 500  # objects looked up in Firestore at a time
 
@@ -40,10 +41,10 @@ def backfill(
     on_progress: Callable[[Report], None] | None = None,
 ) -> Report:
     report = Report()
-    page: list[events.Upload] = []
+    page: list[messages.Upload] = []
     for blob in svc.storage.client.list_blobs(cfg.bucket, prefix=f"{model}/{prefix.lstrip('/')}"):
-        upload = events.parse_upload(events.STORAGE_FINALIZED, blob._properties)
-        if events.route(upload, cfg.names.result_prefix)[0] != model:
+        upload = messages.parse_upload(messages.STORAGE_FINALIZED, blob._properties)
+        if messages.route(upload, cfg.names.result_prefix)[0] != model:
             continue
         page.append(upload)
         if len(page) == PAGE:
@@ -60,13 +61,13 @@ def _page(
     cfg: Config,
     svc: Services,
     model: str,
-    uploads: list[events.Upload],
+    uploads: list[messages.Upload],
     dry_run: bool,
     rerun_all: bool,
     report: Report,
 ) -> None:
     report.seen += len(uploads)
-    ids = {events.job_id(u.bucket, u.name, u.generation): u for u in uploads}
+    ids = {messages.job_id(u.bucket, u.name, u.generation): u for u in uploads}
     have = svc.jobs.existing(list(ids))
     for job_id, upload in ids.items():
         if job_id in have:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from imagen.jobs import DONE, FAILED, QUEUED, is_terminal
+from imagen.cloud.jobstore import DONE, FAILED, QUEUED, is_terminal
 
 _out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -18,12 +18,12 @@ import pytest
 
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
-from imagen import events
-from imagen.config import Config
-from imagen.events import JobMessage
-from imagen.services import Services
-from imagen.upload import handle_upload
-from imagen.worker import handle_job
+from imagen.core.config import Config
+from imagen.flow.services import Services
+from imagen.handlers.upload import handle_upload
+from imagen.handlers.worker import handle_job
+from imagen.jobs import messages
+from imagen.jobs.messages import JobMessage
 from tests.function_env import FUNCTION_ENV
 from tests.messages import push_body
 
@@ -97,7 +97,7 @@ class Harness:
     def upload(self, name: str, data: bytes, content_type: str = "image/jpeg", **metadata: str) -> str:
         """Upload (with custom metadata) and run on_upload; returns the job id."""
         job_id = handle_upload(
-            self.cfg, self.svc, events.STORAGE_FINALIZED, self.put(name, data, content_type, **metadata)
+            self.cfg, self.svc, messages.STORAGE_FINALIZED, self.put(name, data, content_type, **metadata)
         )
         assert job_id, f"{name} started no job"
         return job_id
@@ -109,7 +109,7 @@ class Harness:
     def run(self, job_id: str, model: str | None = None) -> dict[str, Any]:
         """One delivery of the job's message to on_job; returns the job afterwards."""
         cfg = replace(self.cfg, model_name=model or self.message(job_id).model)
-        handle_job(cfg, self.svc, events.PUBSUB_PUBLISHED, push_body(self.message(job_id)))
+        handle_job(cfg, self.svc, messages.PUBSUB_PUBLISHED, push_body(self.message(job_id)))
         return self.svc.jobs.get(job_id) or {}
 
     def process(
@@ -119,7 +119,7 @@ class Harness:
         return self.run(self.upload(name, data, content_type, **metadata))
 
     def read(self, uri: str) -> bytes:
-        from imagen.names import object_name
+        from imagen.core.names import object_name
 
         data: bytes = self.bucket.blob(object_name(uri)).download_as_bytes()
         return data

@@ -11,7 +11,7 @@ import pytest
 from functions_framework import create_app
 
 from emulators.stack import Stack
-from imagen.names import object_name
+from imagen.core.names import object_name
 
 from .conftest import SAMPLE, Harness
 from .test_handlers import MAIN, app_env  # noqa: F401  (the fixture)

@@ -11,8 +11,8 @@ import pytest
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from emulators.stack import Stack
-from imagen.jobs import Claim
-from imagen.names import object_name
+from imagen.cloud.jobstore import Claim
+from imagen.core.names import object_name
 from imagen_cli import app
 
 from .conftest import SAMPLE, Harness
@@ -117,7 +117,7 @@ def test_control_characters_in_names_are_not_printed_raw(imagen: Run, harness: H
 
 
 def test_backfill_creates_the_missing_jobs_once(imagen: Run, harness: Harness, unique: str) -> None:
-    from imagen import events
+    from imagen.jobs import messages
 
     prefix = f"bf-{unique}"
     names = [f"style_aged/{prefix}/{i}.jpg" for i in range(3)]
@@ -127,7 +127,8 @@ def test_backfill_creates_the_missing_jobs_once(imagen: Run, harness: Harness, u
     code, out, _ = imagen("backfill", "style_aged", "--prefix", prefix, "--dry-run")
     assert code == 0 and "would create 3 jobs" in out and names[0] in out
     ids = [
-        events.job_id(harness.bucket_name, n, g) for n, g in zip(names, [*generations, refused], strict=True)
+        messages.job_id(harness.bucket_name, n, g)
+        for n, g in zip(names, [*generations, refused], strict=True)
     ]
     assert harness.svc.jobs.existing(ids) == set()  # a dry run changes nothing
     code, out, _ = imagen("backfill", "style_aged", "--prefix", prefix)
@@ -163,10 +164,10 @@ def test_submit_with_options_checks_them_first(imagen: Run, harness: Harness, un
     assert code == 0, out
     blob = harness.bucket.get_blob(f"enhance/o-{unique}/{SAMPLE.name}")
     assert blob.metadata == {"imagen-format": "webp"}
-    from imagen import events
-    from imagen.upload import handle_upload
+    from imagen.handlers.upload import handle_upload
+    from imagen.jobs import messages
 
-    job_id = handle_upload(harness.cfg, harness.svc, events.STORAGE_FINALIZED, blob._properties)
+    job_id = handle_upload(harness.cfg, harness.svc, messages.STORAGE_FINALIZED, blob._properties)
     code, out, _ = imagen("status", str(job_id))
     assert code == 0 and "imagen-format=webp" in out
 

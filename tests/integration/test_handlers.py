@@ -19,13 +19,13 @@ from functions_framework import create_app
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from emulators.stack import Stack
-from imagen import events
-from imagen.config import Config
-from imagen.errors import ServiceDown
-from imagen.events import RESULT_MARKER
-from imagen.jobs import Claim
-from imagen.names import object_name
-from imagen.worker import handle_job
+from imagen.cloud.jobstore import Claim
+from imagen.core.config import Config
+from imagen.core.errors import ServiceDown
+from imagen.core.names import object_name
+from imagen.handlers.worker import handle_job
+from imagen.jobs import messages
+from imagen.jobs.messages import RESULT_MARKER
 from tests import event_schemas
 from tests.function_env import FUNCTION_ENV
 from tests.messages import events_for, pull_for, push_body
@@ -55,7 +55,7 @@ def storage_event_headers(event: dict[str, Any]) -> dict[str, str]:
     return {
         "ce-specversion": "1.0",
         "ce-id": f"{event['name']}-{event['generation']}",
-        "ce-type": events.STORAGE_FINALIZED,
+        "ce-type": messages.STORAGE_FINALIZED,
         "ce-source": f"//storage.googleapis.com/projects/_/buckets/{event['bucket']}",
         "Content-Type": "application/json",
     }
@@ -87,7 +87,7 @@ def test_on_upload_queues_the_job_and_publishes_it_without_trace_context(
     client = app("on_upload", monkeypatch)
     resp = client.post("/", data=json.dumps(event), headers=storage_event_headers(event))
     assert resp.status_code == 200
-    job_id = events.job_id(event["bucket"], event["name"], str(event["generation"]))
+    job_id = messages.job_id(event["bucket"], event["name"], str(event["generation"]))
     job = harness.svc.jobs.get(job_id) or {}
     assert job["status"] == "queued" and job["attempts"] == 0
     message = pull_for(sub, path, job_id)
@@ -196,8 +196,8 @@ def test_when_triton_answers_again_the_waiting_job_runs_on_its_first_attempt(
     triton: Stack, harness: Harness, unique: str
 ) -> None:
     """The breaker, open, probes at its interval; the probe that finds Triton closes it."""
-    from imagen.health import Breaker
-    from imagen.services import Services
+    from imagen.flow.services import Services
+    from imagen.inference.breaker import Breaker
 
     svc = Services(
         harness.svc.storage,
@@ -211,11 +211,11 @@ def test_when_triton_answers_again_the_waiting_job_runs_on_its_first_attempt(
     cfg = replace(harness.cfg, model_name="style_aged")
     body = push_body(harness.message(job_id))
     with pytest.raises(ServiceDown):
-        handle_job(cfg, svc, events.PUBSUB_PUBLISHED, body)
+        handle_job(cfg, svc, messages.PUBSUB_PUBLISHED, body)
     job = harness.svc.jobs.get(job_id) or {}
     assert job["status"] == "queued" and job["attempts"] == 0 and job["waiting_for"] == "triton"
     time.sleep(1.1)  # the probe interval: the next delivery probes, finds Triton ready, runs
-    handle_job(cfg, svc, events.PUBSUB_PUBLISHED, body)
+    handle_job(cfg, svc, messages.PUBSUB_PUBLISHED, body)
     job = harness.svc.jobs.get(job_id) or {}
     assert job["status"] == "done" and job["attempts"] == 1 and "waiting_for" not in job
     assert svc.triton.probes == 1 and not svc.triton.open
@@ -242,7 +242,7 @@ def test_an_attempt_that_ran_to_the_function_timeout_is_not_run_again(
         }
     )
     cfg = replace(harness.cfg, model_name="enhance", function_timeout_s=540, job_time_limit_s=360)
-    handle_job(cfg, harness.svc, events.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
+    handle_job(cfg, harness.svc, messages.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
     job = harness.svc.jobs.get(job_id) or {}
     assert job["status"] == "failed" and job["history"][-1]["timed_out"] is True
     assert "to the function's timeout of 540 s" in job["reason"] and "its plan was 120 s" in job["reason"]
@@ -263,7 +263,7 @@ def test_a_job_over_the_time_limit_fails_at_once_with_its_plan(
     job_id = harness.upload(
         f"upscale/it-{unique}/cat.jpg", SAMPLE.read_bytes(), **{"imagen-upscale": "fidelity"}
     )
-    handle_job(cfg, harness.svc, events.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
+    handle_job(cfg, harness.svc, messages.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
     job = harness.svc.jobs.get(job_id) or {}
     assert job["status"] == "failed" and job["attempts"] == 1
     assert "over the limit of 10 s per job (JOB_TIME_LIMIT_S)" in job["reason"]
@@ -281,7 +281,7 @@ def test_a_job_a_worker_holds_is_left_to_it(
     dead = app("on_dead_letter", monkeypatch)
     dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
     assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id))).status_code == 200
-    handle_job(harness.cfg, harness.svc, events.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
+    handle_job(harness.cfg, harness.svc, messages.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
     job = harness.svc.jobs.get(job_id) or {}
     assert job["status"] == "running" and job["attempts"] == 1
 
@@ -305,11 +305,11 @@ def test_firestore_frozen_during_on_upload(stack: Stack, harness: Harness, uniqu
     result: list[str | None] = []
     os.kill(pid, signal.SIGSTOP)  # unreachable without losing its in-memory data
     try:
-        from imagen.upload import handle_upload
+        from imagen.handlers.upload import handle_upload
 
         call = threading.Thread(
             target=lambda: result.append(
-                handle_upload(harness.cfg, harness.svc, events.STORAGE_FINALIZED, event)
+                handle_upload(harness.cfg, harness.svc, messages.STORAGE_FINALIZED, event)
             )
         )
         call.start()
@@ -361,7 +361,7 @@ def test_the_reconciler_gives_an_object_with_no_job_its_job_once(
     object already processed (its result there), a result and a fresh upload are left alone."""
     from dataclasses import replace
 
-    from imagen.reconciler import create_missing_jobs
+    from imagen.handlers.reconciler import create_missing_jobs
 
     sub, open_ = subscriber
     path = open_(harness.cfg.names.job_topic("enhance"))
@@ -374,7 +374,7 @@ def test_the_reconciler_gives_an_object_with_no_job_its_job_once(
     )
 
     def job_of(event: dict[str, Any]) -> str:
-        return events.job_id(event["bucket"], event["name"], str(event["generation"]))
+        return messages.job_id(event["bucket"], event["name"], str(event["generation"]))
 
     assert create_missing_jobs(cfg, harness.svc) >= 1
     job = harness.svc.jobs.get(job_of(lost)) or {}
@@ -399,7 +399,7 @@ def test_a_locked_job_does_not_stop_the_reconciler_from_moving_the_others(
 
     from google.cloud import firestore
 
-    from imagen.reconciler import handle_reconcile
+    from imagen.handlers.reconciler import handle_reconcile
 
     ids = [harness.upload(f"enhance/it-{unique}/stuck-{i}.jpg", SAMPLE.read_bytes()) for i in range(2)]
     for job_id in ids:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from imagen.names import object_name
+from imagen.core.names import object_name
 
 from .conftest import Harness
 

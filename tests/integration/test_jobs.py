@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from imagen.events import JobMessage
-from imagen.jobs import RUNNING_ELSEWHERE, Claim, JobStatus, JobStore, is_terminal
+from imagen.cloud.jobstore import RUNNING_ELSEWHERE, Claim, JobStatus, JobStore, is_terminal
+from imagen.jobs.messages import JobMessage
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from imagen.models import MODELS
+from imagen.core.models import MODELS
 from modelbuild import configs
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from emulators.stack import Stack
-from imagen.names import object_name
+from imagen.core.names import object_name
 
 from .conftest import Harness
 

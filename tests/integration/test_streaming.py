@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from imagen.errors import BadInput, Transient
-from imagen.events import JobMessage
-from imagen.storage_io import ResultHeaders, ResultUpload, Written
+from imagen.cloud.objects import ResultHeaders, ResultUpload, Written
+from imagen.core.errors import BadInput, Transient
+from imagen.jobs.messages import JobMessage
 
 from .conftest import Harness, sample_bytes
 
@@ -106,11 +106,11 @@ def test_an_upscale_too_wide_for_x4_is_written_at_the_factor_that_fits(
 _RUN_UNDER_LIMIT = """
 import resource, sys
 from pathlib import Path
-from imagen import events
-from imagen.config import Config
-from imagen.events import JobMessage
-from imagen.services import Services
-from imagen.worker import handle_job
+from imagen.jobs import messages
+from imagen.core.config import Config
+from imagen.jobs.messages import JobMessage
+from imagen.flow.services import Services
+from imagen.handlers.worker import handle_job
 from tests.messages import push_body
 
 cfg = Config.from_env()
@@ -119,7 +119,7 @@ status = Path("/proc/self/status").read_text().splitlines()
 data_kb = next(int(line.split()[1]) for line in status if line.startswith("VmData:"))
 limit = data_kb * 1024 + 200 * 1024 * 1024  # room for 200 MiB more: the job's 430 MiB array is not
 resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-handle_job(cfg, svc, events.PUBSUB_PUBLISHED, push_body(JobMessage(*sys.argv[1:6])))
+handle_job(cfg, svc, messages.PUBSUB_PUBLISHED, push_body(JobMessage(*sys.argv[1:6])))
 """
 
 

@@ -17,12 +17,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from imagen import events, tracing
-from imagen.config import Config
-from imagen.names import Resources
-from imagen.services import Services
-from imagen.upload import handle_upload
-from imagen.worker import handle_job
+from imagen.core import tracing
+from imagen.core.config import Config
+from imagen.core.names import Resources
+from imagen.flow.services import Services
+from imagen.handlers.upload import handle_upload
+from imagen.handlers.worker import handle_job
+from imagen.jobs import messages
 
 from .conftest import SAMPLE, Harness
 
@@ -57,7 +58,7 @@ def test_one_trace_per_job_across_functions_and_triton(
 ) -> None:
     exporter, cfg, svc, (sub, subscription) = traced
     event = harness.put(f"style_aged/trace-{unique}/cat.jpg", SAMPLE.read_bytes())
-    job_id = handle_upload(cfg, svc, events.STORAGE_FINALIZED, event)
+    job_id = handle_upload(cfg, svc, messages.STORAGE_FINALIZED, event)
     assert job_id
 
     received = sub.pull(subscription=subscription, max_messages=1, timeout=30).received_messages
@@ -72,7 +73,7 @@ def test_one_trace_per_job_across_functions_and_triton(
         },
         "subscription": subscription,
     }
-    handle_job(cfg, svc, events.PUBSUB_PUBLISHED, push)
+    handle_job(cfg, svc, messages.PUBSUB_PUBLISHED, push)
     assert (svc.jobs.get(job_id) or {})["status"] == "done"
 
     spans = {s.name: s for s in exporter.get_finished_spans()}

@@ -15,7 +15,7 @@ import pytest
 
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
-from imagen.jobs import is_finished
+from imagen.cloud.jobstore import is_finished
 from tests.function_env import SYSTEM_FUNCTION_ENV
 
 TEST_PORT_BASE = os.environ.get("IMAGEN_TEST_PORT_BASE", "19000")
@@ -102,7 +102,7 @@ def wait_finished(jobs_col: Any, jid: str, timeout_s: float = 180) -> dict[str, 
 
 def upload(bucket: Any, name: str, data: bytes, content_type: str = "image/jpeg", **metadata: str) -> str:
     """Upload and return the job id its generation maps to."""
-    from imagen.events import job_id
+    from imagen.jobs.messages import job_id
 
     blob = bucket.blob(name)
     if metadata:

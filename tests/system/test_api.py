@@ -9,7 +9,7 @@ import requests
 from PIL import Image
 
 from emulators.settings import ROOT
-from imagen.names import object_name
+from imagen.core.names import object_name
 
 from .conftest import wait_finished, wait_until
 

@@ -11,7 +11,7 @@ import pytest
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from PIL import Image
 
-from imagen.names import object_name
+from imagen.core.names import object_name
 from tests import event_schemas
 from tests.messages import events_for, pull_for
 
@@ -72,7 +72,7 @@ def test_failed_jobs_announce_themselves(bucket: Any, events_sub: tuple[Any, str
 def test_a_retried_job_that_fails_again_is_a_new_event(
     stack: Any, bucket: Any, jobs_col: Any, events_sub: tuple[Any, str], unique: str
 ) -> None:
-    from imagen.publisher import Publisher
+    from imagen.cloud.publisher import Publisher
 
     sub, path = events_sub
     jid = upload(bucket, f"enhance/chain-{unique}/empty.jpg", b"")

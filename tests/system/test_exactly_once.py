@@ -19,8 +19,8 @@ from PIL import Image
 from emulators.bridge import backoff_s, to_cloudevent
 from emulators.settings import StackSettings
 from emulators.stack import Stack
-from imagen.events import JobMessage
-from imagen.names import object_name
+from imagen.core.names import object_name
+from imagen.jobs.messages import JobMessage
 
 from .conftest import log_events, upload, wait_finished, wait_until
 

@@ -17,9 +17,9 @@ import requests
 
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
-from imagen.events import JobMessage
-from imagen.jobs import RUNNING_ELSEWHERE, Claim
-from imagen.names import object_name
+from imagen.cloud.jobstore import RUNNING_ELSEWHERE, Claim
+from imagen.core.names import object_name
+from imagen.jobs.messages import JobMessage
 from tests.messages import push_body
 
 from .conftest import log_events, upload, wait_finished, wait_until

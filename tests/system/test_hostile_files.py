@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from imagen import decoder_limits
-from imagen.events import job_id
+from imagen.image import decoder_limits
+from imagen.jobs.messages import job_id
 from tests import hostile
 
 from .conftest import upload, wait_finished

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagen.models import MODELS
+from imagen.core.models import MODELS
 from tests import hostile
 from tests.function_env import JOB_MEMORY_MB, PHOTO
 
@@ -130,7 +130,7 @@ def test_an_edge_of_the_limits_ends_on_its_first_attempt(
     if encoding:
         blob.content_encoding = encoding
     blob.upload_from_string(make(), content_type="application/octet-stream")
-    from imagen.events import job_id
+    from imagen.jobs.messages import job_id
 
     job = wait_finished(jobs_col, job_id(bucket.name, blob.name, str(blob.generation)), timeout_s=180)
     assert job["status"] == status, job.get("reason")

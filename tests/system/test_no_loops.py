@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from imagen.events import RESULT_MARKER
-from imagen.names import object_name
+from imagen.core.names import object_name
+from imagen.jobs.messages import RESULT_MARKER
 
 from .conftest import SAMPLE, log_events, upload, wait_finished, wait_until
 

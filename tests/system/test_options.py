@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from emulators.settings import ROOT
-from imagen.names import object_name
+from imagen.core.names import object_name
 
 from .conftest import upload, wait_finished
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagen.events import RESULT_MARKER
-from imagen.models import MODELS
+from imagen.core.models import MODELS
+from imagen.jobs.messages import RESULT_MARKER
 
 from .conftest import finished, log_events, upload, wait_until
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from PIL import Image
 
-from imagen.names import object_name
+from imagen.core.names import object_name
 
 from .conftest import SAMPLE, upload, wait_finished
 

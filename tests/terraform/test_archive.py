@@ -40,6 +40,7 @@ def imported_modules(entry: Path) -> set[str]:
                 rel = Path(*name.split(".")).with_suffix(".py")
                 if name.startswith("imagen") and (FUNCTIONS / rel).is_file() and str(rel) not in seen:
                     seen.add(str(rel))
+                    seen.update(str(p / "__init__.py") for p in rel.parents if p.parts)
                     todo.append(FUNCTIONS / rel)
     return seen
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from imagen.models import MODELS
+from imagen.core.models import MODELS
 
 from .hcl import TERRAFORM, all_module_dirs, load, one
 

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from imagen import budget, imaging, options
-from imagen.config import Config
-from imagen.errors import BadInput
-from imagen.formats import FORMATS
-from imagen.models import MODELS
+from imagen.core import options
+from imagen.core.config import Config
+from imagen.core.errors import BadInput
+from imagen.core.formats import FORMATS
+from imagen.core.models import MODELS
+from imagen.image import budget, imaging
 
 PROD = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
 LIMITS = budget.OutputLimits(PROD.max_output_pixels)

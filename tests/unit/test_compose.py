@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagen import compose, encoding
-from imagen.errors import BadInput
-from imagen.options import parse
+from imagen.core.errors import BadInput
+from imagen.core.options import parse
+from imagen.image import compose, encoding
 
 
 def strips_of(img: np.ndarray, rows: int) -> list[np.ndarray]:

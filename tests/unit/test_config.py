@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagen.config import Config, ConfigError
+from imagen.core.config import Config, ConfigError
 
 
 def test_defaults_and_overrides() -> None:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagen import decoder_limits, imaging
-from imagen.decoder_limits import MAX_SCANS, jpeg_markers
-from imagen.errors import BadInput
+from imagen.core.errors import BadInput
+from imagen.image import decoder_limits, imaging
+from imagen.image.decoder_limits import MAX_SCANS, jpeg_markers
 from tests import hostile
 
 LIMITS = {"max_bytes": 50 * 1024 * 1024, "max_pixels": 50_000_000}

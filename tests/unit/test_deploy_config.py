@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from imagen import logs
-from imagen.config import Config
-from imagen.models import TRITON_MODELS, VARIANTS
+from imagen.core import logs
+from imagen.core.config import Config
+from imagen.core.models import TRITON_MODELS, VARIANTS
 from tests.terraform.hcl import TERRAFORM, load, one
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagen import encoding
+from imagen.image import encoding
 
 
 def picture(h: int = 700, w: int = 900) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emulators.bridge import to_cloudevent
-from imagen import events
+from imagen.jobs import messages
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -18,13 +18,13 @@ def recorded_notification() -> dict:
     return json.loads((DATA / "gcs_notification_finalize.json").read_text())
 
 
-def upload(name: str, metadata: dict[str, str] | None = None) -> events.Upload:
-    return events.Upload("b", name, "123", 10, "image/jpeg", metadata or {})
+def upload(name: str, metadata: dict[str, str] | None = None) -> messages.Upload:
+    return messages.Upload("b", name, "123", 10, "image/jpeg", metadata or {})
 
 
 def test_parse_recorded_storage_event() -> None:
     rec = recorded_notification()
-    up = events.parse_upload(events.STORAGE_FINALIZED, rec["data"])
+    up = messages.parse_upload(messages.STORAGE_FINALIZED, rec["data"])
     assert up.bucket == "imagen-local"
     assert up.name == "upscale/cat.jpg"
     assert up.generation == rec["attributes"]["objectGeneration"]
@@ -33,10 +33,10 @@ def test_parse_recorded_storage_event() -> None:
 
 
 def test_parse_rejects_wrong_type_and_missing_fields() -> None:
-    with pytest.raises(events.EventError, match="unexpected event type"):
-        events.parse_upload("google.cloud.storage.object.v1.deleted", {})
-    with pytest.raises(events.EventError, match="lacks"):
-        events.parse_upload(events.STORAGE_FINALIZED, {"bucket": "b"})
+    with pytest.raises(messages.EventError, match="unexpected event type"):
+        messages.parse_upload("google.cloud.storage.object.v1.deleted", {})
+    with pytest.raises(messages.EventError, match="lacks"):
+        messages.parse_upload(messages.STORAGE_FINALIZED, {"bucket": "b"})
 
 
 @pytest.mark.parametrize(
@@ -54,19 +54,19 @@ def test_parse_rejects_wrong_type_and_missing_fields() -> None:
     ],
 )
 def test_route(name: str, model: str | None, reason: str) -> None:
-    assert events.route(upload(name), "results/") == (model, reason)
+    assert messages.route(upload(name), "results/") == (model, reason)
 
 
 def test_route_ignores_marked_objects_even_under_a_model_prefix() -> None:
-    marked = upload("upscale/cat.jpg", {events.RESULT_MARKER: "job"})
-    assert events.route(marked, "results/") == (None, "carries the result marker")
+    marked = upload("upscale/cat.jpg", {messages.RESULT_MARKER: "job"})
+    assert messages.route(marked, "results/") == (None, "carries the result marker")
 
 
 def test_job_id_is_per_generation_and_stable() -> None:
-    a = events.job_id("b", "upscale/x.jpg", "1")
-    assert a == events.job_id("b", "upscale/x.jpg", "1")
-    assert a != events.job_id("b", "upscale/x.jpg", "2")
-    assert a != events.job_id("b2", "upscale/x.jpg", "1")
+    a = messages.job_id("b", "upscale/x.jpg", "1")
+    assert a == messages.job_id("b", "upscale/x.jpg", "1")
+    assert a != messages.job_id("b", "upscale/x.jpg", "2")
+    assert a != messages.job_id("b2", "upscale/x.jpg", "1")
     assert "/" not in a and len(a) == 32
 
 
@@ -81,8 +81,8 @@ def pubsub_data(payload: bytes, attempt: int | None = None) -> dict:
 
 
 def test_job_message_round_trip() -> None:
-    msg = events.JobMessage("id1", "enhance", "b", "enhance/x.jpg", "42")
-    parsed, attempt = events.parse_job_message(events.PUBSUB_PUBLISHED, pubsub_data(msg.encode(), 3))
+    msg = messages.JobMessage("id1", "enhance", "b", "enhance/x.jpg", "42")
+    parsed, attempt = messages.parse_job_message(messages.PUBSUB_PUBLISHED, pubsub_data(msg.encode(), 3))
     assert parsed == msg
     assert attempt == 3
 
@@ -96,8 +96,8 @@ def test_job_message_round_trip() -> None:
     ],
 )
 def test_bad_job_messages(payload: bytes) -> None:
-    with pytest.raises(events.EventError):
-        events.parse_job_message(events.PUBSUB_PUBLISHED, pubsub_data(payload))
+    with pytest.raises(messages.EventError):
+        messages.parse_job_message(messages.PUBSUB_PUBLISHED, pubsub_data(payload))
 
 
 def test_bridge_builds_the_eventarc_cloudevent() -> None:
@@ -105,10 +105,10 @@ def test_bridge_builds_the_eventarc_cloudevent() -> None:
     converted = to_cloudevent(rec["message_id"], rec["attributes"], json.dumps(rec["data"]).encode())
     assert converted is not None
     headers, body = converted
-    assert headers["ce-type"] == events.STORAGE_FINALIZED
+    assert headers["ce-type"] == messages.STORAGE_FINALIZED
     assert headers["ce-source"] == "//storage.googleapis.com/projects/_/buckets/imagen-local"
     assert headers["ce-subject"] == "objects/upscale/cat.jpg"
-    assert events.parse_upload(headers["ce-type"], body).generation == rec["data"]["generation"]
+    assert messages.parse_upload(headers["ce-type"], body).generation == rec["data"]["generation"]
 
 
 def test_bridge_skips_other_notifications() -> None:
@@ -123,11 +123,11 @@ def test_bridge_headers_survive_non_ascii_names() -> None:
     headers, data = converted
     for value in headers.values():
         value.encode("latin-1")  # HTTP headers: what requests can send
-    assert events.parse_upload(headers["ce-type"], data).name == "upscale/фото 🐱/çà.jpg"
+    assert messages.parse_upload(headers["ce-type"], data).name == "upscale/фото 🐱/çà.jpg"
 
 
 def test_result_names_are_safe_and_fit() -> None:
-    from imagen.names import Resources
+    from imagen.core.names import Resources
 
     names = Resources("p")
 
@@ -159,7 +159,7 @@ def test_result_names_are_safe_and_fit() -> None:
     ],
 )
 def test_sources_never_share_a_result_name(group: list[str]) -> None:
-    from imagen.names import Resources
+    from imagen.core.names import Resources
 
     names = [Resources("p").result_name("upscale", source) for source in group]
     assert len(set(names)) == len(group), names

@@ -10,13 +10,13 @@ import requests
 from google.api_core import exceptions as gexc
 from tritonclient.utils import InferenceServerException
 
-from imagen.config import Config
-from imagen.errors import BadInput, ServiceDown, Transient
-from imagen.inference import InferStats, triton_fault
-from imagen.jobs import ran_to_timeout, waited_reason, waited_too_long
-from imagen.storage_io import storage_faults
-from imagen.timeplan import TimePlan
-from imagen.worker import Deadline
+from imagen.cloud.jobstore import ran_to_timeout, waited_reason, waited_too_long
+from imagen.cloud.objects import storage_faults
+from imagen.core.config import Config
+from imagen.core.errors import BadInput, ServiceDown, Transient
+from imagen.handlers.worker import Deadline
+from imagen.image.timeplan import TimePlan
+from imagen.inference.runner import InferStats, triton_fault
 
 
 @pytest.mark.parametrize(

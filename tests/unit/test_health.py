@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from imagen.errors import ServiceDown
-from imagen.health import Breaker
+from imagen.core.errors import ServiceDown
+from imagen.inference.breaker import Breaker
 
 
 class Clock:

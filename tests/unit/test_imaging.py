@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagen import imaging
-from imagen.errors import BadInput
+from imagen.core.errors import BadInput
+from imagen.image import imaging
 from tests import hostile
 
 LIMITS = {"max_bytes": 5_000_000, "max_pixels": 4_000_000}
@@ -142,7 +142,7 @@ def test_jpeg_quality_is_read_from_the_quantisation_tables(quality: int) -> None
 
 
 def test_the_noise_level_follows_the_compression_and_the_pixels() -> None:
-    from imagen.inference import image_noise
+    from imagen.inference.runner import image_noise
 
     rng = np.random.default_rng(3)
     smooth = np.tile(np.linspace(0, 255, 300, dtype=np.float32), (200, 1))[:, :, None].repeat(3, 2)

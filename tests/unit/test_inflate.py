@@ -6,8 +6,8 @@ import gzip
 
 import pytest
 
-from imagen.errors import BadInput
-from imagen.storage_io import inflate
+from imagen.cloud.objects import inflate
+from imagen.core.errors import BadInput
 from tests import hostile
 
 

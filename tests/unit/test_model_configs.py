@@ -8,8 +8,8 @@ from functools import partial
 import pytest
 
 from emulators.settings import LOCAL_FUNCTION_ENV
-from imagen.config import Config
-from imagen.models import MODELS, TRITON_MODELS
+from imagen.core.config import Config
+from imagen.core.models import MODELS, TRITON_MODELS
 from modelbuild import build, configs, recipes
 from tests.terraform.hcl import TERRAFORM, load, one
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagen.models import MODELS
-from imagen.names import Resources, gs_uri, object_name, split_gs_uri
+from imagen.core.models import MODELS
+from imagen.core.names import Resources, gs_uri, object_name, split_gs_uri
 
 
 def test_names_derive_from_the_prefix() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from imagen import options
-from imagen.formats import FORMATS
-from imagen.options import OptionError, Options, parse
+from imagen.core import options
+from imagen.core.formats import FORMATS
+from imagen.core.options import OptionError, Options, parse
 
 
 def test_no_options_are_the_defaults() -> None:
@@ -46,7 +46,7 @@ def test_upscale_scale(raw: str, scale: float) -> None:
 
 
 def test_upscale_character() -> None:
-    from imagen.models import spec_for
+    from imagen.core.models import spec_for
 
     assert parse("upscale", {}).upscaler is None and spec_for("upscale").name == "upscale_fidelity"
     perceptual = parse("upscale", {"imagen-upscale": "Perceptual"})

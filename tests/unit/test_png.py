@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagen import imaging, png
+from imagen.image import imaging, png
 
 SAMPLE = sorted((Path(__file__).parents[2] / "samples").glob("*.jpg"))[0]
 

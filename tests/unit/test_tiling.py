@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imagen.tiling import Stitcher, TileGrid, starts
+from imagen.image.tiling import Stitcher, TileGrid, starts
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_a_long_thin_strip_is_never_padded_as_a_whole() -> None:
 
 
 def test_image_levels_are_whole_image_percentiles() -> None:
-    from imagen.inference import image_levels
+    from imagen.inference.runner import image_levels
 
     img = np.zeros((600, 900, 3), np.uint8)
     img[:, :, 0] = np.linspace(20, 230, 900).astype(np.uint8)[None, :]  # red spans 20..230
@@ -133,7 +133,7 @@ def test_a_margin_must_leave_room_to_blend() -> None:
 
 
 def test_the_palette_is_the_images_own_colours_the_same_every_time() -> None:
-    from imagen.inference import image_palette
+    from imagen.inference.runner import image_palette
 
     img = np.zeros((300, 400, 3), np.uint8)
     img[:, :200] = (200, 40, 30)  # red half

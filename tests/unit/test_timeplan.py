@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from emulators.settings import LOCAL_TILE_SECONDS
-from imagen import budget
-from imagen.config import Config
-from imagen.errors import BadInput
-from imagen.formats import FORMATS
-from imagen.imaging import Header
-from imagen.models import GPU_TILE_SECONDS, MODELS, TRITON_MODELS, UPSCALE_FIDELITY
-from imagen.timeplan import plan, tiles
+from imagen.core.config import Config
+from imagen.core.errors import BadInput
+from imagen.core.formats import FORMATS
+from imagen.core.models import GPU_TILE_SECONDS, MODELS, TRITON_MODELS, UPSCALE_FIDELITY
+from imagen.image import budget
+from imagen.image.imaging import Header
+from imagen.image.timeplan import plan, tiles
 
 PROD = Config.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
 JPEG = FORMATS["JPEG"]

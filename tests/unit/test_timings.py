@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emulators.settings import LOCAL_FUNCTION_ENV, TIME_SCALE, StackSettings
-from imagen.config import Config
+from imagen.core.config import Config
 from tests.terraform.hcl import TERRAFORM, load, one
 
 

@@ -19,7 +19,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto
 
-from imagen.models import TRITON_MODELS
+from imagen.core.models import TRITON_MODELS
 
 from . import ncnn_onnx, recipes, sources
 from .graph import GraphBuilder

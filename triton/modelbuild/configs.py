@@ -13,7 +13,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from imagen.models import ModelSpec
+from imagen.core.models import ModelSpec
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
 CONFIGS = {"gpu": "config.pbtxt", "cpu": "configs/cpu.pbtxt"}

@@ -8,15 +8,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import budget, completion, compose, encoding, events, imaging, logs, options, timeplan, tracing
-from .config import Config
-from .errors import BadInput, ServiceDown, Transient
-from .events import JobMessage
-from .inference import InferStats
-from .jobs import FAILED, WAITING, Claim
-from .models import VARIANTS, ModelSpec, spec_for
-from .services import Services
-from .storage_io import UPLOAD_CHUNK_BYTES, ResultHeaders, ResultUpload, Written
+from imagen.cloud.jobstore import FAILED, WAITING, Claim
+from imagen.cloud.objects import UPLOAD_CHUNK_BYTES, ResultHeaders, ResultUpload, Written
+from imagen.core import logs, options, tracing
+from imagen.core.config import Config
+from imagen.core.errors import BadInput, ServiceDown, Transient
+from imagen.core.models import VARIANTS, ModelSpec, spec_for
+from imagen.flow import completion
+from imagen.flow.services import Services
+from imagen.image import budget, compose, encoding, imaging, timeplan
+from imagen.inference.runner import InferStats
+from imagen.jobs import messages
+from imagen.jobs.messages import JobMessage
 
 
 class ClaimLost(Exception):
@@ -349,8 +352,8 @@ def handle_job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
 
 def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
     try:
-        msg, _ = events.parse_job_message(event_type, data)
-    except events.EventError as exc:
+        msg, _ = messages.parse_job_message(event_type, data)
+    except messages.EventError as exc:
         logs.bad_message(str(exc))  # acknowledged: redelivery could never succeed
         return
     if cfg.model_name and msg.model != cfg.model_name:

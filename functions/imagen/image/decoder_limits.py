@@ -24,7 +24,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from .errors import BadInput
+from imagen.core.errors import BadInput
 
 MAX_SCANS = 100
 # Marker segments: a photo has a few dozen (a few hundred with a long ICC profile or XMP). Pillow

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from PIL import ImageColor
 
-from .errors import BadInput
-from .formats import BY_OPTION, DEFAULT_QUALITY, FORMATS, Format
-from .models import MODELS
+from imagen.core.errors import BadInput
+from imagen.core.formats import BY_OPTION, DEFAULT_QUALITY, FORMATS, Format
+from imagen.core.models import MODELS
 
 PREFIX = "imagen-"
 # Keys imagen writes on its results (never options): a copied result carries them.

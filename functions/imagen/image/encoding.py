@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 import pyvips
 
-from . import png
+from imagen.image import png
 
 pyvips.cache_set_max(0)  # no operation cache: each job's pipeline is used once
 

@@ -12,12 +12,12 @@ import datetime as dt
 import json
 from typing import Any
 
-from . import logs
-from .config import Config
-from .events import JobMessage
-from .jobs import DONE, TERMINAL, Claim, is_terminal
-from .names import gs_uri
-from .services import Services
+from imagen.cloud.jobstore import DONE, TERMINAL, Claim, is_terminal
+from imagen.core import logs
+from imagen.core.config import Config
+from imagen.core.names import gs_uri
+from imagen.flow.services import Services
+from imagen.jobs.messages import JobMessage
 
 STARTED_TYPE = "imagen.job.v1.started"
 DONE_TYPE = "imagen.job.v1.done"

@@ -25,13 +25,16 @@ from typing import Any
 import flask
 from google.api_core import exceptions as gexc
 
-from . import completion, events, imaging, logs, options
-from .config import Config
-from .models import MODELS
-from .names import gs_uri
-from .services import Services
-from .signing import Signer
-from .upload import queue_upload
+from imagen.cloud.signing import Signer
+from imagen.core import logs, options
+from imagen.core.config import Config
+from imagen.core.models import MODELS
+from imagen.core.names import gs_uri
+from imagen.flow import completion
+from imagen.flow.services import Services
+from imagen.handlers.upload import queue_upload
+from imagen.image import imaging
+from imagen.jobs import messages
 
 API = "/api/v1"
 SIGNED_URL_TTL = dt.timedelta(minutes=15)
@@ -132,7 +135,7 @@ def post_image(cfg: Config, svc: Services, request: flask.Request, model_name: s
     blob.metadata = record
     content_type = file.mimetype or "application/octet-stream"
     blob.upload_from_string(data, content_type=content_type, if_generation_match=0)
-    upload = events.Upload(cfg.bucket, name, str(blob.generation), len(data), content_type, record)
+    upload = messages.Upload(cfg.bucket, name, str(blob.generation), len(data), content_type, record)
     job_id = queue_upload(cfg, svc, upload, model)
     logs.api_upload(job_id, model, name, len(data))
     body = {
@@ -215,7 +218,7 @@ def job_of_object(cfg: Config, svc: Services, name: str) -> Reply:
     blob = svc.storage.client.bucket(cfg.bucket).get_blob(name)
     if blob is None:
         raise ApiError(404, f"no object {name!r} (not uploaded yet?)")
-    job = svc.jobs.get(events.job_id(cfg.bucket, name, str(blob.generation)))
+    job = svc.jobs.get(messages.job_id(cfg.bucket, name, str(blob.generation)))
     if job is None:
         raise ApiError(404, f"{name} has no job yet (its event may still be on its way)")
     return Reply(200, public(job))

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-from .events import JobMessage
-from .names import Resources
+from imagen.core.names import Resources
+from imagen.jobs.messages import JobMessage
 
 PUBLISH_TIMEOUT_S = 60
 

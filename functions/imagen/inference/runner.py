@@ -14,11 +14,12 @@ import numpy as np
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from . import compose, imaging, tracing
-from .errors import ServiceDown, Transient
-from .models import ModelSpec
-from .options import Options
-from .tiling import Stitcher, TileGrid
+from imagen.core import tracing
+from imagen.core.errors import ServiceDown, Transient
+from imagen.core.models import ModelSpec
+from imagen.core.options import Options
+from imagen.image import compose, imaging
+from imagen.image.tiling import Stitcher, TileGrid
 
 _local = threading.local()
 

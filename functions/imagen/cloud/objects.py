@@ -11,10 +11,10 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
 
-from . import logs
-from .errors import BadInput, ServiceDown, Transient
-from .events import RESULT_MARKER, JobMessage
-from .names import gs_uri, split_gs_uri
+from imagen.core import logs
+from imagen.core.errors import BadInput, ServiceDown, Transient
+from imagen.core.names import gs_uri, split_gs_uri
+from imagen.jobs.messages import RESULT_MARKER, JobMessage
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .errors import BadInput
-from .imaging import STRIP_ROWS
-from .options import Options
+from imagen.core.errors import BadInput
+from imagen.core.options import Options
+from imagen.image.imaging import STRIP_ROWS
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 SUBJECT = 128  # mask level from which a pixel counts as the subject's (crop)

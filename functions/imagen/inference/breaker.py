@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import logs
-from .errors import ServiceDown
+from imagen.core import logs
+from imagen.core.errors import ServiceDown
 
 
 class Breaker:

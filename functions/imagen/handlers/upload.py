@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import completion, events, logs, options, tracing
-from .config import Config
-from .events import JobMessage
-from .jobs import QUEUED, TERMINAL
-from .services import Services
+from imagen.cloud.jobstore import QUEUED, TERMINAL
+from imagen.core import logs, options, tracing
+from imagen.core.config import Config
+from imagen.flow import completion
+from imagen.flow.services import Services
+from imagen.jobs import messages
+from imagen.jobs.messages import JobMessage
 
 
 def handle_upload(cfg: Config, svc: Services, event_type: str, data: Any) -> str | None:
@@ -19,25 +21,25 @@ def handle_upload(cfg: Config, svc: Services, event_type: str, data: Any) -> str
 
 def _upload(cfg: Config, svc: Services, event_type: str, data: Any) -> str | None:
     try:
-        upload = events.parse_upload(event_type, data)
-    except events.EventError as exc:
+        upload = messages.parse_upload(event_type, data)
+    except messages.EventError as exc:
         logs.bad_message(str(exc))  # acknowledged: redelivery could never succeed
         return None
-    model, reason = events.route(upload, cfg.names.result_prefix)
+    model, reason = messages.route(upload, cfg.names.result_prefix)
     if model is None:
         logs.upload_ignored(upload.name, reason)
         return None
     return queue_upload(cfg, svc, upload, model)
 
 
-def queue_upload(cfg: Config, svc: Services, upload: events.Upload, model: str, run: int = 0) -> str:
+def queue_upload(cfg: Config, svc: Services, upload: messages.Upload, model: str, run: int = 0) -> str:
     """Create the upload's job and publish its message (again, while it is still queued).
 
     Its options are checked first: a bad one fails the job at once, and nothing is published.
     `run` > 0 (backfill --all) writes over a result an earlier job document left behind.
     """
     msg = JobMessage(
-        events.job_id(upload.bucket, upload.name, upload.generation),
+        messages.job_id(upload.bucket, upload.name, upload.generation),
         model,
         upload.bucket,
         upload.name,
@@ -66,7 +68,7 @@ def queue_upload(cfg: Config, svc: Services, upload: events.Upload, model: str, 
     return msg.job_id
 
 
-def result_names(cfg: Config, model: str, upload: events.Upload) -> list[str]:
+def result_names(cfg: Config, model: str, upload: messages.Upload) -> list[str]:
     """Every name this upload's result may have (its format follows its options and its alpha)."""
     try:
         opts = options.parse(model, upload.metadata)

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from . import tracing
+from imagen.core import tracing
 
 _project = ""  # for the trace field: set once by the entry module
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import completion, events, logs
-from .config import Config
-from .jobs import FAILED
-from .services import Services
+from imagen.cloud.jobstore import FAILED
+from imagen.core import logs
+from imagen.core.config import Config
+from imagen.flow import completion
+from imagen.flow.services import Services
+from imagen.jobs import messages
 
 
 def handle_dead_letter(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
@@ -19,8 +21,8 @@ def handle_dead_letter(cfg: Config, svc: Services, event_type: str, data: Any) -
     to that worker (and to the reconciler, should it die).
     """
     try:
-        msg, _ = events.parse_job_message(event_type, data)
-    except events.EventError as exc:
+        msg, _ = messages.parse_job_message(event_type, data)
+    except messages.EventError as exc:
         logs.bad_message(str(exc))
         return
     outcome = svc.jobs.give_up(msg.job_id, cfg.max_attempts, cfg.wait_horizon_s)

@@ -15,11 +15,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import BadInput
-from .formats import Format
-from .imaging import Header
-from .models import ModelSpec
-from .tiling import starts
+from imagen.core.errors import BadInput
+from imagen.core.formats import Format
+from imagen.core.models import ModelSpec
+from imagen.image.imaging import Header
+from imagen.image.tiling import starts
 
 # Seconds per input megapixel to decode, by format (this CPU: JPEG 0.007, progressive JPEG
 # 0.012, PNG 0.025, WebP 0.019 measured at 12 MP; doubled). BMP: Pillow decodes RLE in Python,

@@ -24,7 +24,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from .events import JobMessage
+from imagen.jobs.messages import JobMessage
 
 
 class JobStatus(StrEnum):

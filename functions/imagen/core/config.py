@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .models import GPU_TILE_SECONDS, MODELS, TRITON_MODELS, VARIANTS
-from .names import Resources
+from imagen.core.models import GPU_TILE_SECONDS, MODELS, TRITON_MODELS, VARIANTS
+from imagen.core.names import Resources
 
 
 class ConfigError(ValueError):

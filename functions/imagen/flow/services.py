@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from google.cloud import firestore, storage  # type: ignore[attr-defined]
 
-from .config import Config
-from .health import Breaker
-from .inference import ModelRunner
-from .jobs import JobStore
-from .publisher import Publisher, make_client
-from .storage_io import ObjectStore
+from imagen.cloud.jobstore import JobStore
+from imagen.cloud.objects import ObjectStore
+from imagen.cloud.publisher import Publisher, make_client
+from imagen.core.config import Config
+from imagen.inference.breaker import Breaker
+from imagen.inference.runner import ModelRunner
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .encoding import BLOCK_BYTES
-from .errors import BadInput
-from .formats import FORMATS, Format
-from .imaging import BLOCK_PIXELS, STRIP_ROWS, Header
-from .models import ModelSpec
-from .options import Options
-from .storage_io import UPLOAD_CHUNK_BYTES
-from .tiling import Stitcher
+from imagen.cloud.objects import UPLOAD_CHUNK_BYTES
+from imagen.core.errors import BadInput
+from imagen.core.formats import FORMATS, Format
+from imagen.core.models import ModelSpec
+from imagen.core.options import Options
+from imagen.image.encoding import BLOCK_BYTES
+from imagen.image.imaging import BLOCK_PIXELS, STRIP_ROWS, Header
+from imagen.image.tiling import Stitcher
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

@@ -10,8 +10,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .formats import FORMATS
-from .models import MODELS
+from imagen.core.formats import FORMATS
+from imagen.core.models import MODELS
 
 MAX_OBJECT_NAME_BYTES = 1024  # GCS's limit on an object name
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from . import events, logs
-from .config import Config
-from .jobs import message_of
-from .models import MODELS
-from .services import Services
-from .upload import queue_upload, result_names
+from imagen.cloud.jobstore import message_of
+from imagen.core import logs
+from imagen.core.config import Config
+from imagen.core.models import MODELS
+from imagen.flow.services import Services
+from imagen.handlers.upload import queue_upload, result_names
+from imagen.jobs import messages
 
 
 def handle_reconcile(cfg: Config, svc: Services, event_type: str = "", data: Any = None) -> int:
@@ -70,11 +71,11 @@ def create_missing_jobs(cfg: Config, svc: Services) -> int:
         for blob in blobs:
             if blob.time_created is None or blob.time_created > settled:
                 continue  # its storage event may still be on its way
-            upload = events.parse_upload(events.STORAGE_FINALIZED, blob._properties)
-            routed, _ = events.route(upload, cfg.names.result_prefix)
+            upload = messages.parse_upload(messages.STORAGE_FINALIZED, blob._properties)
+            routed, _ = messages.route(upload, cfg.names.result_prefix)
             if routed is not None:
                 uploads.append(upload)
-        ids = {events.job_id(u.bucket, u.name, u.generation): u for u in uploads}
+        ids = {messages.job_id(u.bucket, u.name, u.generation): u for u in uploads}
         for job_id in sorted(set(ids) - svc.jobs.existing(list(ids))):
             upload = ids[job_id]
             try:

@@ -15,9 +15,9 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from . import decoder_limits, encoding
-from .errors import BadInput
-from .formats import FORMATS
+from imagen.core.errors import BadInput
+from imagen.core.formats import FORMATS
+from imagen.image import decoder_limits, encoding
 
 # Formats a camera, phone or browser produces; anything else is refused by name.
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF"}
