@@ -117,7 +117,7 @@ class Pipeline:
         with self.cond:
             if not self.cond.wait_for(lambda: jid in self.ended, timeout_s):
                 raise TimeoutError(jid)
-        return self.jobs.get(jid) or {}
+        return self.jobs.document(jid) or {}
 
     def end_to_end(self, name: str, data: bytes) -> tuple[float, dict[str, Any]]:
         """Seconds from the start of the upload to the job's `done` transition (the result is

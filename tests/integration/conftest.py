@@ -103,14 +103,14 @@ class Harness:
         return job_id
 
     def message(self, job_id: str) -> JobMessage:
-        job = self.svc.jobs.get(job_id) or {}
+        job = self.svc.jobs.document(job_id) or {}
         return JobMessage(job_id, job["model"], job["bucket"], job["object"], str(job["generation"]))
 
     def run(self, job_id: str, model: str | None = None) -> dict[str, Any]:
         """One delivery of the job's message to on_job; returns the job afterwards."""
         cfg = replace(self.cfg, model_name=model or self.message(job_id).model)
         handle_job(cfg, self.svc, messages.PUBSUB_PUBLISHED, push_body(self.message(job_id)))
-        return self.svc.jobs.get(job_id) or {}
+        return self.svc.jobs.document(job_id) or {}
 
     def process(
         self, name: str, data: bytes, content_type: str = "image/jpeg", **metadata: str

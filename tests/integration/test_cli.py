@@ -72,7 +72,7 @@ def test_retry_queues_a_failed_job_and_publishes_it(
     try:
         code, out, _ = imagen("retry", job_id)
         assert code == 0 and f"job {job_id} queued again" in out
-        job = harness.svc.jobs.get(job_id) or {}
+        job = harness.svc.jobs.document(job_id) or {}
         assert job["status"] == "queued" and job["history"][-1]["retry"] is True
         received = sub.pull(subscription=path, max_messages=10, timeout=10).received_messages
         assert [json.loads(m.message.data)["job_id"] for m in received] == [job_id]
@@ -133,7 +133,7 @@ def test_backfill_creates_the_missing_jobs_once(imagen: Run, harness: Harness, u
     assert harness.svc.jobs.existing(ids) == set()  # a dry run changes nothing
     code, out, _ = imagen("backfill", "style_aged", "--prefix", prefix)
     assert code == 0 and "3 objects under" in out and "created 3 jobs" in out
-    jobs = [harness.svc.jobs.get(i) or {} for i in ids]
+    jobs = [harness.svc.jobs.document(i) or {} for i in ids]
     assert [j["status"] for j in jobs] == ["queued", "queued", "failed"]
     assert "imagen-format must be one of" in jobs[2]["reason"]  # checked as on_upload checks it
     code, out, _ = imagen("backfill", "style_aged", "--prefix", prefix)
@@ -149,7 +149,7 @@ def test_backfill_all_runs_finished_jobs_again_and_rewrites_their_results(
     before = harness.bucket.get_blob(object_name(first["result_uri"]))
     code, out, _ = imagen("backfill", "style_aged", "--prefix", f"bfa-{unique}", "--all")
     assert code == 0 and "ran 1 again" in out
-    queued = harness.svc.jobs.get(job_id) or {}
+    queued = harness.svc.jobs.document(job_id) or {}
     assert queued["status"] == "queued" and queued["run"] == 1 and "event_published" not in queued
     again = harness.run(job_id)
     assert again["status"] == "done" and again["output"]["result_reused"] is False

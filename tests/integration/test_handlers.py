@@ -88,7 +88,7 @@ def test_on_upload_queues_the_job_and_publishes_it_without_trace_context(
     resp = client.post("/", data=json.dumps(event), headers=storage_event_headers(event))
     assert resp.status_code == 200
     job_id = messages.job_id(event["bucket"], event["name"], str(event["generation"]))
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "queued" and job["attempts"] == 0
     message = pull_for(sub, path, job_id)
     assert json.loads(message.data)["name"] == event["name"]
@@ -113,7 +113,7 @@ def test_on_job_runs_the_job_to_done_and_announces_it(
     topic = harness.cfg.names.topic_path(harness.cfg.names.job_topic("style_aged"))
     resp = client.post(f"/{topic}", json=push_body(harness.message(job_id)))
     assert resp.status_code == 200
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "done" and job["attempts"] == 1 and job["event_published"] is True
     result = harness.bucket.get_blob(object_name(job["result_uri"]))
     assert result.metadata[RESULT_MARKER] == job_id and result.content_type == "image/jpeg"
@@ -126,7 +126,7 @@ def test_on_job_runs_the_job_to_done_and_announces_it(
     assert event_schemas.check(event)["output"]["format"] == "JPEG"
     # A second delivery of the same message finds the job done: acknowledged, nothing run again.
     assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 200
-    assert (harness.svc.jobs.get(job_id) or {})["attempts"] == 1
+    assert (harness.svc.jobs.document(job_id) or {})["attempts"] == 1
 
 
 def test_triton_down_costs_time_not_attempts(
@@ -152,7 +152,7 @@ def test_triton_down_costs_time_not_attempts(
     dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
 
     assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 500
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "queued" and job["attempts"] == 0 and job["waiting_for"] == "triton"
     assert "Triton unreachable at 127.0.0.1:9" in job["last_error"] and job["waits"] == 1
     assert job.get("lease_until") is None and job["history"][-1]["waiting_for"] == "triton"
@@ -160,17 +160,17 @@ def test_triton_down_costs_time_not_attempts(
 
     for _ in range(MAX_DELIVERIES := 6):  # more deliveries than attempts: none is claimed
         assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 500
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "queued" and job["attempts"] == 0 and job["waits"] == 1 + MAX_DELIVERIES
     assert sum(1 for h in job["history"] if h["status"] == "running") == claims == 1
 
     assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id), attempt=5)).status_code == 200
-    assert (harness.svc.jobs.get(job_id) or {})["status"] == "queued"  # published again, not failed
+    assert (harness.svc.jobs.document(job_id) or {})["status"] == "queued"  # published again, not failed
     # Past the horizon: the next delivery fails it, with that reason (and is acknowledged).
     time.sleep(1.2)
     late = app("on_job", monkeypatch, WAIT_HORIZON_S="1")
     assert late.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 200
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "failed" and job["attempts"] == 0
     assert job["reason"].startswith("waited 0.0 h for triton (WAIT_HORIZON_S) and gave up; last error: ")
     assert job["history"][-1]["waited"] is True
@@ -187,7 +187,7 @@ def test_the_dead_letter_fails_a_waiting_job_past_the_horizon(
     dead = app("on_dead_letter", monkeypatch, WAIT_HORIZON_S="1")
     dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
     assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id), attempt=5)).status_code == 200
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "failed" and "for triton (WAIT_HORIZON_S)" in job["reason"]
     assert "Connection refused" in job["reason"] and job["history"][-1]["waited"] is True
 
@@ -212,11 +212,11 @@ def test_when_triton_answers_again_the_waiting_job_runs_on_its_first_attempt(
     body = push_body(harness.message(job_id))
     with pytest.raises(ServiceDown):
         handle_job(cfg, svc, messages.PUBSUB_PUBLISHED, body)
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "queued" and job["attempts"] == 0 and job["waiting_for"] == "triton"
     time.sleep(1.1)  # the probe interval: the next delivery probes, finds Triton ready, runs
     handle_job(cfg, svc, messages.PUBSUB_PUBLISHED, body)
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "done" and job["attempts"] == 1 and "waiting_for" not in job
     assert svc.triton.probes == 1 and not svc.triton.open
     assert job["output"]["time_plan"]["tiles"] == job["output"]["tiles"]
@@ -243,7 +243,7 @@ def test_an_attempt_that_ran_to_the_function_timeout_is_not_run_again(
     )
     cfg = replace(harness.cfg, model_name="enhance", function_timeout_s=540, job_time_limit_s=360)
     handle_job(cfg, harness.svc, messages.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "failed" and job["history"][-1]["timed_out"] is True
     assert "to the function's timeout of 540 s" in job["reason"] and "its plan was 120 s" in job["reason"]
 
@@ -264,7 +264,7 @@ def test_a_job_over_the_time_limit_fails_at_once_with_its_plan(
         f"upscale/it-{unique}/cat.jpg", SAMPLE.read_bytes(), **{"imagen-upscale": "fidelity"}
     )
     handle_job(cfg, harness.svc, messages.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "failed" and job["attempts"] == 1
     assert "over the limit of 10 s per job (JOB_TIME_LIMIT_S)" in job["reason"]
     assert "tiles x" in job["reason"]
@@ -282,7 +282,7 @@ def test_a_job_a_worker_holds_is_left_to_it(
     dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
     assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id))).status_code == 200
     handle_job(harness.cfg, harness.svc, messages.PUBSUB_PUBLISHED, push_body(harness.message(job_id)))
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "running" and job["attempts"] == 1
 
 
@@ -294,7 +294,7 @@ def test_message_for_another_model_is_dropped_with_a_log(
     assert client.post("/", json=push_body(harness.message(job_id))).status_code == 200
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert any(r["event"] == "bad_message" and "this worker runs upscale" in r["reason"] for r in lines)
-    assert (harness.svc.jobs.get(job_id) or {})["status"] == "queued"
+    assert (harness.svc.jobs.document(job_id) or {})["status"] == "queued"
 
 
 def test_firestore_frozen_during_on_upload(stack: Stack, harness: Harness, unique: str) -> None:
@@ -319,7 +319,7 @@ def test_firestore_frozen_during_on_upload(stack: Stack, harness: Harness, uniqu
         os.kill(pid, signal.SIGCONT)
     call.join(timeout=120)
     assert result and result[0]
-    job = harness.svc.jobs.get(result[0]) or {}
+    job = harness.svc.jobs.document(result[0]) or {}
     assert job["status"] == "queued" and job["object"] == event["name"]
 
 
@@ -332,7 +332,7 @@ def test_storage_down_while_a_job_starts(stack: Stack, triton: Stack, harness: H
         call = threading.Thread(target=lambda: ended.append(harness.run(job_id)))
         call.start()
         time.sleep(3)  # the outage itself
-        job = harness.svc.jobs.get(job_id) or {}
+        job = harness.svc.jobs.document(job_id) or {}
         assert call.is_alive() and job["status"] == "running", "the job did not meet the outage"
     finally:
         stack.start(stack.service("gcs"))
@@ -377,15 +377,15 @@ def test_the_reconciler_gives_an_object_with_no_job_its_job_once(
         return messages.job_id(event["bucket"], event["name"], str(event["generation"]))
 
     assert create_missing_jobs(cfg, harness.svc) >= 1
-    job = harness.svc.jobs.get(job_of(lost)) or {}
+    job = harness.svc.jobs.document(job_of(lost)) or {}
     assert job["status"] == "queued" and job["object"] == lost["name"]
     assert json.loads(pull_for(sub, path, job_of(lost)).data)["name"] == lost["name"]
-    assert harness.svc.jobs.get(job_of(done)) is None  # processed already: not again
+    assert harness.svc.jobs.document(job_of(done)) is None  # processed already: not again
     assert create_missing_jobs(cfg, harness.svc) == 0  # idempotent
     waiting = replace(cfg, reconcile_publish_grace_s=3600)
     fresh = harness.put(f"enhance/orphan-{unique}/fresh.jpg", SAMPLE.read_bytes())
     assert create_missing_jobs(waiting, harness.svc) == 0  # its event may still come
-    assert harness.svc.jobs.get(job_of(fresh)) is None
+    assert harness.svc.jobs.document(job_of(fresh)) is None
 
 
 def test_a_locked_job_does_not_stop_the_reconciler_from_moving_the_others(
@@ -426,8 +426,8 @@ def test_a_locked_job_does_not_stop_the_reconciler_from_moving_the_others(
     finally:
         release.set()
         holder.join()
-    assert (harness.svc.jobs.get(ids[1]) or {}).get("republishes") == 1
-    assert (harness.svc.jobs.get(ids[0]) or {}).get("republishes") is None  # logged, left to the next pass
+    assert (harness.svc.jobs.document(ids[1]) or {}).get("republishes") == 1
+    assert (harness.svc.jobs.document(ids[0]) or {}).get("republishes") is None  # logged, left to the next pass
 
 
 def test_a_crashed_attempt_republished_for_a_long_time_still_runs_again(
@@ -451,7 +451,7 @@ def test_a_crashed_attempt_republished_for_a_long_time_still_runs_again(
     )
     for _ in range(3):  # a quarter of an hour of reconciler passes, each moving lease_until
         harness.svc.jobs.republished(job_id)
-    assert (harness.svc.jobs.get(job_id) or {})["lease_until"] > now
+    assert (harness.svc.jobs.document(job_id) or {})["lease_until"] > now
     harness.svc.jobs.col.document(job_id).update({"lease_until": now - dt.timedelta(seconds=1)})
     again = harness.svc.jobs.claim(job_id, lease_s=8, max_attempts=5, function_timeout_s=540)
     assert isinstance(again, Claim) and again.attempt == 2 and again.claims == 2

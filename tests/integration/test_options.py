@@ -53,7 +53,7 @@ def test_a_bad_option_fails_the_job_at_once_and_publishes_nothing(
     harness: Harness, unique: str, meta: dict[str, str], reason: str
 ) -> None:
     job_id = harness.upload(f"enhance/{unique}/bad.jpg", jpeg(), **meta)
-    job = harness.svc.jobs.get(job_id) or {}
+    job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "failed" and reason in job["reason"] and job["attempts"] == 0
     assert job["event_published"] is True  # the failed event went out at once
     # a delivery (there is none: nothing was published) would find it failed and run nothing

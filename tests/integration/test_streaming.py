@@ -160,11 +160,11 @@ def test_running_out_of_memory_is_retried_once_then_fails_with_the_numbers(
 
     first = deliver()
     assert first.returncode != 0 and "Transient: ran out of memory" in first.stderr  # a 500: redelivered
-    job = harness.svc.jobs.get(jid) or {}
+    job = harness.svc.jobs.document(jid) or {}
     assert job["status"] == "queued" and "retrying once" in job["last_error"]
     second = deliver()
     assert second.returncode == 0, second.stderr[-2000:]
-    job = harness.svc.jobs.get(jid) or {}
+    job = harness.svc.jobs.document(jid) or {}
     assert job["status"] == "failed" and job["attempts"] == 2
     assert job["reason"].startswith("ran out of memory: the image is 12000x12000, estimated at ~")
     assert job["reason"].endswith("of a 97.66 GiB budget per job")

@@ -74,7 +74,7 @@ def test_one_trace_per_job_across_functions_and_triton(
         "subscription": subscription,
     }
     handle_job(cfg, svc, messages.PUBSUB_PUBLISHED, push)
-    assert (svc.jobs.get(job_id) or {})["status"] == "done"
+    assert (svc.jobs.document(job_id) or {})["status"] == "done"
 
     spans = {s.name: s for s in exporter.get_finished_spans()}
     upload, job = spans["imagen.on_upload"], spans["imagen.on_job"]

@@ -156,6 +156,11 @@ class JobStore:
         snap = self.col.document(job_id).get()
         return snap.to_dict() if snap.exists else None
 
+    def document(self, job_id: str) -> dict[str, Any] | None:
+        """The job's stored document as Firestore holds it (what readers of the collection see)."""
+        snap = self.col.document(job_id).get()
+        return snap.to_dict() if snap.exists else None
+
     def existing(self, job_ids: list[str]) -> set[str]:
         """Which of these jobs exist (one batched read)."""
         refs = [self.col.document(j) for j in job_ids]
