@@ -29,15 +29,16 @@ from PIL import Image
 
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
-from imagen.cloud.jobstore import DONE, TERMINAL
 from imagen.core.models import MODELS as SPECS
 from imagen.core.models import TRITON_MODELS, ModelSpec, spec_for
 from imagen.core.names import object_name
-from imagen.flow.completion import STARTED_TYPE
 from imagen.image import imaging
 from imagen.inference.runner import Chunk, InferStats, ModelRunner
+from imagen.jobs.events import STARTED_TYPE
 from imagen.jobs.messages import job_id
+from imagen.jobs.model import TERMINAL, JobStatus
 
+DONE = JobStatus.DONE
 MODELS = list(SPECS)
 sys.path.insert(0, str(ROOT / "triton"))  # modelbuild: the u2netp file rembg is compared on
 

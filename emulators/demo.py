@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagen.cloud.jobstore import is_terminal
 from imagen.core.models import MODELS
 from imagen.core.names import object_name
 from imagen.jobs.messages import job_id
+from imagen.jobs.model import is_terminal
+from imagen_cli import watch
 
 from .settings import ROOT, StackSettings
 from .stack import Stack
@@ -47,7 +48,7 @@ def submit_all(s: StackSettings) -> list[Submitted]:
 
 
 def wait_for(s: StackSettings, jobs: list[Submitted]) -> dict[str, dict[str, Any]]:
-    return s.job_store().wait([j.job_id for j in jobs], TIMEOUT_S, until=is_terminal, every_s=0.5)
+    return watch.wait(s.job_store(), [j.job_id for j in jobs], TIMEOUT_S, until=is_terminal, every_s=0.5)
 
 
 def save_results(s: StackSettings, docs: dict[str, dict[str, Any]]) -> None:

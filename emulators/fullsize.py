@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imagen.cloud.jobstore import DONE, is_terminal
 from imagen.jobs.messages import job_id
+from imagen.jobs.model import JobStatus, is_terminal
+from imagen_cli import watch
 
 from .settings import StackSettings
 from .stack import Stack
@@ -100,7 +101,7 @@ def main() -> int:
         started = time.monotonic()
         with ThreadPoolExecutor(len(CASES)) as pool:
             ids = dict(zip(CASES, pool.map(send, CASES), strict=True))
-        docs = s.job_store().wait(list(ids.values()), args.timeout, until=is_terminal, every_s=2.0)
+        docs = watch.wait(s.job_store(), list(ids.values()), args.timeout, until=is_terminal, every_s=2.0)
         wall = time.monotonic() - started
         print(
             "\n| model | input | status | job s | planned s | written | peak RSS MiB (framework + worker) "
@@ -112,7 +113,7 @@ def main() -> int:
             doc = docs.get(jid) or {}
             out = doc.get("output") or {}
             rss = [_status_kb(p, "VmHWM") >> 10 for p in _worker_pids(stack, model)]
-            ok &= doc.get("status") == DONE
+            ok &= doc.get("status") == JobStatus.DONE
             w, h = CASES[model]
             print(
                 f"| {model} | {w}x{h} | {doc.get('status', 'not finished')} {doc.get('reason', '')} | "

@@ -21,10 +21,11 @@ from typing import Any
 
 from PIL import Image
 
-from imagen.cloud.jobstore import DONE, is_terminal
 from imagen.core.models import MODELS
 from imagen.core.names import gs_uri
 from imagen.jobs.messages import RESULT_MARKER, job_id
+from imagen.jobs.model import JobStatus, is_terminal
+from imagen_cli import watch
 
 from .bridge import backoff_s
 from .demo import SAMPLES
@@ -97,7 +98,7 @@ def run(s: StackSettings, count: int, timeout_s: float, faults: Stack | None = N
         ids = list(pool.map(put, enumerate(images)))
     print(f"uploaded {len(ids)} images in {time.monotonic() - started:.1f}s", flush=True)
 
-    docs = s.job_store().wait(ids, timeout_s, until=is_terminal, every_s=1.0)
+    docs = watch.wait(s.job_store(), ids, timeout_s, until=is_terminal, every_s=1.0)
     stop.set()
     if injector:
         injector.join()
@@ -107,7 +108,7 @@ def run(s: StackSettings, count: int, timeout_s: float, faults: Stack | None = N
     results = [
         b for b in bucket.list_blobs(prefix="results/") if (b.metadata or {}).get(RESULT_MARKER) in set(ids)
     ]
-    done = sum(1 for d in final.values() if d["status"] == DONE)
+    done = sum(1 for d in final.values() if d["status"] == JobStatus.DONE)
     failed = len(final) - done
     lost = len(ids) - len(final)
     owners = {d["result_uri"]: d["source_uri"] for d in final.values() if d.get("result_uri")}
@@ -136,7 +137,7 @@ def run(s: StackSettings, count: int, timeout_s: float, faults: Stack | None = N
             f"attempts of those jobs: max {max(int(d.get('attempts', 0)) for d in waited)}"
         )
     for d in final.values():
-        if d["status"] != DONE:
+        if d["status"] != JobStatus.DONE:
             print(f"failed: {d['object']}: {d.get('reason')}")
     ok = lost == 0 and foreign == 0 and failed == 0 and len(results) == done
     return 0 if ok else 1

@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagen.cloud.jobstore import DONE, FAILED, JobStatus, JobStore
+from imagen.cloud.jobqueries import JobQueries
+from imagen.cloud.jobstore import JobStore
 from imagen.cloud.publisher import Publisher
 from imagen.core.models import MODELS
 from imagen.core.names import Resources, gs_uri, object_name
 from imagen.jobs.messages import job_id
+from imagen.jobs.model import JobStatus
 
-from . import render
+from . import render, watch
 from .local import DEFAULT_PORT_BASE, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
 
 
@@ -82,7 +84,9 @@ class Backend:
         self.t = target
         try:
             self.gcs = storage.Client(project=target.names.project)
-            self.jobs = JobStore(firestore.Client(project=target.names.project), target.names.jobs_collection)
+            db = firestore.Client(project=target.names.project)
+            self.jobs = JobStore(db, target.names.jobs_collection)
+            self.queries = JobQueries(db, target.names.jobs_collection)
             self.publisher = Publisher(pubsub_v1.PublisherClient(), target.names)
         except DefaultCredentialsError as exc:
             raise CliError(
@@ -123,12 +127,13 @@ def cmd_submit(b: Backend, args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     with render.JobProgress(submitted) as progress:
-        docs = b.jobs.wait([jid for _, jid in submitted], args.timeout, every_s=0.5, on_poll=progress.update)
+        ids = [jid for _, jid in submitted]
+        docs = watch.wait(b.jobs, ids, args.timeout, every_s=0.5, on_poll=progress.update)
     out = Path(args.out)
     failed = 0
     for name, jid in submitted:
         job = docs.get(jid, {})
-        if job.get("status") == DONE:
+        if job.get("status") == JobStatus.DONE:
             result = object_name(job["result_uri"])
             dest = out / result.split("/", 1)[1]
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +165,7 @@ def _options(model: str, pairs: list[str]) -> dict[str, str]:
 
 
 def find_job(b: Backend, ref: str) -> dict[str, Any]:
-    job = b.jobs.get(ref) if "/" not in ref else None
+    job = b.jobs.document(ref) if "/" not in ref else None
     if job:
         return job
     bucket_name, name = b.t.bucket, ref
@@ -168,7 +173,7 @@ def find_job(b: Backend, ref: str) -> dict[str, Any]:
         bucket_name, _, name = ref[5:].partition("/")
     blob = b.gcs.bucket(bucket_name).get_blob(name) if bucket_name else None
     if blob is not None:
-        job = b.jobs.get(job_id(bucket_name, name, str(blob.generation)))
+        job = b.jobs.document(job_id(bucket_name, name, str(blob.generation)))
         if job:
             return job
         raise CliError(
@@ -185,7 +190,7 @@ def cmd_status(b: Backend, args: argparse.Namespace) -> int:
 def cmd_jobs(b: Backend, args: argparse.Namespace) -> int:
     status = JobStatus(args.status) if args.status else None
     while True:
-        rows = b.jobs.recent(args.limit, status, args.model)
+        rows = b.queries.recent(args.limit, status, args.model)
         render.job_table(rows, clear=args.watch)
         if not args.watch:
             return 0
@@ -225,7 +230,9 @@ def cmd_backfill(b: Backend, args: argparse.Namespace) -> int:
     bucket = b.bucket()
     cfg = Config(names=b.t.names, model_name=None, triton_url="", bucket=bucket.name)
     runner = ModelRunner.triton("", 1, 1, 1)  # backfill creates jobs; it runs none
-    svc = Services(ObjectStore(b.gcs), b.jobs, b.publisher, runner, Breaker("triton", runner.ready, 1))
+    svc = Services(
+        ObjectStore(b.gcs), b.jobs, b.queries, b.publisher, runner, Breaker("triton", runner.ready, 1)
+    )
 
     def progress(r: Report) -> None:
         render.say(f"  … {r.seen} objects seen, {r.created} jobs created, {r.rerun} run again")
@@ -269,7 +276,7 @@ def parser() -> argparse.ArgumentParser:
     j.add_argument("--status", choices=[str(s) for s in JobStatus])
     j.add_argument("--model", choices=list(MODELS))
     j.add_argument("--watch", action="store_true")
-    r = sub.add_parser("retry", help=f"queue a {FAILED} job again")
+    r = sub.add_parser("retry", help="queue a failed job again")
     r.add_argument("ref")
     bf = sub.add_parser("backfill", help="create the jobs of objects already under a model prefix")
     bf.add_argument("model", help=", ".join(MODELS))

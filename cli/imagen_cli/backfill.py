@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from imagen.cloud.jobstore import TERMINAL
 from imagen.core import logs
 from imagen.core.config import Config
 from imagen.flow.services import Services
 from imagen.handlers.upload import queue_upload, result_names
 from imagen.jobs import messages
+from imagen.jobs.model import TERMINAL
 
 PAGE = 500  # objects looked up in Firestore at a time
 
@@ -86,7 +86,7 @@ def _page(
 
 def _rerun(svc: Services, job_id: str, dry_run: bool) -> bool:
     if dry_run:
-        job = svc.jobs.get(job_id) or {}
+        job = svc.jobs.document(job_id) or {}
         return job.get("status") in TERMINAL and not job.get("options_refused")
     msg = svc.jobs.rerun(job_id)
     if msg is None:

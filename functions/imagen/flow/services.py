@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from google.cloud import firestore, storage  # type: ignore[attr-defined]
 
+from imagen.cloud.jobqueries import JobQueries
 from imagen.cloud.jobstore import JobStore
 from imagen.cloud.objects import ObjectStore
 from imagen.cloud.publisher import Publisher, make_client
@@ -20,6 +21,7 @@ class Services:
 
     storage: ObjectStore
     jobs: JobStore
+    queries: JobQueries
     publisher: Publisher
     inference: ModelRunner
     triton: Breaker  # this instance's view of whether Triton answers, shared by its jobs
@@ -30,9 +32,11 @@ class Services:
         runner = ModelRunner.triton(
             cfg.triton_url, cfg.triton_timeout_s, cfg.tile_batch, cfg.tile_concurrency
         )
+        db = firestore.Client(project=cfg.project)
         return cls(
             storage=ObjectStore(storage.Client(project=cfg.project)),
-            jobs=JobStore(firestore.Client(project=cfg.project), cfg.names.jobs_collection),
+            jobs=JobStore(db, cfg.names.jobs_collection),
+            queries=JobQueries(db, cfg.names.jobs_collection),
             publisher=Publisher(make_client(), cfg.names),
             inference=runner,
             triton=Breaker("triton", runner.ready, cfg.triton_probe_s),

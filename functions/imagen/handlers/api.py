@@ -30,18 +30,18 @@ from imagen.core import logs, options
 from imagen.core.config import Config
 from imagen.core.models import MODELS
 from imagen.core.names import gs_uri
-from imagen.flow import completion
 from imagen.flow.services import Services
 from imagen.handlers.upload import queue_upload
 from imagen.image import imaging
-from imagen.jobs import messages
+from imagen.jobs import events, messages
+from imagen.jobs.model import Job
 
 API = "/api/v1"
 SIGNED_URL_TTL = dt.timedelta(minutes=15)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 # Job fields an API caller sees: the events' summary and its timestamps (holder tokens and
 # lease bookkeeping stay inside).
-PUBLIC_FIELDS = (*completion.SUMMARY_KEYS, "progress", "created_at", "finished_at")
+PUBLIC_FIELDS = (*events.SUMMARY_KEYS, "progress", "created_at", "finished_at")
 
 
 @dataclass(frozen=True)
@@ -198,9 +198,16 @@ def post_upload_url(
     return Reply(200, body)
 
 
-def public(job: dict[str, Any]) -> dict[str, Any]:
-    out = {k: job.get(k) for k in PUBLIC_FIELDS if job.get(k) is not None}
-    return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in out.items()}
+def public(job: Job) -> dict[str, Any]:
+    """The fields a caller sees, those the job has (no empty reason, no timings before it ran)."""
+    out: dict[str, Any] = {}
+    for key in PUBLIC_FIELDS:
+        value = getattr(job, key)
+        if value is None or value == "" or (key in ("timings", "output") and not value):
+            continue
+        out[key] = value.isoformat() if isinstance(value, dt.datetime) else value
+    out["options"] = dict(out.get("options") or {})
+    return out
 
 
 def get_job(svc: Services, job_id: str) -> Reply:

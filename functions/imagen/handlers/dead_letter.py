@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagen.cloud.jobstore import FAILED
 from imagen.core import logs
 from imagen.core.config import Config
 from imagen.flow import completion
 from imagen.flow.services import Services
 from imagen.jobs import messages
+from imagen.jobs.model import Outcome
 
 
 def handle_dead_letter(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
@@ -26,9 +26,10 @@ def handle_dead_letter(cfg: Config, svc: Services, event_type: str, data: Any) -
         logs.bad_message(str(exc))
         return
     outcome = svc.jobs.give_up(msg.job_id, cfg.max_attempts, cfg.wait_horizon_s)
-    if outcome == FAILED:
-        logs.job_failed(msg.job_id, msg.model, (svc.jobs.get(msg.job_id) or {}).get("reason", ""))
-    elif outcome == "requeue":
+    if outcome is Outcome.FAILED_NOW:
+        job = svc.jobs.get(msg.job_id)
+        logs.job_failed(msg.job_id, msg.model, job.reason if job else "")
+    elif outcome is Outcome.REQUEUED:
         svc.publisher.job(msg)
         logs.job_requeued(msg.job_id, msg.model, "dead-lettered before its attempts were spent")
     else:

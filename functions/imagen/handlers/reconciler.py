@@ -17,13 +17,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from imagen.cloud.jobstore import message_of
 from imagen.core import logs
 from imagen.core.config import Config
 from imagen.core.models import MODELS
 from imagen.flow.services import Services
 from imagen.handlers.upload import queue_upload, result_names
 from imagen.jobs import messages
+from imagen.jobs.transitions import message_of
 
 
 def handle_reconcile(cfg: Config, svc: Services, event_type: str = "", data: Any = None) -> int:
@@ -32,19 +32,19 @@ def handle_reconcile(cfg: Config, svc: Services, event_type: str = "", data: Any
 
 
 def _republish_stuck(cfg: Config, svc: Services) -> int:
-    stuck = svc.jobs.stuck(
+    stuck = svc.queries.stuck(
         cfg.reconcile_lease_margin_s, cfg.reconcile_publish_grace_s, cfg.reconcile_queued_max_s
     )
     done = 0
     for job in stuck:
-        job_id, model = str(job["job_id"]), str(job["model"])
+        job_id, model = job.job_id, job.model
         try:  # one job's fault (e.g. its document locked) leaves the others to this pass
             svc.publisher.job(message_of(job))
             svc.jobs.republished(job_id)
         except Exception as exc:
             logs.reconcile_failed(job_id, model, f"{type(exc).__name__}: {exc}")
             continue
-        logs.reconciled(job_id, model, str(job["status"]), "published again")
+        logs.reconciled(job_id, model, str(job.status), "published again")
         done += 1
     return done
 
@@ -53,7 +53,7 @@ def create_missing_jobs(cfg: Config, svc: Services) -> int:
     """Jobs for objects under the model prefixes that have none; returns how many were created."""
     if not cfg.bucket or not cfg.reconcile_scan_max:
         return 0
-    cursors = svc.jobs.scan_cursors()
+    cursors = svc.queries.scan_cursors()
     per_prefix = max(1, cfg.reconcile_scan_max // len(MODELS))
     settled = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=cfg.reconcile_publish_grace_s)
     created = 0
@@ -87,5 +87,5 @@ def create_missing_jobs(cfg: Config, svc: Services) -> int:
                 continue
             logs.reconciled(job_id, model, "missing", "created: its object had no job")
             created += 1
-    svc.jobs.save_scan_cursors(cursors)
+    svc.queries.save_scan_cursors(cursors)
     return created

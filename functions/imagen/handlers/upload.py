@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagen.cloud.jobstore import QUEUED, TERMINAL
 from imagen.core import logs, options, tracing
 from imagen.core.config import Config
 from imagen.flow import completion
 from imagen.flow.services import Services
 from imagen.jobs import messages
 from imagen.jobs.messages import JobMessage
+from imagen.jobs.model import TERMINAL, JobStatus
 
 
 def handle_upload(cfg: Config, svc: Services, event_type: str, data: Any) -> str | None:
@@ -60,7 +60,7 @@ def queue_upload(cfg: Config, svc: Services, upload: messages.Upload, model: str
     if refused or existing in TERMINAL:  # its event, again if a crash lost it (announce is idempotent)
         completion.announce(cfg, svc, msg.job_id)
         return msg.job_id
-    if existing is not None and existing != QUEUED:
+    if existing is not None and existing != JobStatus.QUEUED:
         return msg.job_id
     # Publish for new and still-queued jobs: a crash between create and publish is healed
     # by the storage event's redelivery; workers ignore a second message for the same job.

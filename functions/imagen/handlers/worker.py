@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imagen.cloud.jobstore import FAILED, WAITING, Claim
 from imagen.cloud.objects import UPLOAD_CHUNK_BYTES, ResultHeaders, ResultUpload, Written
 from imagen.core import logs, options, tracing
 from imagen.core.config import Config
@@ -20,6 +19,7 @@ from imagen.image import budget, compose, encoding, imaging, timeplan
 from imagen.inference.runner import InferStats
 from imagen.jobs import messages
 from imagen.jobs.messages import JobMessage
+from imagen.jobs.model import Claim, JobStatus, Outcome
 
 
 class ClaimLost(Exception):
@@ -46,9 +46,7 @@ class Lease:
         while not self.stop.wait(max(1.0, self.cfg.lease_s / 3)):
             try:
                 plan = self.plan
-                if not self.svc.jobs.renew(
-                    self.claim, self.cfg.lease_s, {"time_plan": plan} if plan else None
-                ):
+                if not self.svc.jobs.renew(self.claim, self.cfg.lease_s, plan):
                     logs.lease_renewal_failed(self.claim.job_id, "the job is no longer this worker's")
                     self.lost.set()
                     return
@@ -249,8 +247,8 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         return
     # The claim was lost between the check and `done`. A result must not outlive a failed job;
     # for a job another attempt now holds it stays (this job's own: that attempt reuses it).
-    job = svc.jobs.get(msg.job_id) or {}
-    if written.wrote and job.get("status") == FAILED:
+    job = svc.jobs.get(msg.job_id)
+    if written.wrote and job is not None and job.status == JobStatus.FAILED:
         svc.storage.remove(written)
     raise ClaimLost(f"job {msg.job_id}: attempt {claim.attempt} lost its claim before it was done")
 
@@ -389,15 +387,17 @@ def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
         if exc.service == "triton" and exc.trip:
             svc.triton.trip(str(exc))
         try:
-            svc.jobs.release(claim, f"{type(exc).__name__}: {exc}", exc.service, cfg.wait_horizon_s)
+            released = svc.jobs.release(
+                claim, f"{type(exc).__name__}: {exc}", exc.service, cfg.wait_horizon_s
+            )
         except Exception as release_exc:  # the lease runs out instead
             logs.lease_renewal_failed(msg.job_id, f"release failed: {release_exc}")
             raise exc from None
-        job = svc.jobs.get(msg.job_id) or {}
-        if job.get("status") != FAILED:
+        if released is not Outcome.FAILED_NOW:
             logs.job_waiting(msg.job_id, msg.model, exc.service, str(exc))
             raise
-        logs.job_failed(msg.job_id, msg.model, str(job.get("reason", "")))  # waited past the horizon
+        job = svc.jobs.get(msg.job_id)  # waited past the horizon
+        logs.job_failed(msg.job_id, msg.model, job.reason if job else "")
         completion.announce(cfg, svc, msg.job_id)
         return
     except Exception as exc:  # Transient, or a fault we did not foresee: let Pub/Sub retry
@@ -417,11 +417,12 @@ def _wait(cfg: Config, svc: Services, msg: JobMessage, exc: ServiceDown) -> bool
     outcome = svc.jobs.note_waiting(
         msg.job_id, exc.service, f"{type(exc).__name__}: {exc}", cfg.wait_horizon_s
     )
-    if outcome == WAITING:
+    if outcome is Outcome.WAITING:
         logs.job_waiting(msg.job_id, msg.model, exc.service, str(exc))
         return True
-    if outcome == FAILED:
-        logs.job_failed(msg.job_id, msg.model, (svc.jobs.get(msg.job_id) or {}).get("reason", ""))
+    if outcome is Outcome.FAILED_NOW:
+        job = svc.jobs.get(msg.job_id)
+        logs.job_failed(msg.job_id, msg.model, job.reason if job else "")
     else:
         logs.job_skipped(msg.job_id, outcome)
     completion.announce(cfg, svc, msg.job_id)
