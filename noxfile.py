@@ -33,7 +33,7 @@ def _run_stack(session: nox.Session, *args: str) -> None:
 
 @nox.session
 def models(session: nox.Session) -> None:
-    """Build the five ONNX models (cached). Pass `-- --upscale-weights x4plus` for Real-ESRGAN x4plus."""
+    """Build every ONNX model (cached). Pass `-- --upscale-weights x4plus` for Real-ESRGAN x4plus."""
     _install(session)
     session.run("python", "-m", "modelbuild", *session.posargs, env={"PYTHONPATH": "triton"})
 
@@ -96,8 +96,10 @@ def _pytest(session: nox.Session, *args: str) -> None:
 
 @nox.session
 def unit(session: nox.Session) -> None:
-    """Unit tests: no services."""
-    _pytest(session, *(session.posargs or ["tests/unit"]))
+    """Unit tests: no services, and only what they import (requirements-unit.txt: no Triton
+    server, no GCS emulator, no model-build-only packages)."""
+    session.install("-q", "-r", "requirements-unit.txt", "-e", ".", "-e", "./cli")
+    session.run("pytest", *(session.posargs or ["tests/unit"]))
 
 
 @nox.session
@@ -127,9 +129,14 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff (format and check) and mypy."""
     session.install("-q", *RUNTIME, *TEST)
+    session.install("-q", "import-linter==2.16", "vulture==2.16")
     session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
-    session.run("mypy", "functions", "cli", "triton", "emulators", "tests", "bench", "noxfile.py")
+    # The core's layers and the CLI's light install (contracts in pyproject.toml).
+    session.run("lint-imports", env={"PYTHONPATH": "functions:cli"})
+    # Nothing in the deployed source that the functions never call (tools/deadcode_allowed.py).
+    session.run("vulture", "functions", "tools/deadcode_allowed.py", "--min-confidence", "60")
+    session.run("mypy", "functions", "cli", "triton", "emulators", "tests", "bench", "tools", "noxfile.py")
 
 
 @nox.session
@@ -167,3 +174,11 @@ def hostile(session: nox.Session) -> None:
     """Crafted files: what each costs the decoder before and after the limits (docs/hostile.md)."""
     _install(session)
     session.run("python", "-m", "bench.hostile", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Rewrite the docs' generated tables: Config's environment variables (docs/configuration.md)
+    and the Terraform inputs and outputs (terraform/README.md); tests/unit/test_docs.py checks them."""
+    session.install("-q", *TEST)
+    session.run("python", "-m", "tools.docgen", *session.posargs)

@@ -32,11 +32,11 @@ from emulators.stack import Stack
 from imagen.core.models import MODELS as SPECS
 from imagen.core.models import TRITON_MODELS, ModelSpec, spec_for
 from imagen.core.names import object_name
-from imagen.image import imaging
 from imagen.inference.runner import Chunk, InferStats, ModelRunner
 from imagen.jobs.events import STARTED_TYPE
 from imagen.jobs.messages import job_id
 from imagen.jobs.model import TERMINAL, JobStatus
+from tools import images as whole
 
 DONE = JobStatus.DONE
 MODELS = list(SPECS)
@@ -157,12 +157,12 @@ def per_model(p: Pipeline, triton: ModelRunner, local: ModelRunner, repeats: int
         spec = spec_for(model)  # what an upload runs by default (upscale: fidelity)
         for label, size in SIZES.items():
             data = photo(size)
-            pixels = imaging.decode(data, 10**9, 10**9).pixels
+            pixels = whole.decode(data, 10**9, 10**9).pixels
             n = repeats if label == "256x256" or model != "upscale" else max(3, repeats // 2)
             p.end_to_end(f"{model}/bench-{run}/warm-{label}.jpg", data)  # warm the worker and Triton
             e2e = [p.end_to_end(f"{model}/bench-{run}/{label}-{i}.jpg", data)[0] for i in range(n)]
-            tri = timed(lambda: triton.run(spec, pixels, InferStats()), n)  # noqa: B023
-            inp = timed(lambda: local.run(spec, pixels, InferStats()), n)  # noqa: B023
+            tri = timed(lambda: whole.run(triton, spec, pixels, InferStats()), n)  # noqa: B023
+            inp = timed(lambda: whole.run(local, spec, pixels, InferStats()), n)  # noqa: B023
             row: dict[str, Any] = {
                 "model": model,
                 "size": label,
@@ -203,10 +203,10 @@ def burst(p: Pipeline, triton: ModelRunner, count: int, run: str) -> dict[str, A
             batches[size] = batches.get(size, 0) + n - before[m].get(size, 0)
 
     concurrency = WORKER_THREADS * len(MODELS)
-    decoded = [(spec_for(m), imaging.decode(d, 10**9, 10**9).pixels) for m, d in images]
+    decoded = [(spec_for(m), whole.decode(d, 10**9, 10**9).pixels) for m, d in images]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(lambda sp: triton.run(sp[0], sp[1], InferStats()), decoded))
+        list(pool.map(lambda sp: whole.run(triton, sp[0], sp[1], InferStats()), decoded))
     direct_s = time.perf_counter() - t0
 
     stages = ("download_s", "decode_s", "infer_s", "encode_s", "upload_s")

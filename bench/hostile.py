@@ -126,11 +126,11 @@ def run(code: str, path: str, gzip: bool) -> None:
 
     from imagen.cloud import objects
     from imagen.core.errors import BadInput
-    from imagen.image import imaging
+    from tools import images
 
     warm = io.BytesIO()
     Image.new("RGB", (64, 48)).save(warm, "JPEG")
-    imaging.decode(warm.getvalue(), MAX_BYTES, MAX_PIXELS)  # imports and codecs warmed up
+    images.decode(warm.getvalue(), MAX_BYTES, MAX_PIXELS)  # imports and codecs warmed up
     data = Path(path).read_bytes()
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
     base = _status("VmRSS")
@@ -138,7 +138,7 @@ def run(code: str, path: str, gzip: bool) -> None:
     try:
         if gzip:
             data = objects.inflate(data, MAX_BYTES)
-        imaging.decode(data, MAX_BYTES, MAX_PIXELS)
+        images.decode(data, MAX_BYTES, MAX_PIXELS)
         ends = "accepted"
     except BadInput as exc:
         ends = f"BadInput: {exc}"

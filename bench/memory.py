@@ -83,6 +83,7 @@ def _job(model: str, data: bytes) -> dict[str, Any]:
     from imagen.core import models
     from imagen.image import imaging
     from imagen.inference.runner import InferStats, ModelRunner
+    from tools import images
 
     specs = getattr(models, "TRITON_MODELS", models.MODELS)  # every Triton model, where a revision has more
     if model not in specs:
@@ -90,9 +91,9 @@ def _job(model: str, data: bytes) -> dict[str, Any]:
     spec, stats = specs[model], InferStats()
     runner = ModelRunner(Identity(), 8)
     if not hasattr(imaging, "probe"):  # before: whole arrays all the way
-        pixels = imaging.decode(data, 10**9, 10**9).pixels
-        out = runner.run(spec, pixels, stats)
-        encoded = imaging.encode(out, spec.result_format)
+        pixels = images.decode(data, 10**9, 10**9).pixels
+        out = images.run(runner, spec, pixels, stats)
+        encoded = images.encode(out, spec.result_format)
         return {"bytes": len(encoded), "width": out.shape[1], "height": out.shape[0]}
     from imagen.core.config import Config
     from imagen.image import budget, encoding

@@ -28,11 +28,12 @@ from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 
 sys.path[:0] = [str(ROOT / "triton")]
+from imagen.core.models import DEFAULT_VARIANT, FIDELITY, PERCEPTUAL, TRITON_MODELS, VARIANTS, spec_for  # noqa: E402
 from imagen.core.models import MODELS as SPECS  # noqa: E402
-from imagen.core.models import TRITON_MODELS, spec_for  # noqa: E402
 from imagen.image.tiling import Stitcher, TileGrid  # noqa: E402
 from imagen.inference.runner import InferStats, ModelRunner, image_levels, image_noise, image_palette  # noqa: E402
 from modelbuild import sources  # noqa: E402
+from tools import images  # noqa: E402
 
 MODELS = list(SPECS)
 
@@ -78,7 +79,7 @@ def run(
 ) -> np.ndarray:
     """The model as the worker runs it (upscale: its default character unless `variant`;
     `jpeg_quality`: what the worker reads from a JPEG source's tables)."""
-    return runner.run(spec_for(model, variant), img, InferStats(), jpeg_quality=jpeg_quality)
+    return images.run(runner, spec_for(model, variant), img, InferStats(), jpeg_quality=jpeg_quality)
 
 
 def mean_table(rows: dict[str, list[tuple[float, float]]]) -> dict[str, tuple[float, float]]:
@@ -103,7 +104,9 @@ def upscale(
 def upscale_crops(runner: ModelRunner, imgs: dict[str, np.ndarray]) -> Path:
     """A 64 px crop of each ×4-downscaled photo at ×4, by each method, beside the original."""
     cell = 256
-    methods = ["original", "bicubic", "fidelity (default)", "perceptual"]
+    variants = VARIANTS["upscale"]
+    default = DEFAULT_VARIANT["upscale"]
+    methods = ["original", "bicubic", *(f"{v} (default)" if v == default else v for v in variants)]
     sheet = Image.new("RGB", (cell * len(methods), 24 + cell * len(imgs)), "white")
     draw = ImageDraw.Draw(sheet)
     for c, label in enumerate(methods):
@@ -116,8 +119,7 @@ def upscale_crops(runner: ModelRunner, imgs: dict[str, np.ndarray]) -> Path:
         cells = [
             img,
             resize(small, (w, h), Image.Resampling.BICUBIC),
-            run(runner, "upscale", small, "fidelity"),
-            run(runner, "upscale", small, "perceptual"),
+            *(run(runner, "upscale", small, v) for v in variants),
         ]
         for c, arr in enumerate(cells):
             sheet.paste(Image.fromarray(arr).crop(box), (c * cell, 24 + r * cell))
@@ -393,7 +395,8 @@ def alpha_upscale(runner: ModelRunner) -> dict[str, dict[str, float]]:
     Mattes: the made foregrounds' alphas, hard and softened (a 2 px blur), and the real cutouts'
     own alphas (fur edges); ×4 down by area, then ×4 up; PSNR against the matte and seconds per run.
     """
-    rows: dict[str, list[tuple[float, float]]] = {"lanczos": [], "fidelity model": [], "perceptual model": []}
+    rows: dict[str, list[tuple[float, float]]] = {"lanczos": []}
+    rows |= {f"{v} model": [] for v in (FIDELITY, PERCEPTUAL)}
     mattes = []
     for _, alpha in foregrounds().values():
         hard = (alpha * 255).astype(np.uint8)
@@ -407,7 +410,7 @@ def alpha_upscale(runner: ModelRunner) -> dict[str, dict[str, float]]:
         lz = np.asarray(small.resize((w, h), Image.Resampling.LANCZOS))
         rows["lanczos"].append((_psnr(ref, lz), time.perf_counter() - started))
         grey = np.repeat(np.asarray(small)[:, :, None], 3, axis=2)
-        for variant in ("fidelity", "perceptual"):
+        for variant in (FIDELITY, PERCEPTUAL):
             started = time.perf_counter()
             up = run(runner, "upscale", grey, variant).mean(axis=2).round().astype(np.uint8)
             rows[f"{variant} model"].append((_psnr(ref, up), time.perf_counter() - started))
@@ -717,9 +720,9 @@ def main() -> int:
         report: dict[str, Any] = {
             "upscale": upscale(
                 {
-                    "upscale fidelity (SRResNet, the default)": (runner, "fidelity"),
-                    "upscale perceptual (Real-ESRGAN animevideov3)": (runner, "perceptual"),
-                    "upscale Real-ESRGAN x4plus": (x4, "perceptual"),
+                    "upscale fidelity (SRResNet, the default)": (runner, FIDELITY),
+                    "upscale perceptual (Real-ESRGAN animevideov3)": (runner, PERCEPTUAL),
+                    "upscale Real-ESRGAN x4plus": (x4, PERCEPTUAL),
                 },
                 imgs,
             ),

@@ -122,7 +122,7 @@ def main() -> int:
                 f"{out.get('width', '—')}x{out.get('height', '—')} | {' + '.join(map(str, rss))} | "
                 f"{out.get('memory_need_bytes', 0) >> 20} |"
             )
-        print(f"\nall five at once: {wall:.0f} s wall; {'all done' if ok else 'NOT all done'}")
+        print(f"\nall {len(CASES)} at once: {wall:.0f} s wall; {'all done' if ok else 'NOT all done'}")
         return 0 if ok else 1
 
 

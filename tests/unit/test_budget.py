@@ -54,7 +54,7 @@ def test_an_upscale_over_the_pixel_cap_is_written_at_the_largest_factor_under_it
 
 def test_a_strip_too_wide_for_a_jpeg_at_x4_is_upscaled_by_what_fits() -> None:
     out_w, out_h, scale = budget.output_size(MODELS["upscale"], header(16_400, 100), LIMITS, FORMATS["JPEG"])
-    assert out_w <= imaging.MAX_SIDE["JPEG"] and scale == pytest.approx(65_500 / 16_400, abs=0.01)
+    assert out_w <= FORMATS["JPEG"].max_side and scale == pytest.approx(65_500 / 16_400, abs=0.01)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from PIL import Image
 from imagen.core.errors import BadInput
 from imagen.image import imaging
 from tests import hostile
+from tools import images
 
 LIMITS = {"max_bytes": 5_000_000, "max_pixels": 4_000_000}
 
@@ -39,21 +40,21 @@ def photo(w: int = 64, h: int = 48) -> Image.Image:
 )
 def test_not_images(data: bytes, reason: str) -> None:
     with pytest.raises(BadInput, match=reason):
-        imaging.decode(data, **LIMITS)
+        images.decode(data, **LIMITS)
 
 
 def test_truncated_jpeg() -> None:
     data = encoded(photo(256, 256), "JPEG", quality=90)
     with pytest.raises(BadInput, match="truncated or corrupt"):
-        imaging.decode(data[: len(data) // 2], **LIMITS)
+        images.decode(data[: len(data) // 2], **LIMITS)
 
 
 def test_limits() -> None:
     with pytest.raises(BadInput, match="over the limit of 100 bytes"):
-        imaging.decode(encoded(photo(), "PNG"), max_bytes=100, max_pixels=10**6)
+        images.decode(encoded(photo(), "PNG"), max_bytes=100, max_pixels=10**6)
     big = encoded(Image.new("L", (3000, 3000)), "PNG")  # small on disk, 9 MP
     with pytest.raises(BadInput, match="3000x3000 = 9000000 pixels"):
-        imaging.decode(big, **LIMITS)
+        images.decode(big, **LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,7 @@ def test_limits() -> None:
     ids=["progressive-jpeg", "cmyk-jpeg", "grayscale-png", "16bit-png", "webp"],
 )
 def test_accepted_variants_decode_to_rgb(make: object) -> None:
-    out = imaging.decode(make(), **LIMITS)  # type: ignore[operator]
+    out = images.decode(make(), **LIMITS)  # type: ignore[operator]
     assert out.pixels.shape == (48, 64, 3)
     assert out.pixels.dtype == np.uint8
     assert out.pixels.std() > 10  # real content came through
@@ -78,7 +79,7 @@ def test_palette_with_transparency_is_flattened_on_white() -> None:
     im = Image.new("P", (8, 8), 0)
     im.putpalette([255, 0, 0] + [0, 0, 255] * 255)
     im.info["transparency"] = 0
-    out = imaging.decode(encoded(im, "PNG", transparency=0), **LIMITS)
+    out = images.decode(encoded(im, "PNG", transparency=0), **LIMITS)
     assert out.pixels[0, 0].tolist() == [255, 255, 255]
 
 
@@ -86,23 +87,23 @@ def test_exif_rotation_is_applied() -> None:
     im = photo(64, 48)
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise to display
-    out = imaging.decode(encoded(im, "JPEG", exif=exif.tobytes()), **LIMITS)
+    out = images.decode(encoded(im, "JPEG", exif=exif.tobytes()), **LIMITS)
     assert out.pixels.shape == (64, 48, 3)
 
 
 def test_animated_gif_uses_first_frame() -> None:
     frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 255, 0))]
     data = encoded(frames[0], "GIF", save_all=True, append_images=frames[1:])
-    out = imaging.decode(data, **LIMITS)
+    out = images.decode(data, **LIMITS)
     assert out.frames == 2
     assert out.pixels[0, 0, 0] > 200 and out.pixels[0, 0, 1] < 50
 
 
 def test_encode_round_trip() -> None:
     rgb = np.asarray(photo())
-    assert Image.open(io.BytesIO(imaging.encode(rgb, "JPEG"))).format == "JPEG"
+    assert Image.open(io.BytesIO(images.encode(rgb, "JPEG"))).format == "JPEG"
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 128, np.uint8)], axis=2)
-    back = Image.open(io.BytesIO(imaging.encode(rgba, "PNG")))
+    back = Image.open(io.BytesIO(images.encode(rgba, "PNG")))
     assert back.mode == "RGBA" and np.asarray(back)[0, 0, 3] == 128
 
 
@@ -115,22 +116,22 @@ def test_encode_round_trip() -> None:
 )
 def test_decoder_errors_are_bad_input(case: Any, reason: str) -> None:
     with pytest.raises(BadInput, match=reason):
-        imaging.decode(case(), **LIMITS)
+        images.decode(case(), **LIMITS)
 
 
 @pytest.mark.parametrize(
     "case", [hostile.tiff_broken_second_ifd, hostile.gif_truncated_second_frame, hostile.tiff_many_ifds]
 )
 def test_a_broken_or_endless_later_frame_leaves_the_first(case: Any) -> None:
-    out = imaging.decode(case(), **LIMITS)
+    out = images.decode(case(), **LIMITS)
     assert out.frames is None  # not counted: only the first frame is read
     assert out.pixels.size > 0
 
 
 def test_a_result_wider_than_jpeg_allows_is_bad_input() -> None:
     with pytest.raises(BadInput, match="a JPEG side cannot exceed 65500 pixels"):
-        imaging.check_result(65_600, 4, "JPEG")
-    imaging.check_result(65_600, 4, "PNG")  # PNG holds it
+        images.check_result(65_600, 4, "JPEG")
+    images.check_result(65_600, 4, "PNG")  # PNG holds it
 
 
 @pytest.mark.parametrize("quality", [15, 50, 75, 92])

@@ -9,7 +9,7 @@ import pytest
 
 from emulators.settings import LOCAL_FUNCTION_ENV
 from imagen.core.config import Config
-from imagen.core.models import MODELS, TRITON_MODELS
+from imagen.core.models import GPU_TILE_SECONDS, TRITON_MODELS
 from modelbuild import build, configs, recipes
 from tests.terraform.hcl import TERRAFORM, load, one
 
@@ -21,8 +21,11 @@ def test_config_matches_worker_spec(model: str, which: str) -> None:
     assert config.name == model
     assert configs.declared(config) == configs.expected(TRITON_MODELS[model])
     assert config.HasField("dynamic_batching") and config.model_warmup
-    for warmup in config.model_warmup:
-        assert set(warmup.inputs) == set(configs.expected(TRITON_MODELS[model])[0])
+    inputs = configs.expected(TRITON_MODELS[model])[0]
+    for warmup in config.model_warmup:  # the warmup's tensors: the same names, types and shapes
+        warm = {k: (configs.mc.DataType.Name(v.data_type), list(v.dims)) for k, v in warmup.inputs.items()}
+        assert warm == inputs
+        assert 1 <= warmup.batch_size <= config.max_batch_size
     kinds = {g.kind for g in config.instance_group}
     if which == "gpu":  # plain ONNX graphs: Triton's own onnxruntime backend, no python stub
         assert config.backend == "onnxruntime" and config.default_model_filename == "model.onnx"
@@ -60,6 +63,31 @@ def test_triton_refuses_work_it_cannot_start_in_time(model: str, which: str) -> 
     assert policy.max_queue_size >= instances * cfg.worker_concurrency * cfg.tile_concurrency
 
 
+def _worker_config(which: str) -> Config:
+    """The Config the workers that call this config's Triton run with."""
+    return Config.from_env({"GOOGLE_CLOUD_PROJECT": "p", **(LOCAL_FUNCTION_ENV if which == "cpu" else {})})
+
+
+@pytest.mark.parametrize("model", sorted(TRITON_MODELS))
+@pytest.mark.parametrize("which", sorted(configs.CONFIGS))
+def test_a_batch_holds_whole_requests_of_the_worker(model: str, which: str) -> None:
+    """The most tiles the worker puts in one request (its TILE_BATCH, capped by ModelSpec.batch for
+    large tiles; one image for a whole-image model) fit Triton's batch, which holds whole requests."""
+    spec, config = TRITON_MODELS[model], configs.load(model, which)
+    per_request = spec.tile_batch(_worker_config(which).tile_batch) if spec.mode == "tiled" else 1
+    assert config.max_batch_size >= per_request
+    assert config.max_batch_size % per_request == 0
+
+
+@pytest.mark.parametrize("model", sorted(TRITON_MODELS))
+def test_the_gpu_queue_holds_no_more_than_runs_before_its_timeout(model: str) -> None:
+    """Requests past what the model runs within the queue's timeout, at the planning figure for a
+    T4 with one tile a request (GPU_TILE_SECONDS), could only time out there."""
+    policy = configs.load(model, "gpu").dynamic_batching.default_queue_policy
+    timeout_s = policy.default_timeout_microseconds / 1e6
+    assert policy.max_queue_size <= round(timeout_s / GPU_TILE_SECONDS[model])
+
+
 def test_a_typo_in_a_config_is_caught(tmp_path: object) -> None:
     from google.protobuf import text_format
 
@@ -70,11 +98,9 @@ def test_a_typo_in_a_config_is_caught(tmp_path: object) -> None:
         text_format.Parse(text, configs.mc.ModelConfig())
 
 
-def test_recipes_cover_every_model_with_the_worker_tile_size() -> None:
+def test_recipes_cover_every_model() -> None:
+    """Their shapes come from the model table (tests/unit/test_facts.py checks the inputs)."""
     assert set(recipes.recipes()) == set(TRITON_MODELS)
-    assert TRITON_MODELS["upscale_fidelity"].size == recipes.FIDELITY_TILE
-    assert MODELS["upscale"].size == recipes.TILE
-    assert MODELS["background_remove"].size == recipes.U2NET_SIZE
 
 
 def test_background_remove_weights_are_a_build_choice_with_their_own_cache_key() -> None:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagen.image import imaging, png
+from imagen.image import png
+from tools import images
 
 SAMPLE = sorted((Path(__file__).parents[2] / "samples").glob("*.jpg"))[0]
 
@@ -46,7 +47,7 @@ def test_random_pixels_round_trip_exactly(shape: tuple[int, int, int], mode: str
 
 def test_a_cutout_round_trips_and_compresses_like_pillow() -> None:
     pixels = cutout(640, 480)
-    data = imaging.encode(pixels, "PNG")
+    data = images.encode(pixels, "PNG")
     mode, got = decoded(data)
     assert mode == "RGBA" and np.array_equal(got, pixels)
     pillow = io.BytesIO()

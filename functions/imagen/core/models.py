@@ -41,10 +41,10 @@ class ModelSpec:
 
 TILE = 128
 
-# Margins are each graph's receptive field in input pixels, as the model build measures it
-# (a pixel changed, how far the output changes) and a little more: 20 for the x4 network (18.5
-# measured), 26 for FFDNet's 12 convolutions at half size (25), 20 for comic's two Kuwahara
-# passes and ink (18 by its layers), 3 for aged's blur (2).
+# Margins cover each graph's receptive field in input pixels, with a little room: the model build
+# measures the field on every build (BUILD.json, checks.receptive_field_px) and fails if it passes
+# the margin, and `nox -s quality` measures tiles against the whole-image pass (docs/quality.md,
+# "Tiling"). The measured figures live there, not here.
 MODELS: dict[str, ModelSpec] = {
     "upscale": ModelSpec("upscale", "tiled", TILE, scale=4, margin=20),
     "enhance": ModelSpec("enhance", "tiled", TILE, margin=26, needs_levels=True, needs_noise=True),
@@ -54,14 +54,18 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 # upscale has two characters, chosen per upload with imagen-upscale: a fidelity model (SRResNet,
-# trained for PSNR: +1.85 dB over bicubic on the quality set) and the perceptual one (Real-ESRGAN
-# animevideov3: invented texture, -1 dB). Fidelity is the default (README, "Models"). Its tiles are
-# 192 px, so that a margin of its 40 px receptive field (37 measured) still leaves a stride of 104.
+# trained for PSNR: above bicubic on the quality set) and the perceptual one (Real-ESRGAN
+# animevideov3: invented texture, below bicubic by PSNR); the figures are in docs/quality.md.
+# Fidelity is the default (README, "Models"). Its tiles are larger than TILE, so that its wide
+# margin still leaves a useful stride (size - overlap).
+FIDELITY = "fidelity"
+PERCEPTUAL = "perceptual"
 UPSCALE_FIDELITY = ModelSpec("upscale_fidelity", "tiled", 192, scale=4, margin=40, batch=4, prefix="upscale")
 VARIANTS: dict[str, dict[str, ModelSpec]] = {
-    "upscale": {"fidelity": UPSCALE_FIDELITY, "perceptual": MODELS["upscale"]},
+    "upscale": {FIDELITY: UPSCALE_FIDELITY, PERCEPTUAL: MODELS["upscale"]},
 }
-DEFAULT_VARIANT = {"upscale": "fidelity"}
+DEFAULT_VARIANT = {"upscale": FIDELITY}
+VARIANT_NOTES = {FIDELITY: "faithful", PERCEPTUAL: "invented texture"}  # for messages that list them
 TRITON_MODELS: dict[str, ModelSpec] = {s.name: s for s in [*MODELS.values(), UPSCALE_FIDELITY]}
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from google.cloud import firestore, storage  # type: ignore[attr-defined]
-
+from imagen.cloud.clients import Cloud
 from imagen.cloud.jobqueries import JobQueries
 from imagen.cloud.jobstore import JobStore
 from imagen.cloud.objects import ObjectStore
-from imagen.cloud.publisher import Publisher, make_client
+from imagen.cloud.publisher import Publisher
 from imagen.core.config import Config
 from imagen.inference.breaker import Breaker
 from imagen.inference.runner import ModelRunner
@@ -32,12 +31,12 @@ class Services:
         runner = ModelRunner.triton(
             cfg.triton_url, cfg.triton_timeout_s, cfg.tile_batch, cfg.tile_concurrency
         )
-        db = firestore.Client(project=cfg.project)
+        cloud = Cloud.connect(cfg.names)
         return cls(
-            storage=ObjectStore(storage.Client(project=cfg.project)),
-            jobs=JobStore(db, cfg.names.jobs_collection),
-            queries=JobQueries(db, cfg.names.jobs_collection),
-            publisher=Publisher(make_client(), cfg.names),
+            storage=cloud.storage,
+            jobs=cloud.jobs,
+            queries=cloud.queries,
+            publisher=cloud.publisher,
             inference=runner,
             triton=Breaker("triton", runner.ready, cfg.triton_probe_s),
         )

@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imagen.cloud.objects import UPLOAD_CHUNK_BYTES, ResultHeaders, ResultUpload, Written
-from imagen.core import logs, options, tracing
+from imagen.cloud.objects import ResultHeaders, ResultUpload, Written
+from imagen.core import logs, metadata, options, tracing
 from imagen.core.config import Config
 from imagen.core.errors import BadInput, ServiceDown, Transient
+from imagen.core.limits import UPLOAD_CHUNK_BYTES
 from imagen.core.models import VARIANTS, ModelSpec, spec_for
 from imagen.flow import completion
 from imagen.flow.services import Services
@@ -117,46 +118,51 @@ class Deadline:
         )
 
 
-def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
-    """Download, plan, decode, infer into a streaming encoder and upload; marks the job done.
+class Stopwatch:
+    """Wall and this thread's CPU seconds per stage of a job."""
 
-    Raises BadInput, Transient, or ClaimLost when another took the job meanwhile.
-    """
-    claim = lease.claim
-    opts = options.from_record(msg.model, claim.options)
-    spec = spec_for(msg.model, opts.upscaler or cfg.upscale_default)
-    timings: dict[str, float] = {}
-    cpu: dict[str, float] = {}  # this thread's CPU seconds per stage
-    t0 = last = time.perf_counter()
-    started = time.monotonic()
-    last_cpu = time.thread_time()
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.t0 = self.last = time.perf_counter()
+        self.last_cpu = time.thread_time()
 
-    def lap(stage: str) -> None:
-        nonlocal last, last_cpu
+    def lap(self, stage: str) -> None:
         now, now_cpu = time.perf_counter(), time.thread_time()
-        timings[stage] = round(now - last, 4)
-        cpu[stage] = round(now_cpu - last_cpu, 4)
-        last, last_cpu = now, now_cpu
+        self.timings[stage] = round(now - self.last, 4)
+        self.cpu[stage] = round(now_cpu - self.last_cpu, 4)
+        self.last, self.last_cpu = now, now_cpu
 
-    source = svc.storage.download(msg, cfg.max_input_bytes)
-    data = source.data
-    lap("download_s")
-    image, header = imaging.probe(data, cfg.max_input_bytes, cfg.max_input_pixels)
+    def split(self, stage: str, part: str, wall: float, cpu: float) -> None:
+        """Move `part`'s share (measured inside `stage`) out of `stage`."""
+        self.timings[stage] = round(self.timings[stage] - wall, 4)
+        self.cpu[stage] = round(self.cpu[stage] - cpu, 4)
+        self.timings[part], self.cpu[part] = round(wall, 4), round(cpu, 4)
 
-    def memory_plan(opts: options.Options) -> budget.Plan:
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """What a job will make and what it will cost, known from the header alone."""
+
+    opts: options.Options
+    memory: budget.Plan
+    times: timeplan.TimePlan
+
+
+def plan_job(
+    cfg: Config, spec: ModelSpec, header: imaging.Header, size: int, opts: options.Options
+) -> Planned:
+    """The result's size and the memory it needs, then the seconds it will take (over the
+    limit it fails now); at the largest scale whose encoding fits the time."""
+
+    def memory(opts: options.Options) -> budget.Plan:
+        limits = budget.OutputLimits(cfg.max_output_pixels)
         return budget.plan(
-            spec,
-            header,
-            len(data),
-            budget.OutputLimits(cfg.max_output_pixels),
-            cfg.job_budget_bytes,
-            cfg.tile_batch,
-            cfg.tile_concurrency,
-            opts,
+            spec, header, size, limits, cfg.job_budget_bytes, cfg.tile_batch, cfg.tile_concurrency, opts
         )
 
-    plan = memory_plan(opts)  # before any pixel is decoded: the result's size and the memory it needs
-    times = timeplan.plan(  # and the seconds it will take: over the limit, it fails now
+    plan = memory(opts)
+    times = timeplan.plan(
         spec,
         header,
         (plan.width, plan.height, plan.scale),
@@ -166,43 +172,63 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         cfg.job_time_limit_s,
         scale_flexible=spec.scale > 1 and opts.scale is None,
     )
-    if times.scale < plan.scale:  # written at the largest factor whose encoding fits the time
+    if times.scale < plan.scale:
         opts = dataclasses.replace(opts, scale=times.scale)
-        plan = memory_plan(opts)
-    lease.plan = times.record()
-    name = cfg.names.result_name(msg.model, msg.name, plan.format.extension)
+        plan = memory(opts)
+    return Planned(opts, plan, times)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """One job's inference streamed into its encoder and its result upload."""
+
+    svc: Services
+    spec: ModelSpec
+    planned: Planned
+    stats: InferStats
+    lease: Lease
+    deadline: Deadline
+    upload: ResultUpload
+
+
+def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
+    """Download, plan, decode, infer into a streaming encoder and upload; marks the job done.
+
+    Raises BadInput, Transient, or ClaimLost when another took the job meanwhile.
+    """
+    claim, watch, started = lease.claim, Stopwatch(), time.monotonic()
+    asked = options.from_record(msg.model, claim.options)
+    spec = spec_for(msg.model, asked.upscaler or cfg.upscale_default)
+    source = svc.storage.download(msg, cfg.max_input_bytes)
+    watch.lap("download_s")
+    image, header = imaging.probe(source.data, cfg.max_input_bytes, cfg.max_input_pixels)
+    planned = plan_job(cfg, spec, header, len(source.data), asked)  # before any pixel is decoded
+    plan, opts = planned.memory, planned.opts
+    lease.plan = planned.times.record()
+    copied = {k: v for k, v in source.metadata.items() if k not in options.NOT_COPIED}
     headers = ResultHeaders(
-        plan.format.content_type,
-        cfg.result_cache_control,
-        {
-            **{k: v for k, v in source.metadata.items() if k not in options.NOT_COPIED},
-            **_used(opts, plan, spec),
-        },
-        claim.run,
+        plan.format.content_type, cfg.result_cache_control, {**copied, **_used(opts, plan, spec)}, claim.run
     )
+    name = cfg.names.result_name(msg.model, msg.name, plan.format.extension)
     upload = svc.storage.begin_result(msg, name, headers, UPLOAD_CHUNK_BYTES)
     stats = InferStats()
-    deadline = Deadline(
-        times, cfg, stats, started, lambda: timings["download_s"] + getattr(upload, "io_s", 0.0)
-    )
+    io_s = lambda: watch.timings["download_s"] + getattr(upload, "io_s", 0.0)  # noqa: E731
+    deadline = Deadline(planned.times, cfg, stats, started, io_s)
     box: compose.Box | None = None
     if isinstance(upload, Written):  # an earlier attempt wrote it and died before `done`
-        del data, image, source
+        del image, source
         written, encoded_bytes = upload, upload.size
-        stats.model_version = upload.metadata.get("imagen-model-version", "")
-        box = compose.parse_box(upload.metadata.get("imagen-crop-box", ""), plan.width, plan.height)
+        stats.model_version = upload.metadata.get(metadata.MODEL_VERSION, "")
+        box = compose.parse_box(upload.metadata.get(metadata.CROP_BOX, ""), plan.width, plan.height)
     else:
         try:
             decoded = imaging.load(image, header, keep_alpha=plan.alpha)
-            del data, image, source  # only the decoded pixels stay
-            lap("decode_s")
-            encoded_bytes, enc_wall, enc_cpu, box = _infer_and_write(
-                spec, plan, opts, decoded, header.jpeg_quality, svc, stats, lease, deadline, upload
-            )
-            lap("infer_s")  # the model and stitching; the encoder's share is taken out below
-            timings["infer_s"] = round(timings["infer_s"] - enc_wall, 4)
-            cpu["infer_s"] = round(cpu["infer_s"] - enc_cpu, 4)
-            timings["encode_s"], cpu["encode_s"] = round(enc_wall, 4), round(enc_cpu, 4)
+            del image, source  # only the decoded pixels stay
+            watch.lap("decode_s")
+            stream = Stream(svc, spec, planned, stats, lease, deadline, upload)
+            encoded_bytes, enc_wall, enc_cpu, box = _infer_and_write(stream, decoded, header.jpeg_quality)
+            watch.lap("infer_s")  # the model and stitching; the encoder's share is taken out
+            watch.split("infer_s", "encode_s", enc_wall, enc_cpu)
             lease.check()  # a stale worker writes no result
             written = upload.commit()
         except MemoryError as exc:
@@ -211,9 +237,34 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         except BaseException:
             upload.abort()
             raise
-        lap("upload_s")
-    timings["total_s"] = round(time.perf_counter() - t0, 4)
-    timings["infer_wait_s"] = round(stats.wait_s, 4)
+        watch.lap("upload_s")
+    watch.timings["total_s"] = round(time.perf_counter() - watch.t0, 4)
+    watch.timings["infer_wait_s"] = round(stats.wait_s, 4)
+    output = _output(cfg, spec, planned, header, stats, watch, encoded_bytes, not written.wrote, box)
+    if svc.jobs.done(claim, written.uri, stats.model_version, watch.timings, output):
+        logs.job_done(msg.job_id, msg.model, written.uri, watch.timings)
+        return
+    # The claim was lost between the check and `done`. A result must not outlive a failed job;
+    # for a job another attempt now holds it stays (this job's own: that attempt reuses it).
+    job = svc.jobs.get(msg.job_id)
+    if written.wrote and job is not None and job.status == JobStatus.FAILED:
+        svc.storage.remove(written)
+    raise ClaimLost(f"job {msg.job_id}: attempt {claim.attempt} lost its claim before it was done")
+
+
+def _output(
+    cfg: Config,
+    spec: ModelSpec,
+    planned: Planned,
+    header: imaging.Header,
+    stats: InferStats,
+    watch: Stopwatch,
+    encoded_bytes: int,
+    reused: bool,
+    box: compose.Box | None,
+) -> dict[str, Any]:
+    """The job's `output` record: what was written, from what, and what it cost."""
+    plan = planned.memory
     output = {
         "width": plan.width,
         "height": plan.height,
@@ -227,30 +278,22 @@ def run_job(cfg: Config, svc: Services, msg: JobMessage, lease: Lease) -> None:
         "content_type": plan.format.content_type,
         "channels": plan.channels,
         "alpha_kept": plan.alpha,
-        "options": opts.record(),
+        "options": planned.opts.record(),
         "tiles": stats.tiles,
         "requests": stats.requests,
         "source_format": header.format,
         "source_frames": header.frames,
-        "result_reused": not written.wrote,
+        "result_reused": reused,
         "memory_need_bytes": plan.need_bytes,
         "memory_budget_bytes": cfg.job_budget_bytes,
-        "time_plan": times.record(),
+        "time_plan": planned.times.record(),
         "time_limit_s": cfg.job_time_limit_s,
         "busy_retries": stats.busy_retries,
-        "cpu_s": cpu,
+        "cpu_s": watch.cpu,
     }
     if box is not None:
         output.update(width=box[2] - box[0], height=box[3] - box[1], crop_box=list(box))
-    if svc.jobs.done(claim, written.uri, stats.model_version, timings, output):
-        logs.job_done(msg.job_id, msg.model, written.uri, timings)
-        return
-    # The claim was lost between the check and `done`. A result must not outlive a failed job;
-    # for a job another attempt now holds it stays (this job's own: that attempt reuses it).
-    job = svc.jobs.get(msg.job_id)
-    if written.wrote and job is not None and job.status == JobStatus.FAILED:
-        svc.storage.remove(written)
-    raise ClaimLost(f"job {msg.job_id}: attempt {claim.attempt} lost its claim before it was done")
+    return output
 
 
 def _out_of_memory(cfg: Config, header: imaging.Header, plan: budget.Plan, attempt: int) -> Exception:
@@ -270,7 +313,7 @@ def _used(opts: options.Options, plan: budget.Plan, spec: ModelSpec) -> dict[str
     used = {
         **opts.record(),
         "imagen-format": plan.format.option,
-        "imagen-alpha": str(plan.channels in (2, 4)).lower(),
+        metadata.ALPHA: str(plan.channels in (2, 4)).lower(),
     }
     if plan.format.lossy:
         used["imagen-quality"] = str(opts.quality_for(plan.format))
@@ -283,22 +326,22 @@ def _used(opts: options.Options, plan: budget.Plan, spec: ModelSpec) -> dict[str
 
 
 def _infer_and_write(
-    spec: ModelSpec,
-    plan: budget.Plan,
-    opts: options.Options,
-    decoded: imaging.Decoded,
-    jpeg_quality: int | None,
-    svc: Services,
-    stats: InferStats,
-    lease: Lease,
-    deadline: Deadline,
-    upload: ResultUpload,
+    run: Stream, decoded: imaging.Decoded, jpeg_quality: int | None
 ) -> tuple[int, float, float, compose.Box | None]:
     """Run the model strip by strip into the encoder, which streams into the upload.
 
     Returns the bytes written, the wall and CPU seconds this thread spent in the encoder, and
     the crop box (background_remove with imagen-crop=subject).
     """
+    svc, spec, stats, lease, deadline, upload = (
+        run.svc,
+        run.spec,
+        run.stats,
+        run.lease,
+        run.deadline,
+        run.upload,
+    )
+    plan, opts = run.planned.memory, run.planned.opts
     last_report = [time.monotonic()]  # the first report after a second: short jobs write none
 
     def report(fraction: float) -> None:  # at most one progress write a second
@@ -311,7 +354,7 @@ def _infer_and_write(
     if spec.mode == "whole":
         out = compose.cutout(decoded.pixels, svc.inference.mask(spec, decoded.pixels, stats), opts)
         if out.box is not None:
-            upload.annotate("imagen-crop-box", compose.format_box(out.box))
+            upload.annotate(metadata.CROP_BOX, compose.format_box(out.box))
     else:
         strips = svc.inference.strips(spec, decoded.pixels, stats, report, jpeg_quality)
         out = compose.with_alpha(strips, plan.model_width, plan.model_height, decoded.alpha, spec.scale)
@@ -323,7 +366,7 @@ def _infer_and_write(
     try:
         for i, strip in enumerate(out.strips):
             if i == 0:  # Triton said which version it ran: the result's metadata says so too
-                upload.annotate("imagen-model-version", stats.model_version)
+                upload.annotate(metadata.MODEL_VERSION, stats.model_version)
             deadline.check()
             t, c = time.perf_counter(), time.thread_time()
             encoder.write(strip)

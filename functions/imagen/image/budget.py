@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from imagen.cloud.objects import UPLOAD_CHUNK_BYTES
 from imagen.core.errors import BadInput
 from imagen.core.formats import FORMATS, Format
+from imagen.core.limits import UPLOAD_CHUNK_BYTES
 from imagen.core.models import ModelSpec
 from imagen.core.options import Options
 from imagen.image.encoding import BLOCK_BYTES

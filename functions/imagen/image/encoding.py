@@ -19,11 +19,12 @@ from typing import Protocol
 import numpy as np
 import pyvips
 
+from imagen.core.formats import DEFAULT_QUALITY
 from imagen.image import png
 
 pyvips.cache_set_max(0)  # no operation cache: each job's pipeline is used once
 
-JPEG_QUALITY = 92
+JPEG_QUALITY = DEFAULT_QUALITY["JPEG"]
 BLOCK_BYTES = 1024 * 1024  # strips go to an encoder in blocks of at most this many bytes
 
 
@@ -191,7 +192,7 @@ def open_encoder(
     channels: int,
     out_size: tuple[int, int] | None = None,
     quality: int = JPEG_QUALITY,
-) -> PngEncoder | VipsEncoder:
+) -> Encoder:
     """An encoder for `fmt` (JPEG, PNG, WEBP, AVIF) of a width x height image fed as strips.
 
     `out_size` resizes on the way out (lanczos3), e.g. a x4 model output written at x2.5.

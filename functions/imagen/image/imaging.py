@@ -15,9 +15,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from imagen.core.errors import BadInput
-from imagen.core.formats import FORMATS
-from imagen.image import decoder_limits, encoding
+from imagen.core.errors import BadInput, NotAnImage
+from imagen.image import decoder_limits
 
 # Formats a camera, phone or browser produces; anything else is refused by name.
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF"}
@@ -144,7 +143,7 @@ def probe(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, He
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
-        raise BadInput(f"not an image: the file looks like {_sniff(data)}") from exc
+        raise NotAnImage(f"not an image: the file looks like {_sniff(data)}") from exc
     except Exception as exc:  # e.g. a PNG iCCP or zTXt chunk that inflates past Pillow's limit
         raise BadInput(f"the image header cannot be read ({type(exc).__name__}: {exc})") from exc
     if im.format not in ACCEPTED_FORMATS:
@@ -266,38 +265,6 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
         8: lambda a: np.rot90(a, 1),
     }
     return views.get(orientation, views[1])(pixels)
-
-
-def decode(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
-    """Validated, upright sRGB pixels of an upload, or BadInput with a readable reason."""
-    im, header = probe(data, max_bytes, max_pixels)
-    return load(im, header)
-
-
-# The largest side each result format can hold (JPEG's header field; PNG's is 2**31 - 1).
-MAX_SIDE = {name: f.max_side for name, f in FORMATS.items()}
-
-
-def check_result(width: int, height: int, fmt: str) -> None:
-    """BadInput when the format cannot hold a result of this size (checked before inference)."""
-    limit = MAX_SIDE[fmt]
-    if max(width, height) > limit:
-        raise BadInput(f"the result would be {width}x{height}; a {fmt} side cannot exceed {limit} pixels")
-
-
-def encode(pixels: np.ndarray, fmt: str) -> bytes:
-    """A whole result at once: JPEG (quality 92) for RGB, PNG for RGBA (the worker streams)."""
-    height, width, channels = pixels.shape
-    check_result(width, height, fmt)
-    buf = io.BytesIO()
-    encoder = encoding.open_encoder(buf, fmt, width, height, channels)
-    try:
-        encoder.write(pixels)
-        encoder.close()
-    except BaseException:
-        encoder.abort()
-        raise
-    return buf.getvalue()
 
 
 def shrink(pixels: np.ndarray, width: int, height: int) -> np.ndarray:

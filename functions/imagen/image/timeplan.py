@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from imagen.core.errors import BadInput
 from imagen.core.formats import Format
-from imagen.core.models import ModelSpec
+from imagen.core.models import FIDELITY, PERCEPTUAL, VARIANTS, ModelSpec
 from imagen.image.imaging import Header
 from imagen.image.tiling import starts
 
@@ -129,8 +129,8 @@ def plan(
         f"the image is {header.width}x{header.height}: {spec.name} would take {result.describe()} "
         f"on this deployment, over the limit of {limit_s} s per job (JOB_TIME_LIMIT_S)"
         + (
-            " (the perceptual upscaler is cheaper: imagen-upscale=perceptual)"
-            if spec.name == "upscale_fidelity"
+            f" (the {PERCEPTUAL} upscaler is cheaper: imagen-upscale={PERCEPTUAL})"
+            if spec == VARIANTS["upscale"][FIDELITY]
             else ""
         )
     )

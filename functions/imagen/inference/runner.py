@@ -250,17 +250,6 @@ class ModelRunner:
         chunks = ((images[i : i + self.batch], none) for i in range(0, len(images), self.batch))
         return [out for outs in self.transport.infer(spec, chunks, stats) for out in outs]
 
-    def run(
-        self,
-        spec: ModelSpec,
-        pixels: np.ndarray,
-        stats: InferStats,
-        on_progress: Callable[[float], None] | None = None,
-        jpeg_quality: int | None = None,
-    ) -> np.ndarray:
-        """The whole output at once (benchmarks and quality checks; the worker streams strips)."""
-        return np.concatenate(list(self.strips(spec, pixels, stats, on_progress, jpeg_quality)))
-
     def strips(
         self,
         spec: ModelSpec,

@@ -9,11 +9,12 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from imagen.core import metadata
 from imagen.core.models import MODELS
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
-RESULT_MARKER = "imagen-result"  # metadata key set on every object the pipeline writes
+RESULT_MARKER = metadata.RESULT  # on every object the pipeline writes
 
 
 class EventError(ValueError):

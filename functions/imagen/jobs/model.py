@@ -118,11 +118,6 @@ class Job:
         return self.status in TERMINAL
 
     @property
-    def finished(self) -> bool:
-        """Terminal and its completion event published: the last thing a worker does for it."""
-        return self.terminal and self.event_published
-
-    @property
     def spent(self) -> int:
         """Attempts since the job was last queued by a person (`imagen retry` gives a new budget)."""
         return self.attempts - self.retry_floor

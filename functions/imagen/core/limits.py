@@ -1,0 +1,5 @@
+"""Sizes fixed by the code that more than one layer relies on."""
+
+from __future__ import annotations
+
+UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024  # a result under this is one request; larger ones stream
