@@ -12,9 +12,9 @@ from typing import Any
 
 from imagen.cloud.jobstore import JobStore
 from imagen.core.config import Config
+from imagen.core.local import DEFAULT_PORT_BASE, HOST, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
 from imagen.core.models import MODELS
 from imagen.core.names import Resources
-from imagen_cli.local import DEFAULT_PORT_BASE, HOST, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
 
 ROOT = Path(__file__).resolve().parent.parent
 # Production's timings scaled by 1/5, ratios kept (tests/unit/test_timings.py checks them against
@@ -95,7 +95,7 @@ class StackSettings:
             ),
         )
 
-    # Ports (imagen_cli.local holds the offsets) -----------------------------------------
+    # Ports (imagen.core.local holds the offsets; the CLI reads the same) --------------------
     @property
     def ports(self) -> LocalPorts:
         return LocalPorts(self.port_base)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import base64
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+from emulators.bridge import to_push_body
+from imagen.cloud.publisher import Publisher
+from imagen.core.names import Resources
 from imagen.jobs.messages import JobMessage
 
 STARTED = "imagen.job.v1.started"
@@ -44,14 +49,41 @@ def events_for(sub: Any, path: str, job_id: str, last: str, timeout_s: float = 3
     raise AssertionError(f"no {last} event for job {job_id} within {timeout_s}s (got {len(found)} others)")
 
 
-def push_body(msg: JobMessage, attributes: dict[str, str] | None = None, attempt: int = 1) -> dict[str, Any]:
-    """What a Pub/Sub push subscription posts for one job message."""
-    return {
-        "message": {
-            "data": base64.b64encode(msg.encode()).decode(),
-            "attributes": attributes or {"job_id": msg.job_id, "model": msg.model},
-            "messageId": f"m-{uuid.uuid4().hex[:8]}",
-        },
-        "subscription": "projects/p/subscriptions/s",
-        "deliveryAttempt": attempt,
-    }
+class _Captured:
+    """A publisher client that keeps what it was asked to publish instead of sending it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, dict[str, str]]] = []
+
+    def publish(self, topic: str, data: bytes, **attributes: str) -> Any:
+        self.sent.append((topic, data, attributes))
+        return _Done()
+
+
+class _Done:
+    def result(self, timeout: float | None = None) -> str:
+        return "captured"
+
+
+def published(msg: JobMessage, names: Resources | None = None) -> tuple[str, bytes, dict[str, str]]:
+    """(topic, data, attributes) exactly as the pipeline's Publisher publishes this job message."""
+    client = _Captured()
+    Publisher(client, names or Resources("p")).job(msg)
+    return client.sent[0]
+
+
+def push_body(
+    msg: JobMessage, attempt: int = 1, subscription: str = "projects/p/subscriptions/s"
+) -> dict[str, Any]:
+    """What a Pub/Sub push subscription posts for one job message: the message the pipeline's
+    Publisher would send, turned into a push body by the local stack's bridge (to_push_body)."""
+    _, data, attributes = published(msg)
+    received = pubsub_v1.types.ReceivedMessage(
+        message=pubsub_v1.types.PubsubMessage(
+            data=data, attributes=attributes, message_id=f"m-{uuid.uuid4().hex[:8]}"
+        ),
+        delivery_attempt=attempt,
+    )
+    _, body = to_push_body(subscription, received)
+    parsed: dict[str, Any] = json.loads(body)
+    return parsed

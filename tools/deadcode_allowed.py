@@ -4,7 +4,7 @@ deployed source fails the lint session."""
 
 from imagen.cloud.jobqueries import JobQueries
 from imagen.cloud.jobstore import JobStore
-from imagen.core import names, tracing
+from imagen.core import logs, names, tracing
 from imagen.handlers import api
 from imagen.image import imaging, tiling
 from imagen.inference.breaker import Breaker
@@ -21,6 +21,7 @@ imaging.Image.MAX_IMAGE_PIXELS
 # The core is shared with the CLI (cli/imagen_cli) and the local stack (emulators/).
 JobQueries.recent  # imagen jobs
 JobStore.published  # imagen retry, imagen backfill
+logs.emit  # imagen backfill's log line
 model.is_finished  # imagen submit --wait
 names.object_name  # imagen submit --wait
 names.Resources.job_subscription, names.Resources.dead_letter_subscription  # emulators, terraform tests

@@ -23,14 +23,16 @@ from typing import Any
 
 from imagen.cloud.jobqueries import JobQueries
 from imagen.cloud.jobstore import JobStore
+from imagen.cloud.objects import ObjectStore
 from imagen.cloud.publisher import Publisher
+from imagen.core.local import DEFAULT_PORT_BASE, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
 from imagen.core.models import MODELS
 from imagen.core.names import Resources, gs_uri, object_name
 from imagen.jobs.messages import job_id
 from imagen.jobs.model import JobStatus
 
 from . import render, watch
-from .local import DEFAULT_PORT_BASE, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
+from .backfill import Report, Scope, backfill
 
 
 class CliError(Exception):
@@ -84,6 +86,7 @@ class Backend:
         self.t = target
         try:
             self.gcs = storage.Client(project=target.names.project)
+            self.objects = ObjectStore(self.gcs)
             db = firestore.Client(project=target.names.project)
             self.jobs = JobStore(db, target.names.jobs_collection)
             self.queries = JobQueries(db, target.names.jobs_collection)
@@ -171,9 +174,9 @@ def find_job(b: Backend, ref: str) -> dict[str, Any]:
     bucket_name, name = b.t.bucket, ref
     if ref.startswith("gs://"):
         bucket_name, _, name = ref[5:].partition("/")
-    blob = b.gcs.bucket(bucket_name).get_blob(name) if bucket_name else None
-    if blob is not None:
-        job = b.jobs.document(job_id(bucket_name, name, str(blob.generation)))
+    generation = b.objects.generation(bucket_name, name) if bucket_name else None
+    if generation is not None:
+        job = b.jobs.document(job_id(bucket_name, name, str(generation)))
         if job:
             return job
         raise CliError(
@@ -217,27 +220,15 @@ def cmd_retry(b: Backend, args: argparse.Namespace) -> int:
 
 def cmd_backfill(b: Backend, args: argparse.Namespace) -> int:
     """Jobs for the objects already under a model prefix (and, with --all, run every one again)."""
-    from imagen.cloud.objects import ObjectStore
-    from imagen.core.config import Config
-    from imagen.flow.services import Services
-    from imagen.inference.breaker import Breaker
-    from imagen.inference.runner import ModelRunner
-
-    from .backfill import Report, backfill
-
     if args.model not in MODELS:
         raise CliError(f"unknown model {args.model!r}; one of: {', '.join(MODELS)}")
     bucket = b.bucket()
-    cfg = Config(names=b.t.names, model_name=None, triton_url="", bucket=bucket.name)
-    runner = ModelRunner.triton("", 1, 1, 1)  # backfill creates jobs; it runs none
-    svc = Services(
-        ObjectStore(b.gcs), b.jobs, b.queries, b.publisher, runner, Breaker("triton", runner.ready, 1)
-    )
 
     def progress(r: Report) -> None:
         render.say(f"  … {r.seen} objects seen, {r.created} jobs created, {r.rerun} run again")
 
-    report = backfill(cfg, svc, args.model, args.prefix, args.dry_run, args.all, progress)
+    scope = Scope(b.t.names, bucket.name, b.objects, b)
+    report = backfill(scope, args.model, args.prefix, args.dry_run, args.all, progress)
     verb = "would create" if args.dry_run else "created"
     if args.dry_run:
         for name in report.names:

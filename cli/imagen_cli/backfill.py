@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from imagen.cloud.objects import ObjectStore
 from imagen.core import logs
-from imagen.core.config import Config
-from imagen.flow.services import Services
-from imagen.handlers.upload import queue_upload, result_names
+from imagen.core.names import Resources
+from imagen.flow import intake
+from imagen.flow.completion import Outbox
 from imagen.jobs import messages
 from imagen.jobs.model import TERMINAL
 
@@ -31,9 +32,19 @@ class Report:
     names: list[str] = field(default_factory=list)  # what a dry run would create or rerun
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where a backfill looks and what it talks to: the bucket's objects, and the job store and
+    publisher (the CLI's Backend: no Triton client, no function config)."""
+
+    names: Resources
+    bucket: str
+    objects: ObjectStore
+    svc: Outbox
+
+
 def backfill(
-    cfg: Config,
-    svc: Services,
+    scope: Scope,
     model: str,
     prefix: str = "",
     dry_run: bool = False,
@@ -42,30 +53,39 @@ def backfill(
 ) -> Report:
     report = Report()
     page: list[messages.Upload] = []
-    for blob in svc.storage.client.list_blobs(cfg.bucket, prefix=f"{model}/{prefix.lstrip('/')}"):
-        upload = messages.parse_upload(messages.STORAGE_FINALIZED, blob._properties)
-        if messages.route(upload, cfg.names.result_prefix)[0] != model:
+    for listed in scope.objects.uploads(scope.bucket, f"{model}/{prefix.lstrip('/')}"):
+        if messages.route(listed.upload, scope.names.result_prefix)[0] != model:
             continue
-        page.append(upload)
+        page.append(listed.upload)
         if len(page) == PAGE:
-            _page(cfg, svc, model, page, dry_run, rerun_all, report)
+            _page(scope, model, page, dry_run, rerun_all, report)
             page = []
             if on_progress:
                 on_progress(report)
-    _page(cfg, svc, model, page, dry_run, rerun_all, report)
-    logs.backfill(model, report.seen, report.created, report.rerun, dry_run)
+    _page(scope, model, page, dry_run, rerun_all, report)
+    logs.emit(
+        "INFO",
+        "backfill",
+        f"backfill {model}: {report.seen} objects seen, {report.created} jobs created, "
+        f"{report.rerun} run again" + (" (dry run: nothing changed)" if dry_run else ""),
+        model=model,
+        seen=report.seen,
+        created=report.created,
+        rerun=report.rerun,
+        dry_run=dry_run,
+    )
     return report
 
 
 def _page(
-    cfg: Config,
-    svc: Services,
+    scope: Scope,
     model: str,
     uploads: list[messages.Upload],
     dry_run: bool,
     rerun_all: bool,
     report: Report,
 ) -> None:
+    svc = scope.svc
     report.seen += len(uploads)
     ids = {messages.job_id(u.bucket, u.name, u.generation): u for u in uploads}
     have = svc.jobs.existing(list(ids))
@@ -75,16 +95,18 @@ def _page(
                 report.rerun += 1
                 report.names.append(upload.name)
             continue
-        if not rerun_all and svc.storage.has_result(upload, result_names(cfg, model, upload)):
+        if not rerun_all and scope.objects.has_result(
+            upload, intake.result_names(scope.names, model, upload)
+        ):
             report.processed += 1  # its job document is gone, its result is not
             continue
         report.created += 1
         report.names.append(upload.name)
         if not dry_run:  # --all: a run no earlier result can carry (its job document was gone)
-            queue_upload(cfg, svc, upload, model, run=time.time_ns() if rerun_all else 0)
+            intake.queue_upload(scope.names, svc, upload, model, run=time.time_ns() if rerun_all else 0)
 
 
-def _rerun(svc: Services, job_id: str, dry_run: bool) -> bool:
+def _rerun(svc: Outbox, job_id: str, dry_run: bool) -> bool:
     if dry_run:
         job = svc.jobs.document(job_id) or {}
         return job.get("status") in TERMINAL and not job.get("options_refused")

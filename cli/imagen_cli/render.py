@@ -61,8 +61,8 @@ def status_of(job: dict[str, Any] | None) -> str:
 
 def note(job: dict[str, Any]) -> str:
     """What a person listing jobs wants next to a status: why it failed, or what it waits for."""
-    if job.get("status") == FAILED:
-        return str(job.get("reason") or "")
+    if job.get("status") == FAILED:  # every failure records a reason; its last error otherwise
+        return str(job.get("reason") or job.get("last_error") or "")
     if job.get("status") == QUEUED and job.get("waiting_for"):
         return str(job.get("last_error") or "")
     return ""
@@ -106,27 +106,46 @@ def describe(job: dict[str, Any]) -> None:
     _out.print(table)
 
 
+_COLUMNS = ("created", "job", "model", "status", "secs")
+OBJECT_MIN_WIDTH = 16  # `imagen jobs`: the narrowest the object and reason columns may get
+REASON_MIN_WIDTH = 24
+
+
 def job_table(rows: Sequence[dict[str, Any]], clear: bool = False) -> None:
+    """The jobs as a table; on a terminal too narrow for it, one block per job. Either way a
+    failed job's reason (a queued one's wait) is printed whole: it is what the list is read for."""
     if clear and _out.is_terminal:
         _out.clear()
     if not rows:
         say("no jobs yet")
         return
-    table = Table()
-    for name in ("created", "job", "model", "status", "secs"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("object", overflow="fold")
-    table.add_column("reason / waiting on", overflow="fold", ratio=1)
-    for r in rows:
-        table.add_row(
+    cells = [
+        (
             f"{r['created_at']:%Y-%m-%d %H:%M:%S}",
-            r["job_id"],
-            r["model"],
+            str(r["job_id"]),
+            str(r["model"]),
             status_of(r),
             seconds(r)[:-1],
             safe(r["object"]),
             safe(note(r)),
         )
+        for r in rows
+    ]
+    fixed = [max(len(name), *(len(c[i]) for c in cells)) for i, name in enumerate(_COLUMNS)]
+    if sum(fixed) + OBJECT_MIN_WIDTH + REASON_MIN_WIDTH + 3 * (len(_COLUMNS) + 2) + 1 > _out.width:
+        for created, job, model, status, secs, obj, why in cells:
+            say(f"{job}  {status}  {model}  {created}" + (f"  {secs}s" if secs else ""))
+            say(f"    {obj}")
+            if why:
+                say(f"    {why}")
+        return
+    table = Table()
+    for name in _COLUMNS:
+        table.add_column(name, no_wrap=True)
+    table.add_column("object", overflow="fold", min_width=OBJECT_MIN_WIDTH)
+    table.add_column("reason / waiting on", overflow="fold", min_width=REASON_MIN_WIDTH, ratio=1)
+    for row in cells:
+        table.add_row(*row)
     _out.print(table)
 
 

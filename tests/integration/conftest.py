@@ -8,8 +8,9 @@ app of functions/main.py) itself, so what happens between two steps is the test'
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from imagen.handlers.upload import handle_upload
 from imagen.handlers.worker import handle_job
 from imagen.jobs import messages
 from imagen.jobs.messages import JobMessage
+from imagen.jobs.transitions import message_of
 from tests.function_env import FUNCTION_ENV
 from tests.messages import push_body
 
@@ -38,7 +40,8 @@ def stack() -> Iterator[Stack]:
         project="imagen-it",
         bucket="imagen-it",
         port_base=int(PORT_BASE),
-        state_dir=ROOT / ".stack-integration",
+        # its own state (PID files, logs) per port base: runs on two bases never stop each other's
+        state_dir=ROOT / ".stack-integration" / ("" if PORT_BASE == "19200" else f"base-{PORT_BASE}"),
     )
     os.environ.update(s.client_env())
     with Stack(s).session(lambda m: print(m, flush=True), only=EMULATORS) as st:
@@ -103,8 +106,10 @@ class Harness:
         return job_id
 
     def message(self, job_id: str) -> JobMessage:
-        job = self.svc.jobs.document(job_id) or {}
-        return JobMessage(job_id, job["model"], job["bucket"], job["object"], str(job["generation"]))
+        """The job message that moves this job, as the pipeline builds it from the stored job."""
+        job = self.svc.jobs.get(job_id)
+        assert job is not None, f"no job {job_id}"
+        return message_of(job)
 
     def run(self, job_id: str, model: str | None = None) -> dict[str, Any]:
         """One delivery of the job's message to on_job; returns the job afterwards."""
@@ -128,6 +133,36 @@ class Harness:
 @pytest.fixture(scope="session")
 def harness(stack: Stack, cfg: Config, svc: Services) -> Harness:
     return Harness(cfg, svc, stack.s.bucket)
+
+
+@pytest.fixture
+def own_harness(harness: Harness, unique: str) -> Iterator[Harness]:
+    """A harness with a bucket and a jobs collection of its own (named in its Config, as a
+    deployment names them), for tests that count what a whole-bucket or whole-collection pass
+    did: what other tests left in the shared ones cannot change the count."""
+    bucket = f"it-own-{unique}"
+    client = harness.svc.storage.client
+    client.create_bucket(bucket)
+    names = replace(harness.cfg.names, jobs_collection=f"jobs-{unique}")
+    cfg = replace(harness.cfg, names=names, bucket=bucket)
+    # Built as a deployment builds them from its Config; Triton's client and breaker are shared.
+    svc = replace(Services.from_config(cfg), inference=harness.svc.inference, triton=harness.svc.triton)
+    yield Harness(cfg, svc, bucket)
+    for blob in client.list_blobs(bucket):
+        blob.delete()
+    client.bucket(bucket).delete()
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float = 60, every_s: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy (returned); fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        time.sleep(every_s)
 
 
 def sample_bytes(path: Path = SAMPLE) -> bytes:

@@ -11,7 +11,9 @@ import pytest
 from functions_framework import create_app
 
 from emulators.stack import Stack
+from imagen.core.errors import BadInput, NotAnImage
 from imagen.core.names import object_name
+from imagen.image import imaging
 
 from .conftest import SAMPLE, Harness
 from .test_handlers import MAIN, app_env  # noqa: F401  (the fixture)
@@ -95,3 +97,36 @@ def test_health_names_each_dependency(client: Any) -> None:
     body = client.get("/health").json
     assert set(body["checks"]) == {"firestore", "pubsub", "triton"}
     assert body["checks"]["firestore"]["ok"] and body["checks"]["pubsub"]["ok"]
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (NotAnImage("the file looks like a spreadsheet"), 415),
+        (BadInput("not an image format imagen reads (the header says so)"), 400),  # its words don't count
+    ],
+)
+def test_the_status_follows_the_errors_type(
+    client: Any, monkeypatch: pytest.MonkeyPatch, error: Exception, status: int
+) -> None:
+    def probe(*args: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(imaging, "probe", probe)
+    resp = client.post("/api/v1/images/enhance", data=form(SAMPLE.read_bytes()))
+    assert resp.status_code == status and resp.json == {"error": str(error)}
+
+
+def test_a_refusal_from_storage_is_its_status(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Google API's 4xx (an object this API may not read) is answered with that status, as JSON."""
+    from google.api_core import exceptions as gexc
+
+    from imagen.cloud.objects import ObjectStore
+
+    def generation(self: ObjectStore, bucket: str, name: str) -> int:
+        raise gexc.Forbidden("imagen-api may not read it")
+
+    monkeypatch.setattr(ObjectStore, "generation", generation)
+    resp = client.get("/api/v1/jobs", query_string={"object": "enhance/secret.jpg"})
+    assert resp.status_code == 403
+    assert resp.json == {"error": "storage or database refused: imagen-api may not read it"}

@@ -3,7 +3,9 @@ and the messages a user gets when something is missing. (--wait needs workers: t
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -13,11 +15,22 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from emulators.stack import Stack
 from imagen.cloud.jobstore import Claim
 from imagen.core.names import object_name
-from imagen_cli import app
+from imagen_cli import app, render
 
 from .conftest import SAMPLE, Harness
 
 Run = Callable[..., tuple[int, str, str]]
+# The function runtime's modules (and the image libraries) that the CLI must run without.
+FUNCTIONS_ONLY = (
+    "imagen.flow.services",
+    "imagen.handlers.upload",
+    "imagen.inference.runner",
+    "imagen.inference.breaker",
+    "imagen.image.imaging",
+    "numpy",
+    "PIL",
+    "tritonclient",
+)
 
 
 @pytest.fixture
@@ -116,9 +129,13 @@ def test_control_characters_in_names_are_not_printed_raw(imagen: Run, harness: H
     assert code == 0 and "\x1b" not in out and "evil\\x1b[2J.jpg" in out
 
 
-def test_backfill_creates_the_missing_jobs_once(imagen: Run, harness: Harness, unique: str) -> None:
+def test_backfill_creates_the_missing_jobs_once(
+    imagen: Run, harness: Harness, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from imagen.jobs import messages
 
+    for module in FUNCTIONS_ONLY:  # what the CLI installed alone lacks: importing it fails
+        monkeypatch.setitem(sys.modules, module, None)
     prefix = f"bf-{unique}"
     names = [f"style_aged/{prefix}/{i}.jpg" for i in range(3)]
     generations = [harness.put(n, SAMPLE.read_bytes())["generation"] for n in names[:2]]
@@ -185,3 +202,57 @@ def test_status_and_jobs_say_what_a_queued_job_waits_for(imagen: Run, harness: H
     failed = failed_job(harness, f"enhance/cli-{unique}/empty.jpg")
     code, out, _ = imagen("jobs", "--status", "failed", "--model", "enhance", "--limit", "200")
     assert failed in out and "the file is empty" in out  # a failure's reason, in the list
+
+
+def test_the_jobs_list_shows_a_failed_jobs_reason_on_a_narrow_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An 80-column terminal: the table would squeeze the reason to nothing; one block a job instead."""
+    import datetime as dt
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    monkeypatch.setattr(render, "_out", Console(file=out, width=80, highlight=False, soft_wrap=True))
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    failed: dict[str, Any] = {
+        "created_at": at,
+        "finished_at": at + dt.timedelta(seconds=2),
+        "job_id": "f" * 32,
+        "model": "background_remove",
+        "status": "failed",
+        "object": "background_remove/holiday/2025/a-rather-long-file-name-from-a-phone.jpg",
+        "reason": "not an image: the file looks like text",
+    }
+    waiting = {**failed, "job_id": "a" * 32, "status": "queued", "reason": "", "finished_at": None}
+    waiting.update(waiting_for="triton", last_error="ServiceDown: Triton unreachable at 10.0.0.9:8000")
+    render.job_table([failed, waiting])
+    text = out.getvalue()
+    assert "not an image: the file looks like text" in text and "f" * 32 in text
+    assert "Triton unreachable at 10.0.0.9:8000" in text and "queued, waiting for triton" in text
+    assert failed["object"] in text and "    not an image: the file looks like text" in text.splitlines()
+    out = io.StringIO()
+    monkeypatch.setattr(render, "_out", Console(file=out, width=160, highlight=False, soft_wrap=True))
+    render.job_table([failed])  # wide enough: the table, the reason in its column
+    assert "reason / waiting on" in out.getvalue() and "not an image: the file looks" in out.getvalue()
+
+
+def test_a_prefix_scan_reads_each_upload_from_public_fields(harness: Harness, unique: str) -> None:
+    """ObjectStore.uploads: what the storage event would say of each object (as parse_upload reads
+    the event), with its creation time; from a start offset, at most max_results."""
+    from imagen.jobs import messages
+
+    prefix = f"enhance/scan-{unique}/"
+    harness.put(prefix + "a.jpg", SAMPLE.read_bytes(), **{"imagen-format": "webp", "owner": "ana"})
+    harness.put(prefix + "b.png", b"not really", content_type="image/png")
+    harness.put(prefix + "c.jpg", b"")
+    listed = list(harness.svc.storage.uploads(harness.bucket_name, prefix))
+    assert [x.upload.name for x in listed] == [prefix + n for n in ("a.jpg", "b.png", "c.jpg")]
+    for x in listed:
+        event = harness.bucket.get_blob(x.upload.name)._properties
+        assert x.upload == messages.parse_upload(messages.STORAGE_FINALIZED, event)
+        assert x.created is not None
+    assert listed[0].upload.metadata == {"imagen-format": "webp", "owner": "ana"}
+    assert listed[1].upload.content_type == "image/png" and listed[2].upload.size == 0
+    rest = harness.svc.storage.uploads(harness.bucket_name, prefix, start_offset=prefix + "b", max_results=1)
+    assert [x.upload.name for x in rest] == [prefix + "b.png"]

@@ -7,30 +7,32 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from functions_framework import create_app
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from emulators.stack import Stack
-from imagen.cloud.jobstore import Claim
 from imagen.core.config import Config
 from imagen.core.errors import ServiceDown
 from imagen.core.names import object_name
 from imagen.handlers.worker import handle_job
 from imagen.jobs import messages
 from imagen.jobs.messages import RESULT_MARKER
+from imagen.jobs.model import Claim, Outcome
+from imagen.jobs.transitions import waited_too_long
 from tests import event_schemas
 from tests.function_env import FUNCTION_ENV
 from tests.messages import events_for, pull_for, push_body
 
-from .conftest import SAMPLE, Harness
+from .conftest import SAMPLE, Harness, wait_until
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 
@@ -78,6 +80,24 @@ def subscriber(cfg: Config, unique: str) -> Iterator[Any]:
         sub.delete_subscription(subscription=path)
 
 
+def wait_past_the_horizon(harness: Harness, job_id: str, horizon_s: int) -> None:
+    """Until the job has waited `horizon_s` by the database's clock (what the handlers compare)."""
+    wait_until(
+        lambda: waited_too_long(harness.svc.jobs.get(job_id), harness.svc.jobs.server_now(), horizon_s),
+        timeout_s=horizon_s + 30,
+    )
+
+
+def in_grpc_call(thread: threading.Thread) -> bool:
+    """Whether `thread` is waiting inside a gRPC call now."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if f"{os.sep}grpc{os.sep}" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def test_on_upload_queues_the_job_and_publishes_it_without_trace_context(
     app_env: Stack, harness: Harness, subscriber: Any, monkeypatch: pytest.MonkeyPatch, unique: str
 ) -> None:
@@ -108,7 +128,9 @@ def test_on_job_runs_the_job_to_done_and_announces_it(
 ) -> None:
     sub, open_ = subscriber
     events_path = open_(harness.cfg.names.events_topic)
-    job_id = harness.upload(f"style_aged/it-{unique}/cat.jpg", SAMPLE.read_bytes())
+    job_id = harness.upload(
+        f"style_aged/it-{unique}/cat.jpg", SAMPLE.read_bytes(), **{"imagen-format": "png"}
+    )
     client = app("on_job", monkeypatch, MODEL_NAME="style_aged")
     topic = harness.cfg.names.topic_path(harness.cfg.names.job_topic("style_aged"))
     resp = client.post(f"/{topic}", json=push_body(harness.message(job_id)))
@@ -116,14 +138,16 @@ def test_on_job_runs_the_job_to_done_and_announces_it(
     job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "done" and job["attempts"] == 1 and job["event_published"] is True
     result = harness.bucket.get_blob(object_name(job["result_uri"]))
-    assert result.metadata[RESULT_MARKER] == job_id and result.content_type == "image/jpeg"
+    assert result.metadata[RESULT_MARKER] == job_id and result.content_type == "image/png"
     got = {m.attributes["ce-type"]: m for m in events_for(sub, events_path, job_id, "imagen.job.v1.done")}
     start = got.get("imagen.job.v1.started") or pull_for(sub, events_path, job_id, skip=())  # no order kept
     event = got["imagen.job.v1.done"]
     assert start.attributes["ce-type"] == "imagen.job.v1.started"
-    assert start.attributes["ce-id"] == f"{job_id}-started-1" and event_schemas.check(start)["attempt"] == 1
+    started, ended = event_schemas.check(start), event_schemas.check(event)
+    assert start.attributes["ce-id"] == f"{job_id}-started-1" and started["attempt"] == 1
+    assert started["options"] == ended["options"] == {"imagen-format": "png"}  # each event says the options
     assert event.attributes["result_uri"] == job["result_uri"]
-    assert event_schemas.check(event)["output"]["format"] == "JPEG"
+    assert ended["output"]["format"] == "PNG"
     # A second delivery of the same message finds the job done: acknowledged, nothing run again.
     assert client.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 200
     assert (harness.svc.jobs.document(job_id) or {})["attempts"] == 1
@@ -167,7 +191,7 @@ def test_triton_down_costs_time_not_attempts(
     assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id), attempt=5)).status_code == 200
     assert (harness.svc.jobs.document(job_id) or {})["status"] == "queued"  # published again, not failed
     # Past the horizon: the next delivery fails it, with that reason (and is acknowledged).
-    time.sleep(1.2)
+    wait_past_the_horizon(harness, job_id, 1)
     late = app("on_job", monkeypatch, WAIT_HORIZON_S="1")
     assert late.post(f"/{topic}", json=push_body(harness.message(job_id))).status_code == 200
     job = harness.svc.jobs.document(job_id) or {}
@@ -182,8 +206,8 @@ def test_the_dead_letter_fails_a_waiting_job_past_the_horizon(
     app_env: Stack, harness: Harness, monkeypatch: pytest.MonkeyPatch, unique: str
 ) -> None:
     job_id = harness.upload(f"enhance/it-{unique}/cat.jpg", SAMPLE.read_bytes())
-    assert harness.svc.jobs.note_waiting(job_id, "triton", "Connection refused", 3600) == "waiting"
-    time.sleep(1.2)
+    assert harness.svc.jobs.note_waiting(job_id, "triton", "Connection refused", 3600) is Outcome.WAITING
+    wait_past_the_horizon(harness, job_id, 1)
     dead = app("on_dead_letter", monkeypatch, WAIT_HORIZON_S="1")
     dl_topic = harness.cfg.names.topic_path(harness.cfg.names.dead_letter_topic)
     assert dead.post(f"/{dl_topic}", json=push_body(harness.message(job_id), attempt=5)).status_code == 200
@@ -199,12 +223,14 @@ def test_when_triton_answers_again_the_waiting_job_runs_on_its_first_attempt(
     from imagen.flow.services import Services
     from imagen.inference.breaker import Breaker
 
+    clock = [0.0]  # the breaker's own clock, moved by the test: no waiting on the real one
     svc = Services(
         harness.svc.storage,
         harness.svc.jobs,
+        harness.svc.queries,
         harness.svc.publisher,
         harness.svc.inference,
-        Breaker("triton", harness.svc.inference.ready, 1),
+        Breaker("triton", harness.svc.inference.ready, 1, clock=lambda: clock[0]),
     )
     job_id = harness.upload(f"style_aged/it-{unique}/cat.jpg", SAMPLE.read_bytes())
     svc.triton.trip("Connection refused (the outage)")
@@ -214,7 +240,7 @@ def test_when_triton_answers_again_the_waiting_job_runs_on_its_first_attempt(
         handle_job(cfg, svc, messages.PUBSUB_PUBLISHED, body)
     job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "queued" and job["attempts"] == 0 and job["waiting_for"] == "triton"
-    time.sleep(1.1)  # the probe interval: the next delivery probes, finds Triton ready, runs
+    clock[0] += 1  # the probe interval has passed: the next delivery probes, finds Triton ready, runs
     handle_job(cfg, svc, messages.PUBSUB_PUBLISHED, body)
     job = harness.svc.jobs.document(job_id) or {}
     assert job["status"] == "done" and job["attempts"] == 1 and "waiting_for" not in job
@@ -313,7 +339,8 @@ def test_firestore_frozen_during_on_upload(stack: Stack, harness: Harness, uniqu
             )
         )
         call.start()
-        time.sleep(3)  # the outage itself
+        # The outage is met once the call waits on a Firestore RPC the frozen server cannot answer.
+        wait_until(lambda: in_grpc_call(call) or not call.is_alive(), timeout_s=60)
         assert call.is_alive(), "on_upload finished while Firestore was frozen: the fault was not met"
     finally:
         os.kill(pid, signal.SIGCONT)
@@ -323,22 +350,45 @@ def test_firestore_frozen_during_on_upload(stack: Stack, harness: Harness, uniqu
     assert job["status"] == "queued" and job["object"] == event["name"]
 
 
+class RefusalsSeen(requests.Session):
+    """The storage client's HTTP session, noting when a request found storage unreachable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = threading.Event()
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().request(*args, **kwargs)
+        except requests.ConnectionError:
+            self.refused.set()
+            raise
+
+
 def test_storage_down_while_a_job_starts(stack: Stack, triton: Stack, harness: Harness, unique: str) -> None:
     """The worker's download waits out a storage outage and the job still ends done, once."""
+    from google.cloud import storage  # type: ignore[attr-defined]
+
+    from imagen.cloud.objects import ObjectStore
+
     job_id = harness.upload(f"style_aged/it-gcs-{unique}/cat.jpg", SAMPLE.read_bytes())
+    http = RefusalsSeen()
+    client = storage.Client(project=harness.cfg.project, _http=http)
+    worker = replace(harness, svc=replace(harness.svc, storage=ObjectStore(client)))
     stack.stop_one("gcs")
     ended: list[dict[str, Any]] = []
     try:
-        call = threading.Thread(target=lambda: ended.append(harness.run(job_id)))
+        call = threading.Thread(target=lambda: ended.append(worker.run(job_id)))
         call.start()
-        time.sleep(3)  # the outage itself
+        assert http.refused.wait(60), "the job never reached storage"  # the outage, met
         job = harness.svc.jobs.document(job_id) or {}
-        assert call.is_alive() and job["status"] == "running", "the job did not meet the outage"
+        assert call.is_alive() and job["status"] == "running", "the job did not wait out the outage"
     finally:
         stack.start(stack.service("gcs"))
     call.join(timeout=180)
     assert ended and ended[0]["status"] == "done", ended and ended[0].get("reason")
-    assert ended[0]["timings"]["download_s"] >= 2.5  # the download was the call that waited
+    assert ended[0]["attempts"] == 1  # the outage cost time, not an attempt
+    assert [h["status"] for h in ended[0]["history"]].count("done") == 1
     assert harness.bucket.get_blob(object_name(ended[0]["result_uri"])) is not None
 
 
@@ -355,56 +405,51 @@ def test_whole_image_model_writes_an_rgba_png(triton: Stack, harness: Harness, u
 
 
 def test_the_reconciler_gives_an_object_with_no_job_its_job_once(
-    harness: Harness, subscriber: Any, unique: str
+    own_harness: Harness, subscriber: Any
 ) -> None:
     """An upload whose storage event was lost gets its job from the reconciler's scan, once; an
-    object already processed (its result there), a result and a fresh upload are left alone."""
-    from dataclasses import replace
-
+    object already processed (its result there), a result and a fresh upload are left alone.
+    (Its own bucket and collection: the pass's count is this test's objects' alone.)"""
     from imagen.handlers.reconciler import create_missing_jobs
 
+    harness = own_harness
     sub, open_ = subscriber
     path = open_(harness.cfg.names.job_topic("enhance"))
-    lost = harness.put(f"enhance/orphan-{unique}/lost.jpg", SAMPLE.read_bytes())  # no on_upload
-    done = harness.put(f"enhance/orphan-{unique}/done.jpg", SAMPLE.read_bytes())
+    lost = harness.put("enhance/orphan/lost.jpg", SAMPLE.read_bytes())  # no on_upload
+    done = harness.put("enhance/orphan/done.jpg", SAMPLE.read_bytes())
     result = harness.cfg.names.result_name("enhance", done["name"])
     harness.put(result, b"result", **{"imagen-source-generation": str(done["generation"])})
-    cfg = replace(
-        harness.cfg, bucket=harness.bucket_name, reconcile_publish_grace_s=0, reconcile_scan_max=10_000
-    )
+    cfg = replace(harness.cfg, reconcile_publish_grace_s=0, reconcile_scan_max=10_000)
 
     def job_of(event: dict[str, Any]) -> str:
         return messages.job_id(event["bucket"], event["name"], str(event["generation"]))
 
-    assert create_missing_jobs(cfg, harness.svc) >= 1
+    assert create_missing_jobs(cfg, harness.svc) == 1  # lost.jpg, and nothing else
     job = harness.svc.jobs.document(job_of(lost)) or {}
     assert job["status"] == "queued" and job["object"] == lost["name"]
     assert json.loads(pull_for(sub, path, job_of(lost)).data)["name"] == lost["name"]
     assert harness.svc.jobs.document(job_of(done)) is None  # processed already: not again
     assert create_missing_jobs(cfg, harness.svc) == 0  # idempotent
     waiting = replace(cfg, reconcile_publish_grace_s=3600)
-    fresh = harness.put(f"enhance/orphan-{unique}/fresh.jpg", SAMPLE.read_bytes())
+    fresh = harness.put("enhance/orphan/fresh.jpg", SAMPLE.read_bytes())
     assert create_missing_jobs(waiting, harness.svc) == 0  # its event may still come
     assert harness.svc.jobs.document(job_of(fresh)) is None
 
 
-def test_a_locked_job_does_not_stop_the_reconciler_from_moving_the_others(
-    harness: Harness, unique: str
-) -> None:
+def test_a_locked_job_does_not_stop_the_reconciler_from_moving_the_others(own_harness: Harness) -> None:
     """One stuck job's document stays locked (as a worker killed inside a transaction leaves it
-    on the emulator): the pass logs that job and still republishes the other."""
-    import threading
-    import time
-    from dataclasses import replace
-
+    on the emulator): the pass logs that job and still republishes the other. (Its own
+    collection: the stuck jobs the pass finds are these two alone.)"""
     from google.cloud import firestore
 
     from imagen.handlers.reconciler import handle_reconcile
 
-    ids = [harness.upload(f"enhance/it-{unique}/stuck-{i}.jpg", SAMPLE.read_bytes()) for i in range(2)]
+    harness = own_harness
+    ids = [harness.upload(f"enhance/it/stuck-{i}.jpg", SAMPLE.read_bytes()) for i in range(2)]
     for job_id in ids:
         assert isinstance(harness.svc.jobs.claim(job_id, lease_s=1, max_attempts=5), Claim)
-    time.sleep(1.5)  # both leases have run out: both are stuck
+    # both leases run out (by the database's clock): both are stuck
+    wait_until(lambda: {j.job_id for j in harness.svc.queries.stuck(0, 3600, 3600)} == set(ids), 30)
     locked, release = threading.Event(), threading.Event()
 
     def hold_the_lock() -> None:
@@ -421,13 +466,15 @@ def test_a_locked_job_does_not_stop_the_reconciler_from_moving_the_others(
     holder.start()
     try:
         assert locked.wait(10)
-        cfg = replace(harness.cfg, reconcile_lease_margin_s=0, bucket="")
-        assert handle_reconcile(cfg, harness.svc) >= 1
+        cfg = replace(harness.cfg, reconcile_lease_margin_s=0, bucket="")  # no scan: the stuck pass alone
+        assert handle_reconcile(cfg, harness.svc) == 1  # the unlocked one; the locked one is logged
     finally:
         release.set()
         holder.join()
     assert (harness.svc.jobs.document(ids[1]) or {}).get("republishes") == 1
-    assert (harness.svc.jobs.document(ids[0]) or {}).get("republishes") is None  # logged, left to the next pass
+    assert (harness.svc.jobs.document(ids[0]) or {}).get(
+        "republishes"
+    ) is None  # logged, left to the next pass
 
 
 def test_a_crashed_attempt_republished_for_a_long_time_still_runs_again(

@@ -1,4 +1,5 @@
-"""Bad input fails at once with a reason; odd-but-valid images and names work (handlers in-process)."""
+"""Bad input fails at once with a reason; odd-but-valid images and names work, and two sources
+never share a result (handlers in-process)."""
 
 from __future__ import annotations
 
@@ -159,3 +160,49 @@ def test_awkward_names(harness: Harness, triton: Any, unique: str, case: str) ->
     assert len(result_name.encode()) <= 1024
     blob = harness.bucket.get_blob(result_name)
     assert blob is not None and blob.metadata["imagen-source"] == f"gs://{harness.bucket_name}/{name}"
+
+
+# Two sources never share a result: one stem with two extensions, and paths that sanitise alike.
+
+
+def variant(i: int, fmt: str = "JPEG") -> bytes:
+    """A distinct small photo per i, encoded as `fmt`."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return encoded(photo().crop((i * 30, 0, i * 30 + 160, 120)), fmt)
+
+
+def assert_own_results(harness: Harness, jobs: dict[str, dict[str, Any]]) -> None:
+    uris = [job["result_uri"] for job in jobs.values()]
+    assert all(job["status"] == "done" for job in jobs.values()), [j.get("reason") for j in jobs.values()]
+    assert len(set(uris)) == len(uris), uris
+    for name, job in jobs.items():
+        blob = harness.bucket.get_blob(object_name(job["result_uri"]))
+        assert blob.metadata["imagen-source"] == f"gs://{harness.bucket_name}/{name}"
+        assert blob.metadata["imagen-result"] == job["job_id"]
+
+
+def test_iphone_export_heic_and_jpg_of_one_photo(harness: Harness, triton: Any, unique: str) -> None:
+    names = {
+        f"{MODEL}/{unique}/IMG_0001.HEIC": variant(0, "HEIF"),
+        f"{MODEL}/{unique}/IMG_0001.JPG": variant(1),
+    }
+    jobs = {name: harness.process(name, data) for name, data in names.items()}
+    assert_own_results(harness, jobs)
+    assert jobs[f"{MODEL}/{unique}/IMG_0001.HEIC"]["result_uri"].endswith("/IMG_0001.HEIC.jpg")
+
+
+def test_paths_that_sanitise_alike(harness: Harness, triton: Any, unique: str) -> None:
+    names = {f"{MODEL}/{unique}/a/{mid}/b.jpg": variant(i) for i, mid in enumerate(["..", ".", "_"])}
+    assert_own_results(harness, {name: harness.process(name, data) for name, data in names.items()})
+
+
+def test_an_object_already_at_the_result_name_is_never_overwritten(
+    harness: Harness, triton: Any, unique: str
+) -> None:
+    squatter = harness.put(f"results/{MODEL}/{unique}/mine.jpg.jpg", b"someone else's file")
+    job = harness.process(f"{MODEL}/{unique}/mine.jpg", variant(2))
+    assert job["status"] == "failed" and job["attempts"] == 1
+    assert "already holds an object imagen did not write" in job["reason"]
+    assert harness.bucket.get_blob(squatter["name"]).download_as_bytes() == b"someone else's file"

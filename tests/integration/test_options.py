@@ -95,6 +95,21 @@ def test_upscale_by_the_factor_asked(
     )
 
 
+@pytest.mark.parametrize(
+    ("character", "triton_model"), [("perceptual", "upscale"), ("fidelity", "upscale_fidelity")]
+)
+def test_upscale_runs_the_model_of_the_character_asked(
+    triton: Stack, harness: Harness, unique: str, character: str, triton_model: str
+) -> None:
+    job = harness.process(
+        f"upscale/{unique}/{character}.jpg", jpeg((64, 48)), **{"imagen-upscale": character}
+    )
+    assert job["status"] == "done", job.get("reason")
+    img, blob = result(harness, job)
+    assert img.size == (256, 192) and job["output"]["triton_model"] == triton_model
+    assert blob.metadata["imagen-upscale"] == character
+
+
 @pytest.mark.parametrize("model", ["enhance", "style_comic", "style_aged"])
 def test_alpha_is_kept_through_the_x1_models(
     triton: Stack, harness: Harness, unique: str, model: str

@@ -15,7 +15,7 @@ import pytest
 
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
-from imagen.cloud.jobstore import is_finished
+from imagen.jobs.model import is_finished
 from tests.function_env import SYSTEM_FUNCTION_ENV
 
 TEST_PORT_BASE = os.environ.get("IMAGEN_TEST_PORT_BASE", "19000")

@@ -1,5 +1,6 @@
 """The `imagen` command against the running local stack, as a user runs it (a separate process,
-with workers: --wait and retry end to end; the rest is in tests/integration/test_cli.py)."""
+with workers: --wait end to end here; retry end to end in tests/system/test_events.py; the rest
+is in tests/integration/test_cli.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ from typing import Any
 from PIL import Image
 
 from emulators.settings import ROOT
-
-from .conftest import upload, wait_finished
 
 SAMPLE = ROOT / "samples" / "cat.jpg"
 
@@ -53,11 +52,17 @@ def test_submit_wait_downloads_results(stack: Any, tmp_path: Path, unique: str) 
     assert (out / "upscale" / f"cli-{unique}" / "coffee.jpg.jpg").exists()
 
 
-def test_retry_runs_the_job_again_on_a_worker(bucket: Any, jobs_col: Any, unique: str) -> None:
-    jid = upload(bucket, f"enhance/cli-{unique}/empty.jpg", b"")
-    assert wait_finished(jobs_col, jid)["status"] == "failed"
-    retried = imagen("retry", jid)
-    assert retried.returncode == 0, retried.stderr
-    job = wait_finished(jobs_col, jid)  # the file is still empty: it fails again, once more
-    assert job["status"] == "failed" and job["attempts"] == 2
-    assert any(h.get("retry") for h in job["history"])
+def test_a_failed_jobs_reason_is_in_the_list(stack: Any, tmp_path: Path, unique: str) -> None:
+    """submit --wait says why a job failed; `imagen jobs --status failed` lists it with that reason."""
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("meeting notes\nbring coffee\n")
+    run = imagen(
+        "submit", "style_aged", str(notes), "--prefix", f"cli-{unique}", "--wait", "--timeout", "120"
+    )
+    assert run.returncode == 1 and "not an image: the file looks like text" in run.stdout, run.stdout
+    job_id = run.stdout.split(" job ", 1)[1].split()[0]
+    listed = imagen("jobs", "--status", "failed", "--model", "style_aged", "--limit", "50")
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split("│") for line in listed.stdout.splitlines() if line.startswith("│")]
+    reasons = " ".join(" ".join(cells[-2].strip() for cells in rows).split())  # the last column, unwrapped
+    assert job_id in listed.stdout and "not an image: the file looks like text" in reasons

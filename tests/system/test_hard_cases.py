@@ -17,9 +17,9 @@ import requests
 
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
-from imagen.cloud.jobstore import RUNNING_ELSEWHERE, Claim
 from imagen.core.names import object_name
-from imagen.jobs.messages import JobMessage
+from imagen.jobs.model import Claim, Skip
+from imagen.jobs.transitions import message_of
 from tests.messages import push_body
 
 from .conftest import log_events, upload, wait_finished, wait_until
@@ -75,7 +75,7 @@ def test_sigkilled_worker_costs_one_attempt_not_the_retry_budget(
     assert job["attempts"] == 2, "an attempt was spent on a delivery that met the live lease"
     assert statuses(job) == ["queued", "running", "running", "done"]
     skipped = log_events(stack, "fn-on_job-upscale", "job_skipped", jid)
-    assert any(r["status"] == RUNNING_ELSEWHERE for r in skipped)  # the redelivery, acknowledged
+    assert any(r["status"] == Skip.RUNNING_ELSEWHERE for r in skipped)  # the redelivery, acknowledged
     assert log_events(stack, "fn-on_reconcile", "job_reconciled", jid)
 
 
@@ -136,8 +136,9 @@ def test_dead_letter_between_attempts_does_not_fail_a_job_with_retries_left(
     jid = upload(bucket, f"style_aged/dup-dead-{unique}/x.jpg", small_variant(1))
     wait_until(lambda: doc(jobs_col, jid).get("last_error"), 60)
     restore.start(restore.service("triton"))
-    job = doc(jobs_col, jid)
-    msg = JobMessage(jid, job["model"], job["bucket"], job["object"], str(job["generation"]))
+    stored = stack.job_store().get(jid)
+    assert stored is not None
+    msg = message_of(stored)  # what the pipeline publishes for it
     topic = stack.names.topic_path(stack.names.dead_letter_topic)
     url = f"http://127.0.0.1:{stack.dead_letter_fn_port}/{topic}"
     assert requests.post(url, json=push_body(msg, attempt=5), timeout=60).status_code == 200

@@ -1,4 +1,5 @@
-"""No loops: results, folder placeholders and marked copies start no job (through the bridge)."""
+"""No loops: results, folder placeholders, marked copies and objects under no model prefix start
+no job (through the bridge)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ def ignored(stack: Any, name: str) -> bool:
         ("{m}/{u}/", {}),  # folder placeholder
         ("{m}/{u}/copied-result.jpg", {RESULT_MARKER: "some-job"}),  # a result copied under a prefix
         ("results/{m}/{u}/x.jpg", {}),
+        ("paintings/{u}/cat.jpg", {}),  # not under a model prefix
     ],
     # An object named exactly like a prefix ("style_aged") is covered by tests/unit/test_events.py:
     # fake-gcs-server's filesystem backend cannot hold a file and a folder of the same name.
-    ids=["folder-placeholder", "result-marker", "under-results"],
+    ids=["folder-placeholder", "result-marker", "under-results", "unknown-prefix"],
 )
 def test_no_job_and_no_loop(
     bucket: Any, jobs_col: Any, stack: Any, unique: str, name: str, metadata: dict[str, str]

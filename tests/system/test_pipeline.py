@@ -1,4 +1,7 @@
-"""The main job on the real stack: upload under a model prefix → result under results/ → job done."""
+"""The main job on the real stack: upload under a model prefix → result under results/ → job done.
+
+(Bad input is checked in tests/integration/test_inputs.py; uploads that start no job, in
+tests/system/test_no_loops.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from PIL import Image
 from imagen.core.models import MODELS
 from imagen.jobs.messages import RESULT_MARKER
 
-from .conftest import finished, log_events, upload, wait_until
+from .conftest import finished, upload, wait_until
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "cat.jpg"
 
@@ -54,27 +57,3 @@ def test_model_end_to_end(bucket: Any, jobs_col: Any, unique: str, model: str) -
         assert diff.mean() < 2
     else:
         assert diff.mean() > 2, f"{model} result is nearly the input (mean diff {diff.mean():.2f})"
-
-
-def test_bad_input_fails_at_once_with_a_reason(bucket: Any, jobs_col: Any, unique: str) -> None:
-    jid = upload(bucket, f"enhance/bad-{unique}/notes.jpg", b"shopping list: milk, eggs\n", "image/jpeg")
-    job = wait_until(lambda: finished(jobs_col, jid), timeout_s=60)
-    assert job["status"] == "failed"
-    assert "not an image" in job["reason"] and "text" in job["reason"]
-    assert job["attempts"] == 1
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["results/upscale/{u}/loop.jpg", "paintings/{u}/cat.jpg", "upscale/{u}/folder/"],
-    ids=["under-results", "unknown-prefix", "folder-placeholder"],
-)
-def test_uploads_that_start_no_job(bucket: Any, jobs_col: Any, stack: Any, unique: str, name: str) -> None:
-    name = name.format(u=unique)
-    jid = upload(bucket, name, SAMPLE.read_bytes())
-
-    def ignored() -> bool:
-        return any(r["object"] == name for r in log_events(stack, "fn-on_upload", "upload_ignored"))
-
-    wait_until(ignored, timeout_s=60)
-    assert not jobs_col.document(jid).get().exists

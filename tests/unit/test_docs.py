@@ -26,7 +26,7 @@ MAX_LINE = 110
 KEY = re.compile(r"^imagen-[a-z0-9-]+$")
 # String literals of that shape that are names, not metadata keys.
 NOT_KEYS = {
-    "imagen-local": "the local stack's project and bucket (cli/imagen_cli/local.py)",
+    "imagen-local": "the local stack's project and bucket (functions/imagen/core/local.py)",
     "imagen-results": "the CLI's download folder for `submit --wait`",
 }
 

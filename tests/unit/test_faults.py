@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 import pytest
@@ -10,7 +9,6 @@ import requests
 from google.api_core import exceptions as gexc
 from tritonclient.utils import InferenceServerException
 
-from imagen.cloud.jobstore import ran_to_timeout, waited_reason, waited_too_long
 from imagen.cloud.objects import storage_faults
 from imagen.core.config import Config
 from imagen.core.errors import BadInput, ServiceDown, Transient
@@ -101,30 +99,3 @@ def test_near_the_timeout_a_job_whose_plan_was_too_low_fails() -> None:
     late = Deadline(big, PROD, InferStats(wait_s=80), time.monotonic() - 395, lambda: 15.0)
     with pytest.raises(BadInput, match="near the function's timeout: its plan of"):
         late.check()  # its own 300 s, under its own limit of 330 s; Triton and storage on plan
-
-
-AT = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
-
-
-def test_the_wait_horizon() -> None:
-    job = {"waiting_since": AT - dt.timedelta(hours=25), "waiting_for": "triton", "last_error": "refused"}
-    assert waited_too_long(job, AT, 86_400) and not waited_too_long(job, AT, 100_000)
-    assert not waited_too_long({}, AT, 1)
-    assert waited_reason(job, AT) == (
-        "waited 25.0 h for triton (WAIT_HORIZON_S) and gave up; last error: refused"
-    )
-
-
-def test_an_attempt_alive_at_the_function_timeout() -> None:
-    lease_s = 120
-    running = {"status": "running", "attempts": 2, "time_plan": {"total_s": 200.0}, "started_at": AT}
-    died_early = {**running, "renewed_at": AT + dt.timedelta(seconds=300)}
-    assert ran_to_timeout(died_early, lease_s, 540) == ""
-    # the reconciler's re-publishes move lease_until, never renewed_at
-    republished = {**died_early, "lease_until": AT + dt.timedelta(seconds=3600)}
-    assert ran_to_timeout(republished, lease_s, 540) == ""
-    at_timeout = {**running, "renewed_at": AT + dt.timedelta(seconds=520)}
-    reason = ran_to_timeout(at_timeout, lease_s, 540)
-    assert reason.startswith("attempt 2 ran 520 s, to the function's timeout of 540 s")
-    assert "its plan was 200 s" in reason
-    assert ran_to_timeout({**at_timeout, "status": "queued"}, lease_s, 540) == ""

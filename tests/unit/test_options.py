@@ -148,3 +148,49 @@ def test_the_formats_a_result_may_have() -> None:
     assert [f.name for f in Options().result_formats("enhance")] == ["JPEG", "PNG"]
     assert [f.name for f in parse("enhance", {"imagen-format": "avif"}).result_formats("enhance")] == ["AVIF"]
     assert [f.name for f in Options().result_formats("background_remove")] == ["PNG"]
+
+
+def test_the_core_reads_colours_without_pillow() -> None:
+    """The CLI installs the core without the image libraries, and checks -o background=… with it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, imagen.core.options; print(sorted(m for m in sys.modules if m.split('.')[0] == 'PIL'))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
+
+
+COLOURS = [
+    "white", "WHITE", "Red", "rebeccapurple", "lightgoldenrodyellow", "grey", "gray",
+    "#fff", "#FFF", "#0a0", "#0a0f", "#0a08", "#123456", "#ABCDEF", "#123456ff", "#12345680",
+    "#12345", "#1234567", "#ggg", "fff", "#", "",
+    "rgb(1,2,3)", "rgb( 10 , 20 , 30 )", "RGB(255,255,255)", "rgb(0%,50%,100%)", "rgb(1, 2)",
+    "rgba(1,2,3,255)", "rgba(1,2,3,4)", "rgb(1.5,2,3)",
+    "hsl(120,100%,25%)", "hsl(0, 0%, 50%)", "hsl(359.5,50.5%,50%)", "hsl(400,100%,50%)",
+    "hsv(60,100%,100%)", "hsb(200,30%,40%)", "hsv(0,0%,0%)",
+    "transparentish", "not-a-colour", "white ", "x" * 101,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", COLOURS + sorted(options.CSS_COLOURS))
+def test_colours_read_as_pillow_reads_them(spec: str) -> None:
+    """Every form Pillow's ImageColor reads (the options took it before), read the same."""
+    image_color = pytest.importorskip("PIL.ImageColor")
+    try:
+        expected: tuple[int, ...] | None = image_color.getrgb(spec)
+    except ValueError:
+        expected = None
+    try:
+        got: tuple[int, ...] | None = options.rgb(spec)
+    except ValueError:
+        got = None
+    assert got == expected
+
+
+@pytest.mark.parametrize("spec", ["rgb(300,0,0)", "rgb(101%,0%,0%)", "rgba(0,0,0,256)", "hsl(0,100%,150%)"])
+def test_a_colour_component_over_255_is_refused(spec: str) -> None:
+    """Pillow gives (300, 0, 0) back; a background colour of that would write `#12c0000`."""
+    with pytest.raises(OptionError, match="imagen-background must be an opaque colour"):
+        parse("background_remove", {"imagen-background": spec})

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
 
-from imagen.core import logs
+from imagen.core import logs, metadata
 from imagen.core.errors import BadInput, ServiceDown, Transient
 from imagen.core.names import gs_uri, split_gs_uri
-from imagen.jobs.messages import RESULT_MARKER, JobMessage
+from imagen.jobs.messages import RESULT_MARKER, JobMessage, Upload
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,23 @@ class ResultHeaders:
     run: int = 0  # the job's run (backfill --all): an older run's result is written over
 
 
-UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024  # a result under this is one request; larger ones stream
+@dataclass(frozen=True)
+class Listed:
+    """An object a prefix scan found: the upload it is, and when it was created."""
+
+    upload: Upload
+    created: dt.datetime | None
+
+
+def refusal(exc: BaseException) -> tuple[int, str] | None:
+    """A Google API's refusal (storage's, Firestore's) as an HTTP status and its message: a 4xx
+    as it came, anything else as 502. None when `exc` is not a Google API call's error."""
+    if not isinstance(exc, gexc.GoogleAPICallError):
+        return None
+    status = exc.code if isinstance(exc.code, int) and 400 <= exc.code < 500 else 502
+    return status, str(exc.message)
+
+
 # Compressed bytes fed to the inflater at a time. What follows a member's end is copied into
 # its unused_data, so a step this size keeps many tiny members cheap (64 KiB: 2.2x slower).
 _INFLATE_IN = 16 * 1024
@@ -243,13 +261,13 @@ class ObjectStore:
         precondition = 0
         if existing is not None:
             meta = existing.metadata or {}
-            same_run = meta.get("imagen-run", "0") == str(headers.run)
+            same_run = meta.get(metadata.RUN, "0") == str(headers.run)
             if meta.get(RESULT_MARKER) == msg.job_id and same_run:
                 return Written(uri, False, int(existing.generation or 0), int(existing.size or 0), dict(meta))
-            if meta.get("imagen-source") != source:  # never another source's result, or a stranger's
-                owner = meta.get("imagen-source") or "an object imagen did not write"
+            if meta.get(metadata.SOURCE) != source:  # never another source's result, or a stranger's
+                owner = meta.get(metadata.SOURCE) or "an object imagen did not write"
                 raise BadInput(f"{uri} already holds {owner}; it is never overwritten by another source")
-            if int(meta.get("imagen-source-generation", "0")) > int(msg.generation):
+            if int(meta.get(metadata.SOURCE_GENERATION, "0")) > int(msg.generation):
                 raise BadInput(f"superseded: {uri} already holds the result of a newer upload of this object")
             precondition = int(existing.generation)
         blob = bucket.blob(name, chunk_size=chunk_bytes)
@@ -258,32 +276,80 @@ class ObjectStore:
         blob.metadata = {
             **headers.metadata,  # the source's own keys first (as the Firebase extension copies them)
             RESULT_MARKER: msg.job_id,
-            "imagen-run": str(headers.run),
-            "imagen-source": source,
-            "imagen-source-generation": msg.generation,
-            "imagen-model": msg.model,
-            "imagen-model-version": version,
+            metadata.RUN: str(headers.run),
+            metadata.SOURCE: source,
+            metadata.SOURCE_GENERATION: msg.generation,
+            metadata.MODEL: msg.model,
+            metadata.MODEL_VERSION: version,
         }
         return ResultUpload(msg.job_id, blob, uri, precondition, chunk_bytes)
-
-    def write_result(
-        self, msg: JobMessage, name: str, data: bytes, content_type: str, version: str
-    ) -> Written:
-        """Write a whole result at once (tests and tools; the worker streams with begin_result)."""
-        upload = self.begin_result(msg, name, ResultHeaders(content_type), UPLOAD_CHUNK_BYTES, version)
-        if isinstance(upload, Written):
-            return upload
-        upload.write(data)
-        return upload.commit()
 
     def has_result(self, upload: Any, names: list[str]) -> bool:
         """Whether one of `names` holds the result of this generation of the upload."""
         for name in names:
             blob = self.client.bucket(upload.bucket).get_blob(name)
             meta = (blob.metadata or {}) if blob is not None else {}
-            if meta.get("imagen-source-generation") == str(upload.generation):
+            if meta.get(metadata.SOURCE_GENERATION) == str(upload.generation):
                 return True
         return False
+
+    def uploads(
+        self, bucket: str, prefix: str, start_offset: str | None = None, max_results: int | None = None
+    ) -> Iterator[Listed]:
+        """The objects under `prefix`, in name order (from `start_offset`, at most `max_results`),
+        each as the upload its storage event would describe."""
+        blobs = self.client.list_blobs(
+            bucket, prefix=prefix, start_offset=start_offset or None, max_results=max_results
+        )
+        for blob in blobs:
+            upload = Upload(
+                bucket=blob.bucket.name,
+                name=blob.name,
+                generation=str(blob.generation),
+                size=int(blob.size or 0),
+                content_type=blob.content_type or "",
+                metadata={str(k): str(v) for k, v in (blob.metadata or {}).items()},
+            )
+            yield Listed(upload, blob.time_created)
+
+    def put(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str],
+        if_generation_match: int | None = 0,
+    ) -> int:
+        """Write an object at once; its generation. By default only where there is none yet."""
+        blob = self.client.bucket(bucket).blob(name)
+        blob.metadata = dict(metadata) or None
+        blob.upload_from_string(data, content_type=content_type, if_generation_match=if_generation_match)
+        return int(blob.generation or 0)
+
+    def generation(self, bucket: str, name: str) -> int | None:
+        """The object's current generation; None when there is no such object."""
+        blob = self.client.bucket(bucket).get_blob(name)
+        return None if blob is None else int(blob.generation or 0)
+
+    def sign_put(
+        self,
+        bucket: str,
+        name: str,
+        signer: Callable[..., str],
+        expiration: dt.timedelta,
+        content_type: str,
+        headers: Mapping[str, str],
+    ) -> str:
+        """A V4 signed URL to PUT the object with these headers (cloud/signing.py's signer)."""
+        return signer(
+            self.client.bucket(bucket).blob(name),
+            version="v4",
+            expiration=expiration,
+            method="PUT",
+            content_type=content_type,
+            headers=dict(headers),
+        )
 
     def remove(self, written: Written) -> None:
         """Delete a result this attempt wrote (only that generation: never a later one)."""

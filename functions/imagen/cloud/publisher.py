@@ -34,6 +34,10 @@ class Publisher:
         """One completion event on the events topic."""
         self._publish(self.names.events_topic, data, attributes)
 
+    def check(self, timeout_s: float = 5) -> None:
+        """Raise unless Pub/Sub answers for the events topic (the API's health check)."""
+        self.client.get_topic(topic=self.names.topic_path(self.names.events_topic), timeout=timeout_s)
+
     def _publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> None:
         path = self.names.topic_path(topic)
         self.client.publish(path, data, **attributes).result(timeout=PUBLISH_TIMEOUT_S)

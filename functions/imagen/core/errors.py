@@ -5,6 +5,10 @@ class BadInput(Exception):
     """The upload can never be processed; the job fails at once with this reason."""
 
 
+class NotAnImage(BadInput):
+    """The file is no image at all (text, a PDF, …), as opposed to a broken or oversized one."""
+
+
 class Transient(Exception):
     """A fault that may pass (an error during the job's own work); raise so Pub/Sub redelivers.
     It spends one of the job's attempts."""

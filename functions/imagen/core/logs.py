@@ -46,20 +46,6 @@ def api_error(path: str, error: str) -> None:
     _emit("ERROR", "api_error", f"HTTP API {path}: {error}", path=path, error=error)
 
 
-def backfill(model: str, seen: int, created: int, rerun: int, dry_run: bool) -> None:
-    _emit(
-        "INFO",
-        "backfill",
-        f"backfill {model}: {seen} objects seen, {created} jobs created, {rerun} run again"
-        + (" (dry run: nothing changed)" if dry_run else ""),
-        model=model,
-        seen=seen,
-        created=created,
-        rerun=rerun,
-        dry_run=dry_run,
-    )
-
-
 def job_created(job_id: str, model: str, name: str, generation: str) -> None:
     _emit(
         "INFO",
@@ -214,3 +200,8 @@ def job_waiting(job_id: str, model: str, service: str, error: str) -> None:
         service=service,
         error=error,
     )
+
+
+def emit(severity: str, event: str, message: str, **fields: Any) -> None:
+    """One structured line in this vocabulary, for the tools (imagen backfill)."""
+    _emit(severity, event, message, **fields)

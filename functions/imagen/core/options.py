@@ -7,30 +7,20 @@ before any job runs: a bad value fails the job at once with the key and the valu
 
 from __future__ import annotations
 
+import colorsys
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from PIL import ImageColor
-
+from imagen.core import metadata
 from imagen.core.errors import BadInput
 from imagen.core.formats import BY_OPTION, DEFAULT_QUALITY, FORMATS, Format
-from imagen.core.models import MODELS
+from imagen.core.models import DEFAULT_VARIANT, MODELS, VARIANT_NOTES, VARIANTS
 
 PREFIX = "imagen-"
 # Keys imagen writes on its results (never options): a copied result carries them.
-RESULT_KEYS = frozenset(
-    {
-        "imagen-result",
-        "imagen-source",
-        "imagen-source-generation",
-        "imagen-model",
-        "imagen-model-version",
-        "imagen-run",
-        "imagen-alpha",
-        "imagen-crop-box",
-    }
-)
+RESULT_KEYS = frozenset(metadata.RESULT_KEYS)
 COMMON = ("format", "quality")
 PER_MODEL: dict[str, tuple[str, ...]] = {
     "upscale": ("scale", "upscale"),
@@ -54,7 +44,7 @@ class Options:
     crop: bool = False  # background_remove: cut to the subject's box
     crop_margin: float = 0.0  # percent of the box's width (left, right) and height (top, bottom)
     mask: bool = False  # background_remove: the matte alone
-    upscaler: str | None = None  # upscale: fidelity or perceptual (None: the default, fidelity)
+    upscaler: str | None = None  # upscale: a key of VARIANTS["upscale"] (None: DEFAULT_VARIANT)
 
     def record(self) -> dict[str, str]:
         """The options as metadata keys and canonical values (only those asked for)."""
@@ -194,7 +184,7 @@ def _colour(raw: str | None) -> tuple[int, int, int] | None:
     if raw.lower() == "transparent":
         return None
     try:
-        colour: tuple[int, ...] = ImageColor.getrgb(raw)
+        colour = rgb(raw)
     except ValueError:
         colour = ()
     if len(colour) == 4 and colour[3] == 255:
@@ -205,6 +195,81 @@ def _colour(raw: str | None) -> tuple[int, int, int] | None:
             f"(or transparent, the default); got {raw!r}"
         )
     return (colour[0], colour[1], colour[2])
+
+
+# The CSS colour names (CSS Color Module Level 4, as Pillow's ImageColor knows them), name and hex.
+_NAMES = """
+aliceblue f0f8ff antiquewhite faebd7 aqua 00ffff aquamarine 7fffd4 azure f0ffff beige f5f5dc
+bisque ffe4c4 black 000000 blanchedalmond ffebcd blue 0000ff blueviolet 8a2be2 brown a52a2a
+burlywood deb887 cadetblue 5f9ea0 chartreuse 7fff00 chocolate d2691e coral ff7f50
+cornflowerblue 6495ed cornsilk fff8dc crimson dc143c cyan 00ffff darkblue 00008b darkcyan 008b8b
+darkgoldenrod b8860b darkgray a9a9a9 darkgreen 006400 darkgrey a9a9a9 darkkhaki bdb76b
+darkmagenta 8b008b darkolivegreen 556b2f darkorange ff8c00 darkorchid 9932cc darkred 8b0000
+darksalmon e9967a darkseagreen 8fbc8f darkslateblue 483d8b darkslategray 2f4f4f
+darkslategrey 2f4f4f darkturquoise 00ced1 darkviolet 9400d3 deeppink ff1493 deepskyblue 00bfff
+dimgray 696969 dimgrey 696969 dodgerblue 1e90ff firebrick b22222 floralwhite fffaf0
+forestgreen 228b22 fuchsia ff00ff gainsboro dcdcdc ghostwhite f8f8ff gold ffd700 goldenrod daa520
+gray 808080 green 008000 greenyellow adff2f grey 808080 honeydew f0fff0 hotpink ff69b4
+indianred cd5c5c indigo 4b0082 ivory fffff0 khaki f0e68c lavender e6e6fa lavenderblush fff0f5
+lawngreen 7cfc00 lemonchiffon fffacd lightblue add8e6 lightcoral f08080 lightcyan e0ffff
+lightgoldenrodyellow fafad2 lightgray d3d3d3 lightgreen 90ee90 lightgrey d3d3d3 lightpink ffb6c1
+lightsalmon ffa07a lightseagreen 20b2aa lightskyblue 87cefa lightslategray 778899
+lightslategrey 778899 lightsteelblue b0c4de lightyellow ffffe0 lime 00ff00 limegreen 32cd32
+linen faf0e6 magenta ff00ff maroon 800000 mediumaquamarine 66cdaa mediumblue 0000cd
+mediumorchid ba55d3 mediumpurple 9370db mediumseagreen 3cb371 mediumslateblue 7b68ee
+mediumspringgreen 00fa9a mediumturquoise 48d1cc mediumvioletred c71585 midnightblue 191970
+mintcream f5fffa mistyrose ffe4e1 moccasin ffe4b5 navajowhite ffdead navy 000080 oldlace fdf5e6
+olive 808000 olivedrab 6b8e23 orange ffa500 orangered ff4500 orchid da70d6 palegoldenrod eee8aa
+palegreen 98fb98 paleturquoise afeeee palevioletred db7093 papayawhip ffefd5 peachpuff ffdab9
+peru cd853f pink ffc0cb plum dda0dd powderblue b0e0e6 purple 800080 rebeccapurple 663399 red ff0000
+rosybrown bc8f8f royalblue 4169e1 saddlebrown 8b4513 salmon fa8072 sandybrown f4a460
+seagreen 2e8b57 seashell fff5ee sienna a0522d silver c0c0c0 skyblue 87ceeb slateblue 6a5acd
+slategray 708090 slategrey 708090 snow fffafa springgreen 00ff7f steelblue 4682b4 tan d2b48c
+teal 008080 thistle d8bfd8 tomato ff6347 turquoise 40e0d0 violet ee82ee wheat f5deb3 white ffffff
+whitesmoke f5f5f5 yellow ffff00 yellowgreen 9acd32
+"""
+CSS_COLOURS: dict[str, str] = dict(zip(_NAMES.split()[::2], _NAMES.split()[1::2], strict=True))
+_NUM = r"\s*(\d+)\s*"
+_REAL = r"\s*(\d+\.?\d*)\s*"
+_RGB = re.compile(rf"rgb\({_NUM},{_NUM},{_NUM}\)")
+_RGB_PERCENT = re.compile(rf"rgb\({_NUM}%,{_NUM}%,{_NUM}%\)")
+_RGBA = re.compile(rf"rgba\({_NUM},{_NUM},{_NUM},{_NUM}\)")
+_HSL = re.compile(rf"hsl\({_REAL},{_REAL}%,{_REAL}%\)")
+_HSV = re.compile(rf"hs[bv]\({_REAL},{_REAL}%,{_REAL}%\)")
+
+
+def rgb(spec: str) -> tuple[int, ...]:
+    """A colour as (r, g, b) or (r, g, b, a): the forms Pillow's ImageColor.getrgb reads (a CSS
+    name, #rgb, #rgba, #rrggbb, #rrggbbaa, rgb(), rgba(), hsl(), hsv(), hsb()), without Pillow.
+    Unlike Pillow, a component over 255 (rgb(300,0,0), rgb(120%,…)) is a ValueError."""
+    if len(spec) > 100:
+        raise ValueError("colour specifier is too long")
+    spec = spec.lower()
+    spec = "#" + CSS_COLOURS[spec] if spec in CSS_COLOURS else spec
+    out: tuple[int, ...] | None = None
+    if re.fullmatch(r"#[0-9a-f]{3,4}", spec):
+        out = tuple(int(c * 2, 16) for c in spec[1:])
+    elif re.fullmatch(r"#[0-9a-f]{6}|#[0-9a-f]{8}", spec):
+        out = tuple(bytes.fromhex(spec[1:]))
+    elif m := _RGB.fullmatch(spec) or _RGBA.fullmatch(spec):
+        out = tuple(int(g) for g in m.groups())
+    elif m := _RGB_PERCENT.fullmatch(spec):
+        out = tuple(int(int(g) * 255 / 100.0 + 0.5) for g in m.groups())
+    elif m := _HSL.fullmatch(spec):
+        h, s, lightness = (float(g) for g in m.groups())
+        out = _unit(colorsys.hls_to_rgb(h / 360.0, lightness / 100.0, s / 100.0))
+    elif m := _HSV.fullmatch(spec):
+        h, s, v = (float(g) for g in m.groups())
+        out = _unit(colorsys.hsv_to_rgb(h / 360.0, s / 100.0, v / 100.0))
+    if out is None:
+        raise ValueError(f"unknown colour specifier: {spec!r}")
+    if any(not 0 <= c <= 255 for c in out):
+        raise ValueError(f"a colour component is over 255: {spec!r}")
+    return out
+
+
+def _unit(floats: tuple[float, float, float]) -> tuple[int, ...]:
+    return tuple(int(f * 255 + 0.5) for f in floats)
 
 
 def _crop(raw: str | None) -> bool:
@@ -222,11 +287,12 @@ def _margin(raw: str | None) -> float:
 def _upscaler(raw: str | None) -> str | None:
     if raw is None:
         return None
-    if raw.lower() not in ("fidelity", "perceptual"):
-        raise OptionError(
-            "imagen-upscale must be fidelity (faithful, the default) or perceptual (invented texture); "
-            f"got {raw!r}"
+    if raw.lower() not in VARIANTS["upscale"]:
+        described = (
+            f"{v} ({VARIANT_NOTES[v]}{', the default' if v == DEFAULT_VARIANT['upscale'] else ''})"
+            for v in VARIANTS["upscale"]
         )
+        raise OptionError(f"imagen-upscale must be {' or '.join(described)}; got {raw!r}")
     return raw.lower()
 
 

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from imagen.cloud.jobstore import JobStore
+from imagen.cloud.publisher import Publisher
 from imagen.core import logs
-from imagen.core.config import Config
 from imagen.core.names import gs_uri
-from imagen.flow.services import Services
 from imagen.jobs import events
 from imagen.jobs.messages import JobMessage
 from imagen.jobs.model import Claim
 
 
-def announce(cfg: Config, svc: Services, job_id: str) -> None:
+class Project(Protocol):
+    """Whose events these are: Config and Resources both name the project."""
+
+    @property
+    def project(self) -> str: ...
+
+
+class Outbox(Protocol):
+    """What publishing a job's events talks to: the job store and the publisher (the handlers'
+    Services has both; the CLI's backfill passes just those)."""
+
+    @property
+    def jobs(self) -> JobStore: ...
+
+    @property
+    def publisher(self) -> Publisher: ...
+
+
+def announce(cfg: Project, svc: Outbox, job_id: str) -> None:
     """Publish the completion event of a finished job once it is finished (outbox style).
 
     Called after every terminal transition and whenever a delivery finds the job finished, so
@@ -26,6 +46,6 @@ def announce(cfg: Config, svc: Services, job_id: str) -> None:
     logs.event_published(job_id, str(job.status))
 
 
-def started(cfg: Config, svc: Services, claim: Claim, msg: JobMessage) -> None:
+def started(cfg: Project, svc: Outbox, claim: Claim, msg: JobMessage) -> None:
     """Publish an attempt's start."""
     svc.publisher.event(*events.started(cfg.project, claim, msg.model, gs_uri(msg.bucket, msg.name)))

@@ -23,15 +23,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
-from google.api_core import exceptions as gexc
 
+from imagen.cloud.objects import refusal
 from imagen.cloud.signing import Signer
 from imagen.core import logs, options
 from imagen.core.config import Config
+from imagen.core.errors import NotAnImage
 from imagen.core.models import MODELS
 from imagen.core.names import gs_uri
+from imagen.flow import intake
 from imagen.flow.services import Services
-from imagen.handlers.upload import queue_upload
 from imagen.image import imaging
 from imagen.jobs import events, messages
 from imagen.jobs.model import Job
@@ -71,10 +72,10 @@ def handle_api(cfg: Config, svc: Services, request: flask.Request, signer: Signe
         return Reply(404, {"error": f"no such endpoint {path}"})
     except ApiError as exc:
         return Reply(exc.status, {"error": str(exc)})
-    except gexc.GoogleAPICallError as exc:  # e.g. an object outside what this API may read
-        status = exc.code if isinstance(exc.code, int) and 400 <= exc.code < 500 else 502
-        return Reply(status, {"error": f"storage or database refused: {exc.message}"})
     except Exception as exc:  # still JSON, and the details stay in the log
+        refused = refusal(exc)  # e.g. an object outside what this API may read
+        if refused is not None:
+            return Reply(refused[0], {"error": f"storage or database refused: {refused[1]}"})
         logs.api_error(path, f"{type(exc).__name__}: {exc}")
         return Reply(500, {"error": "internal error; see the function's log"})
 
@@ -128,15 +129,15 @@ def post_image(cfg: Config, svc: Services, request: flask.Request, model_name: s
         raise ApiError(413, _too_large(None, limit))
     try:  # only the header: a file that is not an image is refused before it is stored
         imaging.probe(data, cfg.max_input_bytes, cfg.max_input_pixels)
+    except NotAnImage as exc:
+        raise ApiError(415, str(exc)) from exc
     except Exception as exc:
-        raise ApiError(415 if "not an image" in str(exc) else 400, str(exc)) from exc
+        raise ApiError(400, str(exc)) from exc
     name = _object_name(model, file.filename or "upload")
-    blob = svc.storage.client.bucket(cfg.bucket).blob(name)
-    blob.metadata = record
     content_type = file.mimetype or "application/octet-stream"
-    blob.upload_from_string(data, content_type=content_type, if_generation_match=0)
-    upload = messages.Upload(cfg.bucket, name, str(blob.generation), len(data), content_type, record)
-    job_id = queue_upload(cfg, svc, upload, model)
+    generation = svc.storage.put(cfg.bucket, name, data, content_type, record, if_generation_match=0)
+    upload = messages.Upload(cfg.bucket, name, str(generation), len(data), content_type, record)
+    job_id = intake.queue_upload(cfg.names, svc, upload, model)
     logs.api_upload(job_id, model, name, len(data))
     body = {
         "job_id": job_id,
@@ -175,17 +176,9 @@ def post_upload_url(
         "x-goog-content-length-range": f"0,{cfg.max_input_bytes}",
         **{f"x-goog-meta-{k}": v for k, v in record.items()},
     }
-    blob = svc.storage.client.bucket(cfg.bucket).blob(name)
     if signer is None:
         raise ApiError(501, "this deployment cannot sign upload URLs")
-    url = signer(
-        blob,
-        version="v4",
-        expiration=SIGNED_URL_TTL,
-        method="PUT",
-        content_type=content_type,
-        headers=headers,
-    )
+    url = svc.storage.sign_put(cfg.bucket, name, signer, SIGNED_URL_TTL, content_type, headers)
     body = {
         "upload_url": url,
         "method": "PUT",
@@ -222,10 +215,10 @@ def get_job(svc: Services, job_id: str) -> Reply:
 def job_of_object(cfg: Config, svc: Services, name: str) -> Reply:
     if not name:
         raise ApiError(400, "give the object: ?object=<name in the bucket>")
-    blob = svc.storage.client.bucket(cfg.bucket).get_blob(name)
-    if blob is None:
+    generation = svc.storage.generation(cfg.bucket, name)
+    if generation is None:
         raise ApiError(404, f"no object {name!r} (not uploaded yet?)")
-    job = svc.jobs.get(messages.job_id(cfg.bucket, name, str(blob.generation)))
+    job = svc.jobs.get(messages.job_id(cfg.bucket, name, str(generation)))
     if job is None:
         raise ApiError(404, f"{name} has no job yet (its event may still be on its way)")
     return Reply(200, public(job))
@@ -251,8 +244,8 @@ def health(cfg: Config, svc: Services) -> Reply:
         return svc.jobs.server_now()
 
     def pubsub() -> object:
-        topic = cfg.names.topic_path(cfg.names.events_topic)
-        return svc.publisher.client.get_topic(topic=topic, timeout=5)
+        svc.publisher.check(timeout_s=5)
+        return True
 
     def triton() -> object:
         if not svc.inference.ready():

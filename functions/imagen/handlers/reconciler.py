@@ -20,8 +20,8 @@ from typing import Any
 from imagen.core import logs
 from imagen.core.config import Config
 from imagen.core.models import MODELS
+from imagen.flow import intake
 from imagen.flow.services import Services
-from imagen.handlers.upload import queue_upload, result_names
 from imagen.jobs import messages
 from imagen.jobs.transitions import message_of
 
@@ -59,29 +59,28 @@ def create_missing_jobs(cfg: Config, svc: Services) -> int:
     created = 0
     for model in MODELS:
         after = cursors.get(model, "")
-        blobs = [
-            b
-            for b in svc.storage.client.list_blobs(
-                cfg.bucket, prefix=f"{model}/", start_offset=after or None, max_results=per_prefix + 1
+        scanned = [
+            listed
+            for listed in svc.storage.uploads(
+                cfg.bucket, f"{model}/", start_offset=after or None, max_results=per_prefix + 1
             )
-            if b.name != after
+            if listed.upload.name != after
         ][:per_prefix]
-        cursors[model] = blobs[-1].name if len(blobs) == per_prefix else ""  # "": start over next pass
+        cursors[model] = scanned[-1].upload.name if len(scanned) == per_prefix else ""  # "": start over
         uploads = []
-        for blob in blobs:
-            if blob.time_created is None or blob.time_created > settled:
+        for listed in scanned:
+            if listed.created is None or listed.created > settled:
                 continue  # its storage event may still be on its way
-            upload = messages.parse_upload(messages.STORAGE_FINALIZED, blob._properties)
-            routed, _ = messages.route(upload, cfg.names.result_prefix)
+            routed, _ = messages.route(listed.upload, cfg.names.result_prefix)
             if routed is not None:
-                uploads.append(upload)
+                uploads.append(listed.upload)
         ids = {messages.job_id(u.bucket, u.name, u.generation): u for u in uploads}
         for job_id in sorted(set(ids) - svc.jobs.existing(list(ids))):
             upload = ids[job_id]
             try:
-                if svc.storage.has_result(upload, result_names(cfg, model, upload)):
+                if svc.storage.has_result(upload, intake.result_names(cfg.names, model, upload)):
                     continue  # processed, and its job document is gone: nothing to do again
-                queue_upload(cfg, svc, upload, model)
+                intake.queue_upload(cfg.names, svc, upload, model)
             except Exception as exc:  # the next pass tries it again
                 logs.reconcile_failed(job_id, model, f"{type(exc).__name__}: {exc}")
                 continue

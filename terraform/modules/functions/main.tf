@@ -52,7 +52,7 @@ data "archive_file" "source" {
   type        = "zip"
   source_dir  = var.source_dir
   output_path = "${path.module}/.build/functions.zip"
-  excludes    = ["__pycache__", "imagen/__pycache__", ".mypy_cache", "imagen.egg-info"]
+  excludes    = ["__pycache__", "imagen/__pycache__", ".mypy_cache", "imagen.egg-info", "imagen/core/local.py"] # local.py: the local stack's ports, for the CLI
 }
 
 resource "google_storage_bucket" "source" {

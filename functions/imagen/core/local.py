@@ -1,7 +1,9 @@
-"""Where the local stack listens: IMAGEN_PORT_BASE plus a fixed offset per service.
+"""The local stack's facts: where it listens (IMAGEN_PORT_BASE plus a fixed offset per
+service), its project and its bucket.
 
-The one source of these ports: the stack (emulators/settings.py) starts its services on them
-and the CLI's --local points the google-cloud clients at them.
+The one source of them: the stack (emulators/settings.py) starts its services here, and the CLI's
+`--local` points the google-cloud clients here. It lives in the core because both install the
+core, and the CLI installs without the stack.
 """
 
 from __future__ import annotations
