@@ -308,7 +308,7 @@ def main() -> int:
         "Pillow opens the file. The last column scales the measured 'before' to the worst file "
         "the size limit allows, as the text says. Rows under a second vary by a few tenths between "
         "runs on this machine (the reference rows' ratio is that noise; what the checks add is "
-        "their column). The caps and why: `functions/imagen/decoder_limits.py`.",
+        "their column). The caps and why: `functions/imagen/image/decoder_limits.py`.",
         "",
         *HEADER,
         *(_line(r) for r in rows),

@@ -788,7 +788,7 @@ def write(
         "",
         f"Mattes: {alpha['lanczos']['n']}: the made shapes' alphas, hard and softened (2 px blur), and the "
         "real cutouts' own alphas (below). "
-        "The worker upscales alpha with lanczos beside the model's colour (README, Transparency).",
+        "The worker upscales alpha with lanczos beside the model's colour (docs/using.md, Transparency).",
         "",
         "| method | PSNR dB | seconds per matte |",
         "|---|---|---|",

@@ -196,9 +196,9 @@ def main() -> int:
         "# The time plan against measured job times",
         "",
         f"`python -m bench.timeplan` (`nox -s timeplan`), one run, {time.strftime('%Y-%m-%d')}, this machine "
-        "(2 cores, no GPU). Plans are `functions/imagen/timeplan.py`'s, made from the header alone, for one "
-        "job alone on the CPU (in production each worker term is multiplied by WORKER_CONCURRENCY, the jobs "
-        "sharing one vCPU). The plan must be at or above the measurement.",
+        "(2 cores, no GPU). Plans are `functions/imagen/image/timeplan.py`'s, made from the header alone, "
+        "for one job alone on the CPU (in production each worker term is multiplied by WORKER_CONCURRENCY, "
+        "the jobs sharing one vCPU). The plan must be at or above the measurement.",
         "",
         "## The worker's own path",
         "",

@@ -98,7 +98,7 @@ module "messaging" {
   depends_on            = [google_project_service.apis]
 }
 
-# Alerts (to notification_email) and the imagen dashboard: README, "Alerts".
+# Alerts (to notification_email) and the imagen dashboard: docs/operating.md, "Alerts".
 module "monitoring" {
   source               = "./modules/monitoring"
   project_id           = var.project_id

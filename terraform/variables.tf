@@ -118,7 +118,7 @@ variable "labels" {
 
 variable "notification_email" {
   type        = string
-  description = "Email address the alerts go to (README, Alerts); empty: the alert policies notify no one."
+  description = "Email address the alerts go to (docs/operating.md, Alerts); empty: the alert policies notify no one."
   default     = ""
 }
 

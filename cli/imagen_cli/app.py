@@ -21,10 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagen.cloud.jobqueries import JobQueries
-from imagen.cloud.jobstore import JobStore
-from imagen.cloud.objects import ObjectStore
-from imagen.cloud.publisher import Publisher
+from imagen.cloud.clients import Cloud
 from imagen.core.local import DEFAULT_PORT_BASE, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
 from imagen.core.models import MODELS
 from imagen.core.names import Resources, gs_uri, object_name
@@ -81,16 +78,12 @@ class Backend:
 
     def __init__(self, target: Target) -> None:
         from google.auth.exceptions import DefaultCredentialsError
-        from google.cloud import firestore, pubsub_v1, storage  # type: ignore[attr-defined]
 
         self.t = target
         try:
-            self.gcs = storage.Client(project=target.names.project)
-            self.objects = ObjectStore(self.gcs)
-            db = firestore.Client(project=target.names.project)
-            self.jobs = JobStore(db, target.names.jobs_collection)
-            self.queries = JobQueries(db, target.names.jobs_collection)
-            self.publisher = Publisher(pubsub_v1.PublisherClient(), target.names)
+            cloud = Cloud.connect(target.names)
+            self.objects, self.jobs, self.queries = cloud.storage, cloud.jobs, cloud.queries
+            self.publisher, self.gcs = cloud.publisher, cloud.storage.client
         except DefaultCredentialsError as exc:
             raise CliError(
                 "no Google Cloud credentials: run `gcloud auth application-default login`, or use --local"

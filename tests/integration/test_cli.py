@@ -13,8 +13,8 @@ import pytest
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from emulators.stack import Stack
-from imagen.cloud.jobstore import Claim
 from imagen.core.names import object_name
+from imagen.jobs.model import Claim, Outcome
 from imagen_cli import app, render
 
 from .conftest import SAMPLE, Harness
@@ -192,7 +192,7 @@ def test_submit_with_options_checks_them_first(imagen: Run, harness: Harness, un
 def test_status_and_jobs_say_what_a_queued_job_waits_for(imagen: Run, harness: Harness, unique: str) -> None:
     job_id = harness.upload(f"enhance/cli-{unique}/cat.jpg", SAMPLE.read_bytes())
     error = "ServiceDown: Triton unreachable at 10.0.0.9:8000: Connection refused"
-    assert harness.svc.jobs.note_waiting(job_id, "triton", error, 3600) == "waiting"
+    assert harness.svc.jobs.note_waiting(job_id, "triton", error, 3600) is Outcome.WAITING
     code, out, _ = imagen("status", job_id)
     assert code == 0 and "queued, waiting for triton" in out
     assert "1 deliveries turned away; no attempt spent" in out and "Connection refused" in out

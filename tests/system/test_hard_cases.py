@@ -18,7 +18,7 @@ import requests
 from emulators.settings import ROOT, StackSettings
 from emulators.stack import Stack
 from imagen.core.names import object_name
-from imagen.jobs.model import Claim, Skip
+from imagen.jobs.model import Claim, Outcome, Skip
 from imagen.jobs.transitions import message_of
 from tests.messages import push_body
 
@@ -86,7 +86,9 @@ def test_stale_worker_writes_nothing_for_a_job_failed_under_it(
     the job: when it wakes it stops, and no result object appears for the failed job."""
     jid = upload(bucket, f"upscale/stale-{unique}/big.jpg", big_photo())
     with frozen_past_its_lease(jobs_col, restore, jid):
-        assert stack.job_store().give_up(jid, max_attempts=1) == "failed"  # the dead-letter handler's move
+        assert (
+            stack.job_store().give_up(jid, max_attempts=1) is Outcome.FAILED_NOW
+        )  # the dead-letter handler's move
     wait_for_lost_claim(stack, jid)
     job = doc(jobs_col, jid)
     assert job["status"] == "failed" and "result_uri" not in job

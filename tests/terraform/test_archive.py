@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from .hcl import TERRAFORM, load, one
@@ -13,13 +14,28 @@ FUNCTIONS = TERRAFORM.parent / "functions"
 def archived_files() -> set[str]:
     """What archive_file zips: functions/ without the excluded paths (a path or any part of it)."""
     archive = load(TERRAFORM / "modules" / "functions").named("data")["archive_file"]["source"]
-    excludes = set(one(archive["excludes"]))
+    excludes = list(one(archive["excludes"]))
     out = set()
     for path in FUNCTIONS.rglob("*"):
-        rel = path.relative_to(FUNCTIONS)
-        if path.is_file() and not ({str(rel), *rel.parts, *map(str, rel.parents)} & excludes):
-            out.add(str(rel))
+        rel = path.relative_to(FUNCTIONS).as_posix()
+        if path.is_file() and not any(_glob(pattern, rel) for pattern in excludes):
+            out.add(rel)
     return out
+
+
+def _glob(pattern: str, path: str) -> bool:
+    """archive_file's exclude match: a glob over the whole relative path, `**` across folders."""
+    parts = [re.escape(p).replace(r"\*", "[^/]*") for p in pattern.split("**")]
+    regex = "(?:.*)".join(parts).replace("(?:.*)/", "(?:.*/)?")
+    return re.fullmatch(regex, path) is not None
+
+
+def test_the_exclude_globs_match_as_archive_file_does() -> None:
+    assert _glob("**/__pycache__/**", "imagen/core/__pycache__/local.cpython-311.pyc")
+    assert _glob("**/__pycache__/**", "__pycache__/main.cpython-311.pyc")
+    assert not _glob("**/__pycache__/**", "imagen/core/local.py")
+    assert _glob("imagen/core/local.py", "imagen/core/local.py")
+    assert not _glob("__pycache__", "imagen/__pycache__/x.pyc")  # a bare name matches no deeper path
 
 
 def imported_modules(entry: Path) -> set[str]:

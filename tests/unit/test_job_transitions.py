@@ -101,6 +101,7 @@ def test_a_release_for_a_service_gives_the_attempt_back_until_the_horizon() -> N
     assert update.set["reason"] == (
         "waited 2.0 h for triton (WAIT_HORIZON_S) and gave up; last error: ServiceDown: still"
     )
+    assert "last_error" not in update.set  # the reason carries it; the stored last_error stays
     plain, update = t.release(running, got, AT, "Transient: 500")
     assert plain is Outcome.REQUEUED and update is not None and "attempts" not in update.set
 

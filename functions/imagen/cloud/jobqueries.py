@@ -9,6 +9,7 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from imagen.cloud.jobstore import database_now
 from imagen.jobs.model import Job, JobStatus
 
 
@@ -35,7 +36,7 @@ class JobQueries:
         """Jobs that no message will move on, by the database's clock: running past their lease by
         `lease_margin_s`, or queued with a publish pending for `publish_grace_s`, or queued for
         `queued_max_s` whatever the reason."""
-        at = self.col.document("_clock").get().read_time or dt.datetime.now(dt.UTC)
+        at = database_now(self.col)
         expired = self.col.where(filter=FieldFilter("status", "==", str(JobStatus.RUNNING))).where(
             filter=FieldFilter("lease_until", "<", at - dt.timedelta(seconds=lease_margin_s))
         )

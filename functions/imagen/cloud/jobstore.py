@@ -27,6 +27,11 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def database_now(col: firestore.CollectionReference) -> dt.datetime:
+    """The database's clock, read once (a read of a document that need not exist)."""
+    return col.document("_clock").get().read_time or now()
+
+
 def to_firestore(update: t.Update, at: dt.datetime) -> dict[str, Any]:
     """A transition's update as Firestore field writes (sentinels for deletes, appends, counters)."""
     fields: dict[str, Any] = {**update.set, "updated_at": at}
@@ -61,7 +66,7 @@ class JobStore:
 
     def server_now(self) -> dt.datetime:
         """The database's clock, read once."""
-        return self.col.document("_clock").get().read_time or now()
+        return database_now(self.col)
 
     def _transact(self, job_id: str, step: Step[T]) -> T:
         """Read the job and the database's time, let `step` decide, write its update atomically."""

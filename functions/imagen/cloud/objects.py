@@ -127,7 +127,7 @@ except ImportError:  # pragma: no cover
 
 
 @contextlib.contextmanager
-def storage_faults(what: str) -> Any:
+def storage_faults(what: str) -> Iterator[None]:
     """Raise storage's own faults as ServiceDown("storage"); anything else as it came."""
     try:
         yield
@@ -284,7 +284,7 @@ class ObjectStore:
         }
         return ResultUpload(msg.job_id, blob, uri, precondition, chunk_bytes)
 
-    def has_result(self, upload: Any, names: list[str]) -> bool:
+    def has_result(self, upload: Upload, names: list[str]) -> bool:
         """Whether one of `names` holds the result of this generation of the upload."""
         for name in names:
             blob = self.client.bucket(upload.bucket).get_blob(name)

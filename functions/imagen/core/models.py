@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+TILE_RAMP = 8  # pixels over which a tile's blending weight rises from its margin to 1 (input pixels)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -31,7 +33,7 @@ class ModelSpec:
 
     @property
     def overlap(self) -> int:
-        return 2 * self.margin + 8  # tiling.overlap_for (kept here: models imports nothing)
+        return 2 * self.margin + TILE_RAMP
 
     @property
     def result_format(self) -> str:
@@ -56,7 +58,7 @@ MODELS: dict[str, ModelSpec] = {
 # upscale has two characters, chosen per upload with imagen-upscale: a fidelity model (SRResNet,
 # trained for PSNR: above bicubic on the quality set) and the perceptual one (Real-ESRGAN
 # animevideov3: invented texture, below bicubic by PSNR); the figures are in docs/quality.md.
-# Fidelity is the default (README, "Models"). Its tiles are larger than TILE, so that its wide
+# Fidelity is the default (docs/models.md). Its tiles are larger than TILE, so that its wide
 # margin still leaves a useful stride (size - overlap).
 FIDELITY = "fidelity"
 PERCEPTUAL = "perceptual"

@@ -264,7 +264,7 @@ def rgb(spec: str) -> tuple[int, ...]:
     if out is None:
         raise ValueError(f"unknown colour specifier: {spec!r}")
     if any(not 0 <= c <= 255 for c in out):
-        raise ValueError(f"a colour component is over 255: {spec!r}")
+        raise ValueError(f"a colour component is outside 0 to 255: {spec!r}")
     return out
 
 

@@ -326,22 +326,16 @@ def _used(opts: options.Options, plan: budget.Plan, spec: ModelSpec) -> dict[str
 
 
 def _infer_and_write(
-    run: Stream, decoded: imaging.Decoded, jpeg_quality: int | None
+    stream: Stream, decoded: imaging.Decoded, jpeg_quality: int | None
 ) -> tuple[int, float, float, compose.Box | None]:
     """Run the model strip by strip into the encoder, which streams into the upload.
 
     Returns the bytes written, the wall and CPU seconds this thread spent in the encoder, and
     the crop box (background_remove with imagen-crop=subject).
     """
-    svc, spec, stats, lease, deadline, upload = (
-        run.svc,
-        run.spec,
-        run.stats,
-        run.lease,
-        run.deadline,
-        run.upload,
-    )
-    plan, opts = run.planned.memory, run.planned.opts
+    svc, spec, stats, lease = stream.svc, stream.spec, stream.stats, stream.lease
+    deadline, upload = stream.deadline, stream.upload
+    plan, opts = stream.planned.memory, stream.planned.opts
     last_report = [time.monotonic()]  # the first report after a second: short jobs write none
 
     def report(fraction: float) -> None:  # at most one progress write a second
@@ -407,6 +401,11 @@ def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
             raise  # not acknowledged: the message comes back after Pub/Sub's backoff
         return
     claim = svc.jobs.claim(msg.job_id, cfg.lease_s, cfg.max_attempts, cfg.function_timeout_s)
+    if claim is Outcome.FAILED_NOW:  # out of attempts, or its last one ran to the timeout
+        failed = svc.jobs.get(msg.job_id)
+        logs.job_failed(msg.job_id, msg.model, failed.reason if failed else "")
+        completion.announce(cfg, svc, msg.job_id)
+        return
     if not isinstance(claim, Claim):
         # Acknowledged, also while another worker runs it: a delivery that meets a live lease
         # is not an attempt (the reconciler republishes the job if that worker died).
@@ -436,11 +435,11 @@ def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
         except Exception as release_exc:  # the lease runs out instead
             logs.lease_renewal_failed(msg.job_id, f"release failed: {release_exc}")
             raise exc from None
-        if released is not Outcome.FAILED_NOW:
+        job = svc.jobs.get(msg.job_id) if released is not Outcome.WAITING else None
+        if job is None or job.status != JobStatus.FAILED:  # failed: past the horizon, or by another
             logs.job_waiting(msg.job_id, msg.model, exc.service, str(exc))
             raise
-        job = svc.jobs.get(msg.job_id)  # waited past the horizon
-        logs.job_failed(msg.job_id, msg.model, job.reason if job else "")
+        logs.job_failed(msg.job_id, msg.model, job.reason)
         completion.announce(cfg, svc, msg.job_id)
         return
     except Exception as exc:  # Transient, or a fault we did not foresee: let Pub/Sub retry

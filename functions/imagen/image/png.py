@@ -2,7 +2,7 @@
 
 Pillow's encoder at its fastest level chooses a filter row by row and deflates with zlib; on a
 640x480 RGBA result it takes ~22 ms, on a 12-megapixel one ~0.65 s. This writer is several
-times faster for files of about the same size (figures in the README, under Benchmarks).
+times faster for files of about the same size (figures in docs/benchmarks.md).
 Pixels are sRGB (imaging.load converts them), which the sRGB chunk says.
 """
 

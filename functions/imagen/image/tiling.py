@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from imagen.core.models import TILE_RAMP
+
 _SLAB_ROWS = 16
 
 
@@ -29,7 +31,7 @@ def starts(length: int, tile: int, overlap: int) -> list[int]:
     return out
 
 
-RAMP = 8  # pixels over which a tile's weight rises from its margin to 1 (input pixels)
+RAMP = TILE_RAMP
 
 
 def overlap_for(margin: int) -> int:

@@ -56,7 +56,7 @@ def ended(project: str, job: Job) -> tuple[bytes, dict[str, str]]:
     terminal transitions, so a retried job that ends again is a new event."""
     data: dict[str, Any] = json.loads(json.dumps({k: getattr(job, k) for k in SUMMARY_KEYS}, default=_plain))
     data["options"] = data["options"] or {}
-    for absent in ("reason", "result_uri", "timings", "output"):  # a failed job has none of these
+    for absent in ("reason", "result_uri", "timings", "output"):  # null where the job has none
         data[absent] = data[absent] or None
     seq = max(1, sum(1 for h in job.history if h.get("status") in {JobStatus.DONE, JobStatus.FAILED}))
     event_type = DONE_TYPE if job.status == JobStatus.DONE else FAILED_TYPE

@@ -45,7 +45,7 @@ class Outcome(StrEnum):
 
     FAILED_NOW = "failed now"  # attempts spent, timed out, or waited past the horizon
     WAITING = "waiting"  # noted as waiting for a service; its message comes back later
-    REQUEUED = "requeued"  # back in the queue (after a fault; its message is published again)
+    REQUEUED = "requeued"  # back in the queue after a fault, for its message's next delivery
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ writes the Update it returns (None: nothing to write). Every time here is that o
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -208,8 +209,8 @@ def release(
         )
     given_back = held.attempt - 1
     if waited_too_long(job, at, horizon_s):
-        late = Job.from_doc({**_doc(job), "last_error": error, "waiting_for": waiting_for})
-        return Outcome.FAILED_NOW, _waited_out(late, at, attempts=given_back, last_error=error)
+        late = dataclasses.replace(job, last_error=error, waiting_for=waiting_for)  # the reason's words
+        return Outcome.FAILED_NOW, _waited_out(late, at, attempts=given_back)
     fields, counters = _waiting(job, waiting_for, at)
     return Outcome.WAITING, Update(
         {**fields, "last_error": error, "status": str(QUEUED), "lease_until": None, "attempts": given_back},
@@ -257,15 +258,20 @@ def give_up(
 _QUEUED_AGAIN = ("reason", "event_published", "waiting_for", "waiting_since")
 
 
-def _queued_again(job: Job, at: dt.datetime, delete: tuple[str, ...] = (), **history: Any) -> Update:
-    """A person's new start for a finished job: a fresh attempt budget, its message pending."""
+def _queued_again(
+    job: Job, at: dt.datetime, delete: tuple[str, ...] = (), run: int | None = None, **history: Any
+) -> Update:
+    """A person's new start for a finished job: a fresh attempt budget, its message pending;
+    as a new `run` for backfill --all."""
+    if run is not None:
+        history["run"] = run
     return Update(
         {
             "status": str(QUEUED),
             "retry_floor": job.attempts,
             "requeues": 0,
             "publish_pending": True,
-            **({"run": history["run"]} if "run" in history else {}),
+            **({"run": run} if run is not None else {}),
         },
         delete=_QUEUED_AGAIN + delete,
         history=(entry(QUEUED, at, **history),),
@@ -304,7 +310,3 @@ def republished(job: Job | None, at: dt.datetime) -> Update | None:
 def message_of(job: Job) -> JobMessage:
     """The job message that moves this job."""
     return JobMessage(job.job_id, job.model, job.bucket, job.object, job.generation)
-
-
-def _doc(job: Job) -> dict[str, Any]:
-    return {k: getattr(job, k) for k in job.__dataclass_fields__}

@@ -52,7 +52,8 @@ data "archive_file" "source" {
   type        = "zip"
   source_dir  = var.source_dir
   output_path = "${path.module}/.build/functions.zip"
-  excludes    = ["__pycache__", "imagen/__pycache__", ".mypy_cache", "imagen.egg-info", "imagen/core/local.py"] # local.py: the local stack's ports, for the CLI
+  # Not deployed: bytecode, tool caches, and the local stack's ports (imagen/core/local.py, for the CLI).
+  excludes = ["**/__pycache__/**", ".mypy_cache/**", "imagen.egg-info/**", "imagen/core/local.py"]
 }
 
 resource "google_storage_bucket" "source" {

@@ -134,7 +134,7 @@ resource "google_cloud_scheduler_job" "reconcile" {
   project     = var.project_id
   region      = var.region
   name        = "imagen-reconcile"
-  description = "Publishes jobs no message will move on (see the README's Jobs section)."
+  description = "Publishes jobs no message will move on (see docs/operating.md, Job states and lifecycle)."
   schedule    = var.reconcile_schedule
 
   pubsub_target {

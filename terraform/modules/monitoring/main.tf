@@ -97,7 +97,7 @@ resource "google_monitoring_notification_channel" "email" {
   user_labels  = var.labels
 }
 
-# Counters over the functions' structured log events (imagen/logs.py), labelled by model.
+# Counters over the functions' structured log events (functions/imagen/core/logs.py), labelled by model.
 resource "google_logging_metric" "job_events" {
   for_each = toset(["job_done", "job_failed"])
   project  = var.project_id

@@ -156,7 +156,7 @@ resource "kubernetes_deployment_v1" "triton" {
           }
         }
         container {
-          #checkov:skip=CKV_K8S_14:The tag comes from var.image; the README tells to push a versioned tag, never latest.
+          #checkov:skip=CKV_K8S_14:The tag comes from var.image; terraform/README.md tells to push a versioned tag, never latest.
           #checkov:skip=CKV_K8S_43:The image is pinned by tag from the project's own registry; digests change every build.
           name              = "triton"
           image             = var.image
