@@ -310,19 +310,15 @@ def _out_of_memory(cfg: Config, header: imaging.Header, plan: budget.Plan, attem
 
 def _used(opts: options.Options, plan: budget.Plan, spec: ModelSpec) -> dict[str, str]:
     """The options a result was written with, as its metadata says them (defaults resolved)."""
-    used = {
-        **opts.record(),
-        "imagen-format": plan.format.option,
-        metadata.ALPHA: str(plan.channels in (2, 4)).lower(),
-    }
-    if plan.format.lossy:
-        used["imagen-quality"] = str(opts.quality_for(plan.format))
-    if plan.scale != 1 or opts.scale is not None:
-        used["imagen-scale"] = f"{plan.scale:g}"
-    for variant, candidate in VARIANTS.get(spec.model, {}).items():
-        if candidate == spec:
-            used["imagen-upscale"] = variant
-    return used
+    variants = VARIANTS.get(spec.model, {})
+    resolved = dataclasses.replace(
+        opts,
+        format=plan.format,
+        quality=opts.quality_for(plan.format) if plan.format.lossy else opts.quality,
+        scale=plan.scale if plan.scale != 1 or opts.scale is not None else None,
+        upscaler=next((v for v, candidate in variants.items() if candidate == spec), opts.upscaler),
+    )
+    return {**resolved.record(), metadata.ALPHA: str(plan.channels in (2, 4)).lower()}
 
 
 def _infer_and_write(
