@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,17 +34,17 @@ MODELS_USED = ("style_aged", "style_comic")  # fast on a CPU
 SERVICES = ("pubsub", "firestore", "gcs", "triton", "fn-on_upload", "fn-on_dead_letter", "bridge") + tuple(
     f"fn-on_job-{m}" for m in MODELS_USED
 )
-# What the CLI must install without (the import-linter contract "The CLI installs alone").
-FUNCTIONS_ONLY = (
-    "numpy",
-    "PIL",
-    "pillow_heif",
-    "pyvips",
-    "isal",
-    "tritonclient",
-    "flask",
-    "functions_framework",
-)
+
+
+def functions_only() -> tuple[str, ...]:
+    """What the CLI must install without: the third-party packages its import-linter contract
+    ("The CLI installs alone", pyproject.toml) forbids."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (cli,) = (c for c in contracts if c.get("source_modules") == ["imagen_cli"])
+    return tuple(m for m in cli["forbidden_modules"] if not m.startswith("imagen"))
+
+
+FUNCTIONS_ONLY = functions_only()
 JOB = re.compile(r"job ([0-9a-f]{32})")
 
 

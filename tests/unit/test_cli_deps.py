@@ -16,18 +16,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+from emulators.cli_session import functions_only
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"imagen": ROOT / "functions" / "imagen", "imagen_cli": ROOT / "cli" / "imagen_cli"}
-FUNCTIONS_ONLY = {
-    "numpy",
-    "PIL",
-    "pillow_heif",
-    "pyvips",
-    "isal",
-    "tritonclient",
-    "flask",
-    "functions_framework",
-}
+FUNCTIONS_ONLY = set(functions_only())  # the contract's list (pyproject.toml)
 
 
 def _file(module: str) -> Path | None:
