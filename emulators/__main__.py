@@ -1,4 +1,4 @@
-"""python -m emulators start|stop|status|env|run — manage the local stack."""
+"""python -m emulators start|stop|status|env|run|token — manage the local stack."""
 
 from __future__ import annotations
 
@@ -17,9 +17,15 @@ def print_env(s: StackSettings) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m emulators", description=__doc__)
-    parser.add_argument("command", choices=["start", "stop", "status", "env", "run"])
+    parser.add_argument("command", choices=["start", "stop", "status", "env", "run", "token"])
+    parser.add_argument("email", nargs="?", help="token: the caller it names (an email)")
     args = parser.parse_args()
     s = StackSettings.from_env()
+    if args.command == "token":  # a bearer token for the local HTTP API
+        if not args.email or "@" not in args.email:
+            parser.error("token needs the caller's email: python -m emulators token you@example.com")
+        print(s.api_token(args.email))
+        return
     stack = Stack(s)
     if args.command == "start":
         stack.up()
@@ -45,7 +51,11 @@ def main() -> None:
             print("\n# The stack is up. Paste these lines into another shell:")
             print_env(s)
             print(f"# Upload: gcloud storage cp photo.jpg gs://{s.bucket}/upscale/photo.jpg")
-            print(f"#     or: curl -F file=@photo.jpg {s.api_url}/api/v1/images/upscale")
+            print("#     or: TOKEN=$(python -m emulators token you@example.com)")
+            print(
+                f'#         curl -H "Authorization: Bearer $TOKEN" -F file=@photo.jpg '
+                f"{s.api_url}/api/v1/images/upscale"
+            )
             print(f"# Logs:   {s.logs}/   Stop: Ctrl-C", flush=True)
             stop.wait()
         except (KeyboardInterrupt, BrokenPipeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from imagen.cloud.jobstore import JobStore
+from imagen.core import identity
 from imagen.core.config import Config
 from imagen.core.local import DEFAULT_PORT_BASE, HOST, LOCAL_BUCKET, LOCAL_PROJECT, LocalPorts
 from imagen.core.models import MODELS
@@ -28,6 +30,8 @@ TIME_SCALE = 5
 # T4's (TILE_SECONDS below: bench.timeplan's seconds a tile through the local Triton, doubled), so
 # the per-job limit and the function timeout it sits inside grow with it, keeping production's
 # ratio (360 of 540 s) while a 12 MP fidelity upscale (~30 min here) still fits.
+# The local API's operator (reads every job); any other email is an ordinary caller.
+LOCAL_OPERATOR = "operator@imagen.local"
 LOCAL_TILE_SECONDS = {
     "upscale": 0.2,  # measured 0.098 s a tile
     "upscale_fidelity": 3.5,  # 1.72
@@ -139,6 +143,24 @@ class StackSettings:
     def api_url(self) -> str:
         """Where the HTTP API answers."""
         return f"http://{HOST}:{self.ports.api_fn}"
+
+    def api_key(self) -> str:
+        """The key the local API checks tokens with: made once per stack folder, kept private."""
+        path = self.state_dir / "api.key"
+        if not path.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+    def api_env(self) -> dict[str, str]:
+        """What the local API function reads to know its callers (imagen.core.identity)."""
+        return {"API_AUTH": identity.LOCAL, "API_LOCAL_KEY": self.api_key(), "API_OPERATORS": LOCAL_OPERATOR}
+
+    def api_token(self, email: str, ttl_s: int = 3600) -> str:
+        """A bearer token for the local API, naming `email`."""
+        return identity.mint_local(email, self.api_key(), ttl_s)
 
     # Names and folders -----------------------------------------------------------------
     @property

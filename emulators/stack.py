@@ -304,7 +304,7 @@ class Stack:
             self._function("fn-on_upload", "on_upload", s.upload_fn_port),
             self._function("fn-on_dead_letter", "on_dead_letter", s.dead_letter_fn_port),
             self._function("fn-on_reconcile", "on_reconcile", s.reconcile_fn_port),
-            self._function("fn-api", "api", s.ports.api_fn, "http"),
+            self._function("fn-api", "api", s.ports.api_fn, "http", **s.api_env()),
         ]
         out += [self._worker(m) for m in MODELS]
         ready_file = s.state_dir / "bridge.ready"

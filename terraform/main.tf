@@ -71,6 +71,7 @@ module "functions" {
   worker_concurrency     = var.worker_concurrency
   max_attempts           = var.max_delivery_attempts
   api_invokers           = var.api_invokers
+  api_operators          = var.api_operators
   result_cache_control   = var.result_cache_control
   upscale_default        = var.upscale_default
   job_time_limit_seconds = var.job_time_limit_seconds

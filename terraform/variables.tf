@@ -134,6 +134,12 @@ variable "api_invokers" {
   default     = []
 }
 
+variable "api_operators" {
+  type        = list(string)
+  description = "Identities (emails) that may read every job through the HTTP API; others read only the jobs they created."
+  default     = []
+}
+
 variable "result_cache_control" {
   type        = string
   description = "Cache-Control header of every result object."

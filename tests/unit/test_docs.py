@@ -113,7 +113,7 @@ def metadata_keys() -> set[str]:
     from imagen.core.models import MODELS
 
     found |= {key for model in MODELS for key in options.allowed(model)}
-    found |= options.RESULT_KEYS
+    found |= options.NOT_OPTIONS
     return found - set(NOT_KEYS)
 
 

@@ -21,10 +21,16 @@ class JobQueries:
         self._scan = db.collection(f"{collection}_reconciler").document("scan")
 
     def recent(
-        self, limit: int, status: JobStatus | None = None, model: str | None = None
+        self,
+        limit: int,
+        status: JobStatus | None = None,
+        model: str | None = None,
+        owner: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The newest job documents first, optionally of one status and model."""
+        """The newest job documents first, optionally of one status, model and owner."""
         query: Any = self.col
+        if owner:
+            query = query.where(filter=FieldFilter("owner", "==", owner))
         if status:
             query = query.where(filter=FieldFilter("status", "==", str(status)))
         if model:

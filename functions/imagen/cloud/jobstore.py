@@ -91,6 +91,7 @@ class JobStore:
         options: Mapping[str, str] | None = None,
         refused: str = "",
         run: int = 0,
+        owner: str = "",
     ) -> JobStatus | None:
         """Create the queued job (failed at once with `refused`, when its options were refused);
         None if new, else the existing job's status."""
@@ -102,7 +103,7 @@ class JobStore:
             if snap.exists:
                 return Job.from_doc(snap.to_dict() or {}).status
             at = snap.read_time or now()
-            tx.create(ref, t.created(msg, at, source_uri, size, options, refused, run))
+            tx.create(ref, t.created(msg, at, source_uri, size, options, refused, run, owner))
             return None
 
         try:

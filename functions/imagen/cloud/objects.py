@@ -351,6 +351,17 @@ class ObjectStore:
             headers=dict(headers),
         )
 
+    def sign_get(self, uri: str, signer: Callable[..., str], expiration: dt.timedelta, filename: str) -> str:
+        """A V4 signed URL to GET one object (a job's result), saved under `filename`."""
+        bucket, name = split_gs_uri(uri)
+        return signer(
+            self.client.bucket(bucket).blob(name),
+            version="v4",
+            expiration=expiration,
+            method="GET",
+            response_disposition=f'attachment; filename="{filename}"',
+        )
+
     def remove(self, written: Written) -> None:
         """Delete a result this attempt wrote (only that generation: never a later one)."""
         bucket, name = split_gs_uri(written.uri)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from imagen.core import identity
 from imagen.core.models import DEFAULT_VARIANT, GPU_TILE_SECONDS, MODELS, TRITON_MODELS, VARIANTS
 from imagen.core.names import Resources
 
@@ -56,6 +57,14 @@ class Config:
     # The HTTP API takes a file in the request up to this (Cloud Run's request limit is 32 MiB);
     # larger ones go through a signed URL, up to max_input_bytes.
     api_max_upload_bytes: int = 30 * 1024 * 1024
+    # Who the API's callers are (imagen.core.identity). Operators read every job.
+    api_auth: str = "platform"  # `platform`: the Google ID token Cloud Run verified; `local`: API_LOCAL_KEY's
+    api_operators: tuple[
+        str, ...
+    ] = ()  # emails, comma-separated, that read every job (Terraform `api_operators`)
+    api_local_key: str = ""  # the local stack's key for its HS256 tokens (`python -m emulators token`)
+    api_max_wait_s: int = 60  # the most a POST may ask to wait for its job (`Prefer: wait=N`)
+    api_link_ttl_s: int = 900  # seconds a signed upload or result URL stays valid
     # Memory: each job's budget is the instance's memory less the runtime's own, shared by the
     # jobs one instance runs at once (Terraform: worker_memory, worker_concurrency).
     worker_memory_mb: int = 2048
@@ -109,6 +118,13 @@ class Config:
             max_input_pixels=_int(env, "MAX_INPUT_PIXELS", cls.max_input_pixels, 1),
             max_output_pixels=_int(env, "MAX_OUTPUT_PIXELS", cls.max_output_pixels, 1),
             api_max_upload_bytes=_int(env, "API_MAX_UPLOAD_BYTES", cls.api_max_upload_bytes, 1),
+            api_auth=env.get("API_AUTH", cls.api_auth),
+            api_operators=tuple(
+                filter(None, (o.strip().lower() for o in env.get("API_OPERATORS", "").split(",")))
+            ),
+            api_local_key=env.get("API_LOCAL_KEY", ""),
+            api_max_wait_s=_int(env, "API_MAX_WAIT_S", cls.api_max_wait_s, 0),
+            api_link_ttl_s=_int(env, "API_LINK_TTL_S", cls.api_link_ttl_s, 60),
             worker_memory_mb=_int(env, "WORKER_MEMORY_MB", cls.worker_memory_mb, 64),
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", cls.worker_concurrency, 1),
             worker_base_mb=_int(env, "WORKER_BASE_MB", cls.worker_base_mb, 0),
@@ -140,6 +156,8 @@ class Config:
                 f"UPSCALE_DEFAULT must be one of {', '.join(VARIANTS['upscale'])}, "
                 f"got {cfg.upscale_default!r}"
             )
+        if cfg.api_auth not in identity.MODES:
+            raise ConfigError(f"API_AUTH must be one of {', '.join(identity.MODES)}, got {cfg.api_auth!r}")
         room = cfg.function_timeout_s - cfg.triton_timeout_s - 30  # one Triton request, the upload's end
         if cfg.job_time_limit_s > room:
             raise ConfigError(

@@ -56,3 +56,19 @@ FORMATS: dict[str, Format] = {
 }
 BY_OPTION = {f.option: f for f in FORMATS.values()} | {"jpg": FORMATS["JPEG"]}
 DEFAULT_QUALITY = {"JPEG": 92, "WEBP": 85, "AVIF": 60}
+
+# The formats imagen decodes, by Pillow's name, and the Content-Type an upload is stored with
+# (sniffed from its bytes, never the one a client declares).
+INPUT_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",  # a camera's JPEG with a second frame
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "HEIF": "image/heif",
+    "AVIF": "image/avif",
+}
+# What a signed upload URL may be asked for: those types, and HEIC as phones name it.
+UPLOAD_TYPES = frozenset(INPUT_TYPES.values()) | {"image/heic"}

@@ -30,20 +30,26 @@ def upload_ignored(name: str, reason: str) -> None:
     _emit("INFO", "upload_ignored", f"{name}: not a job ({reason})", object=name, reason=reason)
 
 
-def api_upload(job_id: str, model: str, name: str, size: int) -> None:
+def api_upload(job_id: str, model: str, name: str, size: int, owner: str) -> None:
     _emit(
         "INFO",
         "api_upload",
-        f"job {job_id}: {size} bytes written to {name} through the API",
+        f"job {job_id}: {size} bytes written to {name} through the API by {owner}",
         job_id=job_id,
         model=model,
         object=name,
         bytes=size,
+        owner=owner,
     )
 
 
-def api_error(path: str, error: str) -> None:
-    _emit("ERROR", "api_error", f"HTTP API {path}: {error}", path=path, error=error)
+def api_error(path: str, error: str, error_id: str) -> None:
+    """A fault behind an API answer; the caller was given `error_id` ("" for /health)."""
+    _emit("ERROR", "api_error", f"HTTP API {path}: {error}", path=path, error=error, error_id=error_id)
+
+
+def api_unauthenticated(path: str, reason: str) -> None:
+    _emit("WARNING", "api_unauthenticated", f"HTTP API {path}: refused, {reason}", path=path, reason=reason)
 
 
 def job_created(job_id: str, model: str, name: str, generation: str) -> None:

@@ -15,4 +15,7 @@ MODEL_VERSION = "imagen-model-version"  # the Triton model version that ran
 CROP_BOX = "imagen-crop-box"  # background_remove with imagen-crop=subject: x0,y0,x1,y1 in the source
 ALPHA = "imagen-alpha"  # "true" when the result kept an alpha channel
 
+# On an upload made through the HTTP API: the email of the caller who made it (its job's owner).
+OWNER = "imagen-owner"
+
 RESULT_KEYS = (RESULT, SOURCE, SOURCE_GENERATION, RUN, MODEL, MODEL_VERSION, CROP_BOX, ALPHA)

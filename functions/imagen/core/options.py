@@ -19,8 +19,9 @@ from imagen.core.formats import BY_OPTION, DEFAULT_QUALITY, FORMATS, Format
 from imagen.core.models import DEFAULT_VARIANT, MODELS, VARIANT_NOTES, VARIANTS
 
 PREFIX = "imagen-"
-# Keys imagen writes on its results (never options): a copied result carries them.
-RESULT_KEYS = frozenset(metadata.RESULT_KEYS)
+# Keys imagen writes (never options): on its results (a copied result carries them), and the
+# owner the HTTP API records on an upload.
+NOT_OPTIONS = frozenset((*metadata.RESULT_KEYS, metadata.OWNER))
 COMMON = ("format", "quality")
 PER_MODEL: dict[str, tuple[str, ...]] = {
     "upscale": ("scale", "upscale"),
@@ -94,7 +95,7 @@ def allowed(model: str) -> tuple[str, ...]:
 def parse(model: str, metadata: Mapping[str, str]) -> Options:
     """The options in an object's custom metadata, or OptionError naming the first bad one."""
     given = {k.lower(): str(v).strip() for k, v in metadata.items() if k.lower().startswith(PREFIX)}
-    given = {k: v for k, v in given.items() if k not in RESULT_KEYS}
+    given = {k: v for k, v in given.items() if k not in NOT_OPTIONS}
     keys = allowed(model)
     for key in given:
         if key not in keys:
@@ -134,7 +135,7 @@ def from_fields(fields: Mapping[str, str]) -> dict[str, str]:
 
 # Source metadata that is not copied onto a result: imagen's own keys, and the Firebase console's
 # download token (a result gets a token of its own, as the Firebase extension does).
-NOT_COPIED = RESULT_KEYS | {"firebaseStorageDownloadTokens"}
+NOT_COPIED = NOT_OPTIONS | {"firebaseStorageDownloadTokens"}
 
 
 def from_record(model: str, record: Mapping[str, str] | None) -> Options:

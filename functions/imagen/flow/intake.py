@@ -7,7 +7,7 @@ publisher only (no Triton, no image libraries), so the CLI runs it installed alo
 
 from __future__ import annotations
 
-from imagen.core import logs, options, tracing
+from imagen.core import logs, metadata, options, tracing
 from imagen.core.names import Resources
 from imagen.flow import completion
 from imagen.flow.completion import Outbox
@@ -33,7 +33,8 @@ def queue_upload(names: Resources, svc: Outbox, upload: messages.Upload, model: 
         record, refused = options.parse(model, upload.metadata).record(), ""
     except options.OptionError as exc:
         record, refused = {}, str(exc)
-    existing = svc.jobs.create(msg, upload.uri, upload.size, record, refused, run)
+    owner = upload.metadata.get(metadata.OWNER, "")  # written by the HTTP API only
+    existing = svc.jobs.create(msg, upload.uri, upload.size, record, refused, run, owner)
     if existing is None:
         if refused:
             logs.job_failed(msg.job_id, model, refused)

@@ -15,6 +15,7 @@ from imagen.core.errors import BadInput, ServiceDown, Transient
 from imagen.core.limits import UPLOAD_CHUNK_BYTES
 from imagen.core.models import VARIANTS, ModelSpec, spec_for
 from imagen.flow import completion
+from imagen.flow.planning import Planned, plan_job
 from imagen.flow.services import Services
 from imagen.image import budget, compose, encoding, imaging, timeplan
 from imagen.inference.runner import InferStats
@@ -138,44 +139,6 @@ class Stopwatch:
         self.timings[stage] = round(self.timings[stage] - wall, 4)
         self.cpu[stage] = round(self.cpu[stage] - cpu, 4)
         self.timings[part], self.cpu[part] = round(wall, 4), round(cpu, 4)
-
-
-@dataclasses.dataclass(frozen=True)
-class Planned:
-    """What a job will make and what it will cost, known from the header alone."""
-
-    opts: options.Options
-    memory: budget.Plan
-    times: timeplan.TimePlan
-
-
-def plan_job(
-    cfg: Config, spec: ModelSpec, header: imaging.Header, size: int, opts: options.Options
-) -> Planned:
-    """The result's size and the memory it needs, then the seconds it will take (over the
-    limit it fails now); at the largest scale whose encoding fits the time."""
-
-    def memory(opts: options.Options) -> budget.Plan:
-        limits = budget.OutputLimits(cfg.max_output_pixels)
-        return budget.plan(
-            spec, header, size, limits, cfg.job_budget_bytes, cfg.tile_batch, cfg.tile_concurrency, opts
-        )
-
-    plan = memory(opts)
-    times = timeplan.plan(
-        spec,
-        header,
-        (plan.width, plan.height, plan.scale),
-        plan.format,
-        cfg.tile_seconds,
-        cfg.worker_concurrency,
-        cfg.job_time_limit_s,
-        scale_flexible=spec.scale > 1 and opts.scale is None,
-    )
-    if times.scale < plan.scale:
-        opts = dataclasses.replace(opts, scale=times.scale)
-        plan = memory(opts)
-    return Planned(opts, plan, times)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,10 +16,11 @@ import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from imagen.core.errors import BadInput, NotAnImage
+from imagen.core.formats import INPUT_TYPES
 from imagen.image import decoder_limits
 
 # Formats a camera, phone or browser produces; anything else is refused by name.
-ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF"}
+ACCEPTED_FORMATS = frozenset(INPUT_TYPES)
 _SRGB = ImageCms.createProfile("sRGB")
 
 Image.MAX_IMAGE_PIXELS = None  # our own limit is checked before any pixel is decoded

@@ -74,6 +74,7 @@ class Job:
     size_bytes: int = 0
     options: Mapping[str, str] = field(default_factory=dict)
     options_refused: bool = False
+    owner: str = ""  # the HTTP API caller who made the upload; "" for any other way in
     run: int = 0
     attempts: int = 0
     claims: int = 0

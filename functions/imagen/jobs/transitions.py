@@ -41,8 +41,10 @@ def created(
     options: Mapping[str, str] | None = None,
     refused: str = "",
     run: int = 0,
+    owner: str = "",
 ) -> dict[str, Any]:
-    """The document of a new job: queued, or failed at once with `refused` (its options)."""
+    """The document of a new job: queued, or failed at once with `refused` (its options);
+    `owner` is the API caller who made the upload ("" for any other way in)."""
     doc: dict[str, Any] = {
         "job_id": msg.job_id,
         "model": msg.model,
@@ -59,6 +61,8 @@ def created(
         "run": run,
         "history": [entry(QUEUED, at)],
     }
+    if owner:
+        doc["owner"] = owner
     if refused:
         doc.update(status=str(FAILED), reason=refused, finished_at=at, options_refused=True)
         doc["history"].append(entry(FAILED, at, options=True))

@@ -75,3 +75,40 @@ resource "google_firestore_index" "jobs_by_status_updated" {
     order      = "ASCENDING"
   }
 }
+
+# The HTTP API's "list my jobs": one caller's jobs (owner, the identity that created them), newest first.
+resource "google_firestore_index" "jobs_by_owner" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+
+  fields {
+    field_path = "owner"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
+# … of one model (`?model=`). With `?status=` too, Firestore merges these with jobs_by_status
+# (equality filters on the same order): no index per combination.
+resource "google_firestore_index" "jobs_by_owner_model" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+
+  fields {
+    field_path = "owner"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "model"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}

@@ -52,8 +52,9 @@ data "archive_file" "source" {
   type        = "zip"
   source_dir  = var.source_dir
   output_path = "${path.module}/.build/functions.zip"
-  # Not deployed: bytecode, tool caches, and the local stack's ports (imagen/core/local.py, for the CLI).
-  excludes = ["**/__pycache__/**", ".mypy_cache/**", "imagen.egg-info/**", "imagen/core/local.py"]
+  # Not deployed: bytecode, tool caches, the lock's input (requirements.txt is what the build
+  # installs) and the local stack's ports (imagen/core/local.py, for the CLI).
+  excludes = ["**/__pycache__/**", ".mypy_cache/**", "imagen.egg-info/**", "requirements.in", "imagen/core/local.py"]
 }
 
 resource "google_storage_bucket" "source" {
@@ -120,12 +121,41 @@ resource "google_pubsub_topic_iam_member" "upload_publishes" {
   member   = "serviceAccount:${google_service_account.upload.email}"
 }
 
-# on_reconcile lists the model prefixes for objects with no job and reads the metadata of their
-# results; listing is a bucket-level permission, which object-prefix conditions cannot grant.
+# on_reconcile lists the model prefixes for objects with no job: a listing carries each object's
+# metadata, custom metadata included, so no upload is ever got or read. For such an object it gets
+# the results it may have by name, for their metadata (ObjectStore.has_result): under results/
+# only (Cloud Storage has no metadata-only permission). Listing is a bucket-level permission,
+# which object-prefix conditions cannot grant: it is the one unconditioned storage grant.
+resource "google_project_iam_custom_role" "lists_objects" {
+  project     = var.project_id
+  role_id     = "imagenListObjects"
+  title       = "imagen: list objects"
+  description = "Lists a bucket's objects and their metadata; reads no object."
+  permissions = ["storage.objects.list"]
+}
+
+resource "google_project_iam_custom_role" "gets_objects" {
+  project     = var.project_id
+  role_id     = "imagenGetObjects"
+  title       = "imagen: get objects"
+  description = "Gets objects by name; granted under results/ only, for their metadata."
+  permissions = ["storage.objects.get"]
+}
+
 resource "google_storage_bucket_iam_member" "reconciler_lists_objects" {
   bucket = var.bucket
-  role   = "roles/storage.objectViewer"
+  role   = google_project_iam_custom_role.lists_objects.name
   member = "serviceAccount:${google_service_account.reconciler.email}"
+}
+
+resource "google_storage_bucket_iam_member" "reconciler_reads_results" {
+  bucket = var.bucket
+  role   = google_project_iam_custom_role.gets_objects.name
+  member = "serviceAccount:${google_service_account.reconciler.email}"
+  condition {
+    title      = "results-prefix"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${var.bucket}/objects/${var.result_prefix}\")"
+  }
 }
 
 # The HTTP API writes uploads under the model prefixes (and reads them back: the job of an object),
@@ -156,9 +186,19 @@ resource "google_pubsub_topic_iam_member" "api_publishes" {
   member  = "serviceAccount:${google_service_account.api.email}"
 }
 
+# Signing a URL is one IAM Credentials call, signBlob, on the API's own account: a custom role with
+# that permission alone, bound on that account alone (Token Creator would also mint its tokens).
+resource "google_project_iam_custom_role" "signs_blobs" {
+  project     = var.project_id
+  role_id     = "imagenSignBlobs"
+  title       = "imagen: sign blobs"
+  description = "Signs bytes as a service account (V4 signed URLs); mints no token."
+  permissions = ["iam.serviceAccounts.signBlob"]
+}
+
 resource "google_service_account_iam_member" "api_signs_urls" {
   service_account_id = google_service_account.api.name
-  role               = "roles/iam.serviceAccountTokenCreator"
+  role               = google_project_iam_custom_role.signs_blobs.name
   member             = "serviceAccount:${google_service_account.api.email}"
 }
 
@@ -255,10 +295,19 @@ resource "google_project_iam_member" "gcs_agent_publishes" {
   }
 }
 
-# Pub/Sub's service agent mints the OIDC tokens of push deliveries as the invoker.
+# Pub/Sub's service agent mints the OIDC tokens of push deliveries (Eventarc's too) as the invoker:
+# generateIdToken, nothing else of Token Creator (no access tokens, no signing).
+resource "google_project_iam_custom_role" "mints_id_tokens" {
+  project     = var.project_id
+  role_id     = "imagenMintIdTokens"
+  title       = "imagen: mint OIDC tokens"
+  description = "Mints OpenID Connect tokens as a service account (push deliveries' identity)."
+  permissions = ["iam.serviceAccounts.getOpenIdToken"]
+}
+
 resource "google_service_account_iam_member" "pubsub_agent_mints_tokens" {
   service_account_id = google_service_account.invoker.name
-  role               = "roles/iam.serviceAccountTokenCreator"
+  role               = google_project_iam_custom_role.mints_id_tokens.name
   member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }
 
@@ -437,10 +486,13 @@ resource "google_cloudfunctions2_function" "api" {
     ingress_settings                 = var.api_ingress
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.api.email
-    vpc_connector                    = var.vpc_connector # /health asks Triton, inside the VPC
-    vpc_connector_egress_settings    = "PRIVATE_RANGES_ONLY"
+    # No VPC connector: the connector, and Triton's port, are the workers' path alone. /health does
+    # not ask Triton in the cloud (TRITON_URL empty: not checked by the API).
     environment_variables = merge(local.common_env, {
+      TRITON_URL           = ""
       API_MAX_UPLOAD_BYTES = tostring(var.api_max_upload_bytes)
+      API_AUTH             = "platform" # the caller is the identity Cloud Run checked
+      API_OPERATORS        = join(",", var.api_operators)
     })
   }
 }

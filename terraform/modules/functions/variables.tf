@@ -46,7 +46,7 @@ variable "triton_url" {
 
 variable "vpc_connector" {
   type        = string
-  description = "Serverless VPC Access connector id through which workers reach Triton."
+  description = "Serverless VPC Access connector id through which the on_job functions (and only they) reach Triton."
 }
 
 variable "worker_memory" {
@@ -177,6 +177,16 @@ variable "api_invokers" {
   validation {
     condition     = alltrue([for m in var.api_invokers : !contains(["allUsers", "allAuthenticatedUsers"], m)])
     error_message = "The API is not public: name users, groups or service accounts, not allUsers or allAuthenticatedUsers."
+  }
+}
+
+variable "api_operators" {
+  type        = list(string)
+  description = "Identities (emails) that may read every job through the HTTP API (API_OPERATORS); others read only the jobs they created."
+  default     = []
+  validation {
+    condition     = alltrue([for e in var.api_operators : can(regex("^[^:,@\\s]+@[^,@\\s]+$", e))])
+    error_message = "api_operators are plain email addresses (ops@example.com, ci@p.iam.gserviceaccount.com), without a user: or serviceAccount: prefix."
   }
 }
 

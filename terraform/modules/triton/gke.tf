@@ -222,6 +222,8 @@ resource "kubernetes_service_v1" "triton" {
   spec {
     type     = "LoadBalancer"
     selector = { app = "triton" }
+    # The load balancer (and the firewall rule GKE makes for it) admits the workers' connector only.
+    load_balancer_source_ranges = [var.connector_cidr]
     port {
       name        = "http"
       port        = 8000

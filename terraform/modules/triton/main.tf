@@ -1,4 +1,4 @@
-# A private network: Triton has no public address; functions reach it through the connector.
+# A private network: Triton has no public address; the workers reach it through the connector.
 resource "google_compute_network" "imagen" {
   project                 = var.project_id
   name                    = "imagen"
@@ -30,13 +30,17 @@ resource "google_vpc_access_connector" "functions" {
   max_instances = 3
 }
 
-# Only the connector (the functions) and the subnet itself may open Triton's HTTP port.
+# Only the connector may open Triton's HTTP port: the on_job functions are the only ones attached
+# to it (the API has no connector). In gke mode GKE's service controller adds its own rules for the
+# internal load balancer: the Service's loadBalancerSourceRanges (the connector again) to port
+# 8000, and Google's health-check ranges to the nodes' health port (10256) only; pod-to-pod and
+# node-to-pod traffic inside the cluster is its rules' too. Nothing here needs the subnet's range.
 resource "google_compute_firewall" "triton_http" {
   project       = var.project_id
   name          = "imagen-allow-triton-http"
   network       = google_compute_network.imagen.name
   direction     = "INGRESS"
-  source_ranges = [var.connector_cidr, var.subnet_cidr]
+  source_ranges = [var.connector_cidr]
   target_tags   = ["imagen-triton"]
   allow {
     protocol = "tcp"

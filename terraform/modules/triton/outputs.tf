@@ -6,7 +6,7 @@ output "triton_url" {
 }
 
 output "vpc_connector" {
-  description = "Id of the Serverless VPC Access connector the functions use."
+  description = "Id of the Serverless VPC Access connector the on_job functions use (the API has none)."
   value       = google_vpc_access_connector.functions.id
 }
 

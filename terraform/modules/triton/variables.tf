@@ -25,7 +25,11 @@ variable "mode" {
 
 variable "image" {
   type        = string
-  description = "Triton container image built from triton/Dockerfile, e.g. REGION-docker.pkg.dev/P/imagen/triton:TAG."
+  description = "Triton container image built from triton/Dockerfile, in Artifact Registry: LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG (its service account may read that repository only)."
+  validation {
+    condition     = can(regex("^[a-z0-9-]+-docker\\.pkg\\.dev/[^/]+/[^/]+/[^/]", var.image))
+    error_message = "image must be in Artifact Registry: LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG (e.g. us-central1-docker.pkg.dev/my-project/imagen/triton:1)."
+  }
 }
 
 variable "machine_type" {
@@ -48,7 +52,7 @@ variable "subnet_cidr" {
 
 variable "connector_cidr" {
   type        = string
-  description = "/28 range of the Serverless VPC Access connector the functions use."
+  description = "/28 range of the Serverless VPC Access connector the on_job functions use: the only range that may reach Triton."
   default     = "10.40.8.0/28"
 }
 

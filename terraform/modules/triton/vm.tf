@@ -1,15 +1,34 @@
 # Triton on one GPU VM: Container-Optimized OS installs the NVIDIA driver and runs the image.
+locals {
+  # The repository var.image is in: LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG.
+  image_path = split("/", var.image)
+  registry = {
+    location   = trimsuffix(local.image_path[0], "-docker.pkg.dev")
+    project    = local.image_path[1]
+    repository = local.image_path[2]
+  }
+}
+
 resource "google_service_account" "triton" {
   project      = var.project_id
   account_id   = "imagen-triton"
   display_name = "imagen Triton: pulls its image, writes logs and metrics"
 }
 
+# Logs and metrics are project-level roles; the image is read from its one repository only.
 resource "google_project_iam_member" "triton" {
-  for_each = toset(["roles/artifactregistry.reader", "roles/logging.logWriter", "roles/monitoring.metricWriter"])
+  for_each = toset(["roles/logging.logWriter", "roles/monitoring.metricWriter"])
   project  = var.project_id
   role     = each.key
   member   = "serviceAccount:${google_service_account.triton.email}"
+}
+
+resource "google_artifact_registry_repository_iam_member" "triton_pulls_image" {
+  project    = local.registry.project
+  location   = local.registry.location
+  repository = local.registry.repository
+  role       = "roles/artifactregistry.reader"
+  member     = "serviceAccount:${google_service_account.triton.email}"
 }
 
 resource "google_compute_instance" "triton" {
