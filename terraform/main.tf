@@ -72,6 +72,7 @@ module "functions" {
   max_attempts           = var.max_delivery_attempts
   api_invokers           = var.api_invokers
   api_operators          = var.api_operators
+  jobs_ttl_days          = var.jobs_ttl_days
   result_cache_control   = var.result_cache_control
   upscale_default        = var.upscale_default
   job_time_limit_seconds = var.job_time_limit_seconds

@@ -134,6 +134,12 @@ variable "api_invokers" {
   default     = []
 }
 
+variable "jobs_ttl_days" {
+  type        = number
+  description = "Delete a job's document this many days after it ends (Firestore TTL on expire_at); 0 keeps them."
+  default     = 30
+}
+
 variable "api_operators" {
   type        = list(string)
   description = "Identities (emails) that may read every job through the HTTP API; others read only the jobs they created."

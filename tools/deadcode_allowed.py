@@ -4,7 +4,7 @@ deployed source fails the lint session."""
 
 from imagen.cloud.jobqueries import JobQueries
 from imagen.cloud.jobstore import JobStore
-from imagen.core import logs, names, tracing
+from imagen.core import identity, logs, names, tracing
 from imagen.handlers import api
 from imagen.image import imaging, tiling
 from imagen.inference.breaker import Breaker
@@ -24,6 +24,7 @@ JobStore.published  # imagen retry, imagen backfill
 logs.emit  # imagen backfill's log line
 model.is_finished  # imagen submit --wait
 names.object_name  # imagen submit --wait
+identity.mint_local  # python -m emulators token: the local API's tokens
 names.Resources.job_subscription, names.Resources.dead_letter_subscription  # emulators, terraform tests
 names.Resources.reconcile_subscription, names.Resources.notification_subscription
 names.Resources.topics, names.Resources.subscription_path

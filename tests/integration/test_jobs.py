@@ -196,3 +196,64 @@ def test_every_time_a_job_carries_is_the_databases(store: JobStore, unique: str,
     job = job_of(store, msg.job_id)
     stamps = [job.created_at, job.updated_at, job.started_at, *(h["at"] for h in job.history)]
     assert all(s is not None and abs((s - server).total_seconds()) < 60 for s in stamps), stamps
+
+
+def test_an_ended_job_expires_after_its_retention_and_a_retry_keeps_it(stack: Any, unique: str) -> None:
+    store = JobStore(firestore.Client(project=stack.s.project), "jobs-state-tests", retention_days=2)
+    msg = message(unique)
+    store.create(msg, "gs://b/enhance/x.jpg", 10)
+    assert job_of(store, msg.job_id).expire_at is None  # queued and running jobs never expire
+    claim = store.claim(msg.job_id, lease_s=60, max_attempts=5)
+    assert isinstance(claim, Claim) and store.failed(claim, "not an image")
+    job = job_of(store, msg.job_id)
+    assert job.finished_at is not None and job.expire_at == job.finished_at + dt.timedelta(days=2)
+    store.retry(msg.job_id)
+    assert job_of(store, msg.job_id).expire_at is None
+    refused = message(unique + "-refused")
+    store.create(refused, "gs://b/enhance/x.jpg", 10, refused="imagen-format must be one of …")
+    job = job_of(store, refused.job_id)
+    assert job.status == JobStatus.FAILED and job.expire_at == job.created_at + dt.timedelta(days=2)
+    forever = JobStore(firestore.Client(project=stack.s.project), "jobs-state-tests", retention_days=0)
+    kept = message(unique + "-kept")
+    forever.create(kept, "gs://b/enhance/x.jpg", 10, refused="bad")
+    assert job_of(forever, kept.job_id).expire_at is None
+
+
+def test_the_newest_jobs_come_from_every_shard_in_order(stack: Any, unique: str) -> None:
+    """Jobs spread over the shards; a listing asks each and merges them newest first."""
+    collection = f"jobs-shards-{unique}"
+    db = firestore.Client(project=stack.s.project)
+    store, queries = JobStore(db, collection), JobQueries(db, collection)
+    made = [message(f"{unique}-{i}") for i in range(12)]
+    for msg in made:
+        store.create(msg, "gs://b/enhance/x.jpg", 10)
+    shards = {job_of(store, m.job_id).shard for m in made}
+    assert len(shards) > 1
+    newest = queries.recent(5)
+    assert [d["job_id"] for d in newest] == [m.job_id for m in reversed(made)][:5]
+    assert [d["job_id"] for d in queries.recent(50, status=JobStatus.QUEUED)] == [
+        m.job_id for m in reversed(made)
+    ]
+
+
+@pytest.mark.parametrize(("seconds", "rows", "most"), [(1, 10, 0), (300, 600, 9), (300, 20, 9)])
+def test_progress_is_written_at_tenths_and_no_faster(
+    store: JobStore, unique: str, seconds: float, rows: int, most: int
+) -> None:
+    """With production's lease (120 s): a job of a second writes no progress, one of five minutes
+    at most nine (it wrote one a second before); the renewals carry it in between."""
+    from imagen.core import usage
+    from imagen.handlers.worker import Progress
+
+    msg = message(unique)
+    store.create(msg, "gs://b/enhance/x.jpg", 10)
+    clock = [0.0]
+    progress = Progress(store, msg.job_id, lease_s=120, clock=lambda: clock[0])
+    with usage.metered("test") as meter:
+        for row in range(1, rows + 1):
+            clock[0] = seconds * row / rows
+            progress.report(row / rows)
+    writes = meter.counts[usage.FIRESTORE_WRITE]
+    assert writes <= most and (most == 0 or writes >= 5), writes
+    stored = job_of(store, msg.job_id).progress
+    assert progress.latest == 1.0 and (stored is None if most == 0 else 0.1 <= stored < 1.0)

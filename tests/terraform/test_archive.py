@@ -63,4 +63,19 @@ def imported_modules(entry: Path) -> set[str]:
 
 def test_archive_is_the_entry_module_what_it_imports_and_the_requirements() -> None:
     wanted = {"main.py", "requirements.txt", "imagen/__init__.py"} | imported_modules(FUNCTIONS / "main.py")
-    assert archived_files() == wanted
+    # requirements.in, the lock's source, may ride along: the build reads only requirements.txt.
+    assert archived_files() - {"requirements.in"} == wanted
+
+
+def test_archive_requirements_are_the_hashed_lock() -> None:
+    """Cloud Functions' build installs requirements.txt: the whole tree, each entry pinned and
+    hashed (functions/requirements.in → `nox -s lock`; tests/unit/test_lock.py checks it is current)."""
+    assert "requirements.txt" in archived_files()
+    text = (FUNCTIONS / "requirements.txt").read_text()
+    entries = re.split(r"^(?=[A-Za-z0-9])", text, flags=re.M)[1:]
+    names = {e.split("==")[0].lower() for e in entries}
+    assert {"functions-framework", "flask", "werkzeug", "protobuf"} <= names  # direct and transitive
+    pinned = re.compile(r"[\w.-]+==\S+ \\\n")  # `name==version \`, then its hashes
+    unhashed = [e.split()[0] for e in entries if not pinned.match(e) or "--hash=sha256:" not in e]
+    assert not unhashed, f"not pinned with == and a hash: {unhashed}"
+    assert not re.search(r"^-", text, re.M), "no options, -r or -e lines: the archive holds the lock alone"

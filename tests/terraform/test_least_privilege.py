@@ -177,10 +177,4 @@ def test_the_api_knows_its_callers_and_their_jobs_are_indexed() -> None:
     )
     assert one(root.named("module")["functions"]["api_operators"]) == "${var.api_operators}"
 
-    firestore = load(TERRAFORM / "modules" / "firestore")
-    index = firestore.resource("google_firestore_index", "jobs_by_owner")
-    assert one(index["collection"]) == "${var.jobs_collection}"
-    assert [(one(f["field_path"]), one(f["order"])) for f in index["fields"]] == [
-        ("owner", "ASCENDING"),
-        ("created_at", "DESCENDING"),
-    ]
+    # the owner's indexes: tests/terraform/test_firestore.py (one per query shape)

@@ -10,6 +10,7 @@ from imagen.cloud.jobqueries import JobQueries
 from imagen.cloud.jobstore import JobStore
 from imagen.cloud.objects import ObjectStore
 from imagen.cloud.publisher import Publisher, make_client
+from imagen.core.limits import JOB_RETENTION_DAYS
 from imagen.core.names import Resources
 
 
@@ -23,11 +24,12 @@ class Cloud:
     publisher: Publisher
 
     @classmethod
-    def connect(cls, names: Resources) -> Cloud:
+    def connect(cls, names: Resources, retention_days: int = JOB_RETENTION_DAYS) -> Cloud:
+        """The clients; an ended job's document is kept `retention_days` (Config.job_retention_days)."""
         db = firestore.Client(project=names.project)
         return cls(
             storage=ObjectStore(storage.Client(project=names.project)),
-            jobs=JobStore(db, names.jobs_collection),
+            jobs=JobStore(db, names.jobs_collection, retention_days),
             queries=JobQueries(db, names.jobs_collection),
             publisher=Publisher(make_client(), names),
         )

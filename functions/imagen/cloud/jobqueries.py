@@ -1,16 +1,24 @@
 """Queries over the jobs collection: the newest jobs for tools, the stuck ones for the
-reconciler, and where the reconciler's scan of each model prefix goes on from."""
+reconciler, and where the reconciler's scan of each model prefix goes on from.
+
+Every query here asks each shard (imagen.jobs.model.SHARDS) and has a composite index in
+terraform/modules/firestore that leads with `shard`: each is built by `_query` from a shape
+listed in imagen.jobs.model.QUERIES, which the Terraform tests hold against the indexes."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from imagen.cloud.jobstore import database_now
-from imagen.jobs.model import Job, JobStatus
+from imagen.core import usage
+from imagen.jobs.model import QUERIES, SHARDS, Job, JobStatus
+
+T = TypeVar("T")
+_EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 class JobQueries:
@@ -27,40 +35,67 @@ class JobQueries:
         model: str | None = None,
         owner: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The newest job documents first, optionally of one status, model and owner."""
-        query: Any = self.col
-        if owner:
-            query = query.where(filter=FieldFilter("owner", "==", owner))
-        if status:
-            query = query.where(filter=FieldFilter("status", "==", str(status)))
-        if model:
-            query = query.where(filter=FieldFilter("model", "==", model))
-        query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
-        return [snap.to_dict() or {} for snap in query.stream()]
+        """The newest job documents first, optionally of one status, model and owner: the newest
+        `limit` of each shard, merged (SHARDS x limit reads at most)."""
+        found: list[dict[str, Any]] = []
+        given = {"owner": owner, "model": model, "status": status and str(status)}
+        for shard in range(SHARDS):
+            equal = {"shard": shard, **{k: v for k, v in given.items() if v}}
+            query = self._query(equal, "created_at").order_by(
+                "created_at", direction=firestore.Query.DESCENDING
+            )
+            found += _counted([snap.to_dict() or {} for snap in query.limit(limit).stream()])
+        found.sort(key=lambda doc: doc.get("created_at") or _EPOCH, reverse=True)
+        return found[:limit]
 
     def stuck(self, lease_margin_s: float, publish_grace_s: float, queued_max_s: float) -> list[Job]:
         """Jobs that no message will move on, by the database's clock: running past their lease by
         `lease_margin_s`, or queued with a publish pending for `publish_grace_s`, or queued for
         `queued_max_s` whatever the reason."""
         at = database_now(self.col)
-        expired = self.col.where(filter=FieldFilter("status", "==", str(JobStatus.RUNNING))).where(
-            filter=FieldFilter("lease_until", "<", at - dt.timedelta(seconds=lease_margin_s))
-        )
-        waiting = self.col.where(filter=FieldFilter("status", "==", str(JobStatus.QUEUED))).where(
-            filter=FieldFilter("updated_at", "<", at - dt.timedelta(seconds=publish_grace_s))
-        )
-        out = [Job.from_doc(snap.to_dict() or {}) for snap in expired.stream()]
-        for snap in waiting.stream():
-            job = Job.from_doc(snap.to_dict() or {})
-            old = job.updated_at is not None and job.updated_at < at - dt.timedelta(seconds=queued_max_s)
-            if job.publish_pending or old:
-                out.append(job)
+        out: list[Job] = []
+        for shard in range(SHARDS):
+            running, queued = (
+                {"shard": shard, "status": str(s)} for s in (JobStatus.RUNNING, JobStatus.QUEUED)
+            )
+            expired = self._query(running, "lease_until").where(
+                filter=FieldFilter("lease_until", "<", at - dt.timedelta(seconds=lease_margin_s))
+            )
+            waiting = self._query(queued, "updated_at").where(
+                filter=FieldFilter("updated_at", "<", at - dt.timedelta(seconds=publish_grace_s))
+            )
+            out += [Job.from_doc(snap.to_dict() or {}) for snap in _counted(list(expired.stream()))]
+            for snap in _counted(list(waiting.stream())):
+                job = Job.from_doc(snap.to_dict() or {})
+                old = job.updated_at is not None and job.updated_at < at - dt.timedelta(seconds=queued_max_s)
+                if job.publish_pending or old:
+                    out.append(job)
         return out
+
+    def _query(self, equal: dict[str, Any], ranged: str) -> Any:
+        """The collection filtered on `equal`, for a query that orders or ranges on `ranged`: only
+        in a shape that has its index (ValueError otherwise, before Firestore would refuse it)."""
+        if (tuple(equal), ranged) not in QUERIES:
+            raise ValueError(
+                f"no index for a query on {tuple(equal)} by {ranged}: add it to QUERIES and Terraform"
+            )
+        query: Any = self.col
+        for field, value in equal.items():
+            query = query.where(filter=FieldFilter(field, "==", value))
+        return query
 
     def scan_cursors(self) -> dict[str, str]:
         """Where the reconciler's scan of each model prefix goes on from (object names)."""
+        usage.count(usage.FIRESTORE_READ)
         snap = self._scan.get()
         return dict(snap.to_dict() or {}) if snap.exists else {}
 
     def save_scan_cursors(self, cursors: dict[str, str]) -> None:
+        usage.count(usage.FIRESTORE_WRITE)
         self._scan.set(cursors)
+
+
+def _counted(found: list[T]) -> list[T]:
+    """A query's documents, counted as Firestore bills them (one read each, at least one)."""
+    usage.count(usage.FIRESTORE_READ, max(1, len(found)))
+    return found

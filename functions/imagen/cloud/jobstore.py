@@ -14,9 +14,11 @@ from typing import Any, Literal, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from imagen.core import usage
+from imagen.core.limits import JOB_RETENTION_DAYS
 from imagen.jobs import transitions as t
 from imagen.jobs.messages import JobMessage
-from imagen.jobs.model import Claim, Job, JobStatus, Outcome, Skip
+from imagen.jobs.model import TERMINAL, Claim, Job, JobStatus, Outcome, Skip
 
 T = TypeVar("T")
 Step = Callable[[Job | None, dt.datetime], tuple[T, "t.Update | None"]]
@@ -29,12 +31,16 @@ def now() -> dt.datetime:
 
 def database_now(col: firestore.CollectionReference) -> dt.datetime:
     """The database's clock, read once (a read of a document that need not exist)."""
+    usage.count(usage.FIRESTORE_READ)
     return col.document("_clock").get().read_time or now()
 
 
-def to_firestore(update: t.Update, at: dt.datetime) -> dict[str, Any]:
-    """A transition's update as Firestore field writes (sentinels for deletes, appends, counters)."""
+def to_firestore(update: t.Update, at: dt.datetime, retention: dt.timedelta | None = None) -> dict[str, Any]:
+    """A transition's update as Firestore field writes (sentinels for deletes, appends, counters);
+    a job it ends expires `retention` later (Firestore's TTL policy on `expire_at` deletes it)."""
     fields: dict[str, Any] = {**update.set, "updated_at": at}
+    if retention and update.set.get("status") in TERMINAL:
+        fields["expire_at"] = at + retention
     fields.update({name: firestore.DELETE_FIELD for name in update.delete})
     fields.update({name: firestore.Increment(n) for name, n in update.increment.items()})
     if update.history:
@@ -45,13 +51,18 @@ def to_firestore(update: t.Update, at: dt.datetime) -> dict[str, Any]:
 class JobStore:
     """Reads and moves jobs; every transition is a transaction on the database's clock."""
 
-    def __init__(self, db: firestore.Client, collection: str) -> None:
-        """`collection` comes from Resources.jobs_collection."""
+    def __init__(
+        self, db: firestore.Client, collection: str, retention_days: int = JOB_RETENTION_DAYS
+    ) -> None:
+        """`collection` comes from Resources.jobs_collection; an ended job is kept `retention_days`
+        (0: for ever)."""
         self.db = db
         self.col = db.collection(collection)
+        self.retention = dt.timedelta(days=retention_days) if retention_days else None
 
     def document(self, job_id: str) -> dict[str, Any] | None:
         """The job's stored document as Firestore holds it (what readers of the collection see)."""
+        usage.count(usage.FIRESTORE_READ)
         snap = self.col.document(job_id).get()
         return snap.to_dict() if snap.exists else None
 
@@ -62,6 +73,7 @@ class JobStore:
     def existing(self, job_ids: list[str]) -> set[str]:
         """Which of these jobs exist (one batched read)."""
         refs = [self.col.document(j) for j in job_ids]
+        usage.count(usage.FIRESTORE_READ, len(refs))
         return {snap.id for snap in self.db.get_all(refs) if snap.exists} if refs else set()
 
     def server_now(self) -> dt.datetime:
@@ -73,12 +85,14 @@ class JobStore:
         ref = self.col.document(job_id)
 
         @firestore.transactional
-        def run(tx: firestore.Transaction) -> T:
+        def run(tx: firestore.Transaction) -> T:  # run again when the commit meets contention
+            usage.count(usage.FIRESTORE_READ)
             snap = ref.get(transaction=tx)
             at = snap.read_time or now()
             result, update = step(Job.from_doc(snap.to_dict() or {}) if snap.exists else None, at)
             if update is not None:
-                tx.update(ref, to_firestore(update, at))
+                usage.count(usage.FIRESTORE_WRITE)
+                tx.update(ref, to_firestore(update, at, self.retention))
             return result
 
         return run(self.db.transaction())
@@ -99,11 +113,16 @@ class JobStore:
 
         @firestore.transactional
         def make(tx: firestore.Transaction) -> JobStatus | None:
+            usage.count(usage.FIRESTORE_READ)
             snap = ref.get(transaction=tx)
             if snap.exists:
                 return Job.from_doc(snap.to_dict() or {}).status
             at = snap.read_time or now()
-            tx.create(ref, t.created(msg, at, source_uri, size, options, refused, run, owner))
+            usage.count(usage.FIRESTORE_WRITE)
+            doc = t.created(msg, at, source_uri, size, options, refused, run, owner)
+            if refused and self.retention:
+                doc["expire_at"] = at + self.retention
+            tx.create(ref, doc)
             return None
 
         try:
@@ -122,11 +141,18 @@ class JobStore:
             job_id, lambda job, at: t.claim(job, at, holder, lease_s, max_attempts, function_timeout_s)
         )
 
-    def renew(self, claim: Claim, lease_s: int, time_plan: Mapping[str, Any] | None = None) -> bool:
-        """Extend this worker's lease (recording the time plan); False if the job is no longer its own."""
+    def renew(
+        self,
+        claim: Claim,
+        lease_s: int,
+        time_plan: Mapping[str, Any] | None = None,
+        progress: float | None = None,
+    ) -> bool:
+        """Extend this worker's lease (recording the time plan and the progress); False if the job
+        is no longer its own."""
 
         def step(job: Job | None, at: dt.datetime) -> tuple[bool, t.Update | None]:
-            update = t.renew(job, claim, at, lease_s, time_plan or {})
+            update = t.renew(job, claim, at, lease_s, time_plan or {}, progress)
             return update is not None, update
 
         return self._transact(claim.job_id, step)
@@ -200,11 +226,14 @@ class JobStore:
         self._transact(job_id, lambda job, at: (None, t.republished(job, at)))
 
     def progress(self, job_id: str, fraction: float) -> None:
+        usage.count(usage.FIRESTORE_WRITE)
         self.col.document(job_id).update({"progress": round(fraction, 3)})
 
     def mark_announced(self, job_id: str) -> None:
+        usage.count(usage.FIRESTORE_WRITE)
         self.col.document(job_id).update({"event_published": True})
 
     def published(self, job_id: str) -> None:
         """The job's message is out: nothing for the reconciler to publish."""
+        usage.count(usage.FIRESTORE_WRITE)
         self.col.document(job_id).update({"publish_pending": firestore.DELETE_FIELD})

@@ -13,7 +13,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
 
-from imagen.core import logs, metadata
+from imagen.core import logs, metadata, usage
 from imagen.core.errors import BadInput, ServiceDown, Transient
 from imagen.core.names import gs_uri, split_gs_uri
 from imagen.jobs.messages import RESULT_MARKER, JobMessage, Upload
@@ -171,6 +171,7 @@ class ResultUpload:
                 return len(data)
             self._head += data
             if len(self._head) > self.chunk:
+                usage.count(usage.STORAGE_CLASS_A)  # the resumable session
                 self._stream = self.blob.open(
                     "wb",
                     content_type=self.content_type,
@@ -186,6 +187,7 @@ class ResultUpload:
         try:
             with storage_faults("writing the result"):
                 if self._stream is None:
+                    usage.count(usage.STORAGE_CLASS_A)
                     self.blob.upload_from_string(
                         bytes(self._head),
                         content_type=self.content_type,
@@ -193,6 +195,8 @@ class ResultUpload:
                     )
                 else:
                     self._stream.close()
+                    usage.count(usage.STORAGE_CLASS_A, -(-self.bytes // self.chunk))  # one request a chunk
+                    usage.count(usage.STORAGE_CLASS_B)
                     self.blob.reload()  # the generation written (the session's response is not kept)
         except Exception as exc:
             if _precondition_failed(exc):
@@ -214,6 +218,19 @@ class ResultUpload:
             self._stream = None
 
 
+def _listed(blob: storage.Blob) -> Listed:
+    """A listed object as the upload its storage event would describe."""
+    upload = Upload(
+        bucket=blob.bucket.name,
+        name=blob.name,
+        generation=str(blob.generation),
+        size=int(blob.size or 0),
+        content_type=blob.content_type or "",
+        metadata={str(k): str(v) for k, v in (blob.metadata or {}).items()},
+    )
+    return Listed(upload, blob.time_created)
+
+
 class ObjectStore:
     """Reads sources and writes results in the job's bucket."""
 
@@ -229,6 +246,7 @@ class ObjectStore:
         blob = self.client.bucket(msg.bucket).blob(msg.name, generation=int(msg.generation))
         try:
             with storage_faults("reading the upload"):
+                usage.count(usage.STORAGE_CLASS_B)
                 blob.reload()
         except gexc.NotFound as exc:
             raise BadInput(f"{gs_uri(msg.bucket, msg.name)}#{msg.generation} no longer exists") from exc
@@ -236,6 +254,7 @@ class ObjectStore:
             raise BadInput(f"the file is {blob.size} bytes, over the limit of {max_bytes} bytes")
         try:
             with storage_faults("reading the upload"):
+                usage.count(usage.STORAGE_CLASS_B)
                 raw: bytes = blob.download_as_bytes(raw_download=True)  # checksummed, size checked above
         except gexc.NotFound as exc:
             raise BadInput(f"{gs_uri(msg.bucket, msg.name)}#{msg.generation} no longer exists") from exc
@@ -257,6 +276,7 @@ class ObjectStore:
         uri = gs_uri(msg.bucket, name)
         source = gs_uri(msg.bucket, msg.name)
         with storage_faults("looking for an earlier result"):
+            usage.count(usage.STORAGE_CLASS_B)
             existing = bucket.get_blob(name)
         precondition = 0
         if existing is not None:
@@ -287,6 +307,7 @@ class ObjectStore:
     def has_result(self, upload: Upload, names: list[str]) -> bool:
         """Whether one of `names` holds the result of this generation of the upload."""
         for name in names:
+            usage.count(usage.STORAGE_CLASS_B)
             blob = self.client.bucket(upload.bucket).get_blob(name)
             meta = (blob.metadata or {}) if blob is not None else {}
             if meta.get(metadata.SOURCE_GENERATION) == str(upload.generation):
@@ -301,16 +322,9 @@ class ObjectStore:
         blobs = self.client.list_blobs(
             bucket, prefix=prefix, start_offset=start_offset or None, max_results=max_results
         )
-        for blob in blobs:
-            upload = Upload(
-                bucket=blob.bucket.name,
-                name=blob.name,
-                generation=str(blob.generation),
-                size=int(blob.size or 0),
-                content_type=blob.content_type or "",
-                metadata={str(k): str(v) for k, v in (blob.metadata or {}).items()},
-            )
-            yield Listed(upload, blob.time_created)
+        for page in blobs.pages:
+            usage.count(usage.STORAGE_CLASS_A)  # one list request a page
+            yield from (_listed(blob) for blob in page)
 
     def put(
         self,
@@ -324,11 +338,13 @@ class ObjectStore:
         """Write an object at once; its generation. By default only where there is none yet."""
         blob = self.client.bucket(bucket).blob(name)
         blob.metadata = dict(metadata) or None
+        usage.count(usage.STORAGE_CLASS_A)
         blob.upload_from_string(data, content_type=content_type, if_generation_match=if_generation_match)
         return int(blob.generation or 0)
 
     def generation(self, bucket: str, name: str) -> int | None:
         """The object's current generation; None when there is no such object."""
+        usage.count(usage.STORAGE_CLASS_B)
         blob = self.client.bucket(bucket).get_blob(name)
         return None if blob is None else int(blob.generation or 0)
 
@@ -342,6 +358,7 @@ class ObjectStore:
         headers: Mapping[str, str],
     ) -> str:
         """A V4 signed URL to PUT the object with these headers (cloud/signing.py's signer)."""
+        usage.count(usage.SIGN)
         return signer(
             self.client.bucket(bucket).blob(name),
             version="v4",
@@ -354,6 +371,7 @@ class ObjectStore:
     def sign_get(self, uri: str, signer: Callable[..., str], expiration: dt.timedelta, filename: str) -> str:
         """A V4 signed URL to GET one object (a job's result), saved under `filename`."""
         bucket, name = split_gs_uri(uri)
+        usage.count(usage.SIGN)
         return signer(
             self.client.bucket(bucket).blob(name),
             version="v4",

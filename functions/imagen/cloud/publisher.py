@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
+from imagen.core import usage
 from imagen.core.names import Resources
 from imagen.jobs.messages import JobMessage
 
@@ -40,4 +41,5 @@ class Publisher:
 
     def _publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> None:
         path = self.names.topic_path(topic)
+        usage.count(usage.PUBSUB_PUBLISH)
         self.client.publish(path, data, **attributes).result(timeout=PUBLISH_TIMEOUT_S)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from imagen.core import identity
+from imagen.core.limits import JOB_RETENTION_DAYS
 from imagen.core.models import DEFAULT_VARIANT, GPU_TILE_SECONDS, MODELS, TRITON_MODELS, VARIANTS
 from imagen.core.names import Resources
 
@@ -94,6 +95,9 @@ class Config:
     result_cache_control: str = (
         "private, max-age=3600"  # Cache-Control of every result (RESULT_CACHE_CONTROL)
     )
+    job_retention_days: int = (
+        JOB_RETENTION_DAYS  # days an ended job is kept (0: for ever; Terraform `jobs_ttl_days`)
+    )
     bucket: str = ""  # the uploads' bucket (BUCKET): the reconciler finds objects with no job there
     otel_enabled: bool = False
     otel_endpoint: str = ""
@@ -147,6 +151,7 @@ class Config:
             reconcile_scan_max=_int(env, "RECONCILE_SCAN_MAX", cls.reconcile_scan_max, 0),
             upscale_default=env.get("UPSCALE_DEFAULT", cls.upscale_default),
             result_cache_control=env.get("RESULT_CACHE_CONTROL", cls.result_cache_control),
+            job_retention_days=_int(env, "JOB_RETENTION_DAYS", cls.job_retention_days, 0),
             bucket=env.get("BUCKET") or env.get("IMAGEN_BUCKET", ""),
             otel_enabled=env.get("OTEL_ENABLED", "").lower() in ("1", "true", "yes"),
             otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),

@@ -48,6 +48,23 @@ def api_error(path: str, error: str, error_id: str) -> None:
     _emit("ERROR", "api_error", f"HTTP API {path}: {error}", path=path, error=error, error_id=error_id)
 
 
+def usage(function: str, job_id: str, model: str, ops: dict[str, int], cpu_s: float, wall_s: float) -> None:
+    """What one function call asked of the services (imagen.core.usage), and its own CPU time."""
+    _emit(
+        "INFO",
+        "usage",
+        f"{function}{' job ' + job_id if job_id else ''}: "
+        + ", ".join(f"{n} {op}" for op, n in ops.items() if n)
+        + f"; {cpu_s:.3f} CPU-s",
+        function=function,
+        job_id=job_id,
+        model=model,
+        ops=ops,
+        cpu_s=cpu_s,
+        wall_s=wall_s,
+    )
+
+
 def api_unauthenticated(path: str, reason: str) -> None:
     _emit("WARNING", "api_unauthenticated", f"HTTP API {path}: refused, {reason}", path=path, reason=reason)
 

@@ -30,7 +30,7 @@ import flask
 
 from imagen.cloud.objects import refusal
 from imagen.cloud.signing import Signer
-from imagen.core import identity, logs, metadata, options
+from imagen.core import identity, logs, metadata, options, usage
 from imagen.core.config import Config
 from imagen.core.errors import BadInput, NotAnImage
 from imagen.core.formats import INPUT_TYPES, UPLOAD_TYPES
@@ -85,6 +85,11 @@ class Call:
 
 def handle_api(cfg: Config, svc: Services, request: flask.Request, signer: Signer | None = None) -> Reply:
     """Route one request; every answer is JSON, errors included."""
+    with usage.metered("api"):
+        return _handle(cfg, svc, request, signer)
+
+
+def _handle(cfg: Config, svc: Services, request: flask.Request, signer: Signer | None) -> Reply:
     path, method = request.path.rstrip("/") or "/", request.method
     try:
         if path == "/health" and method == "GET":
@@ -189,6 +194,7 @@ def post_image(call: Call, model: str) -> Reply:
     generation = call.svc.storage.put(cfg.bucket, name, data, content_type, record, if_generation_match=0)
     upload = messages.Upload(cfg.bucket, name, str(generation), len(data), content_type, record)
     job_id = intake.queue_upload(cfg.names, call.svc, upload, model)
+    usage.name_job(job_id, model)
     logs.api_upload(job_id, model, name, len(data), call.caller.email)
     wait_s = _prefer_wait(request, cfg.api_max_wait_s)
     job = _wait_for(call.svc, job_id, wait_s) if wait_s else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagen.core import logs
+from imagen.core import logs, usage
 from imagen.core.config import Config
 from imagen.flow import completion
 from imagen.flow.services import Services
@@ -20,11 +20,17 @@ def handle_dead_letter(cfg: Config, svc: Services, event_type: str, data: Any) -
     waiting for a service, until it has waited WAIT_HORIZON_S. A job a worker holds is left
     to that worker (and to the reconciler, should it die).
     """
+    with usage.metered("on_dead_letter"):
+        _dead_letter(cfg, svc, event_type, data)
+
+
+def _dead_letter(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
     try:
         msg, _ = messages.parse_job_message(event_type, data)
     except messages.EventError as exc:
         logs.bad_message(str(exc))
         return
+    usage.name_job(msg.job_id, msg.model)
     outcome = svc.jobs.give_up(msg.job_id, cfg.max_attempts, cfg.wait_horizon_s)
     if outcome is Outcome.FAILED_NOW:
         job = svc.jobs.get(msg.job_id)

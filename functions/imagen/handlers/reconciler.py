@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from imagen.core import logs
+from imagen.core import logs, usage
 from imagen.core.config import Config
 from imagen.core.models import MODELS
 from imagen.flow import intake
@@ -28,7 +28,8 @@ from imagen.jobs.transitions import message_of
 
 def handle_reconcile(cfg: Config, svc: Services, event_type: str = "", data: Any = None) -> int:
     """One pass; returns how many jobs were published again or created."""
-    return _republish_stuck(cfg, svc) + create_missing_jobs(cfg, svc)
+    with usage.metered("on_reconcile"):
+        return _republish_stuck(cfg, svc) + create_missing_jobs(cfg, svc)
 
 
 def _republish_stuck(cfg: Config, svc: Services) -> int:

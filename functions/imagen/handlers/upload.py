@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagen.core import logs, tracing
+from imagen.core import logs, tracing, usage
 from imagen.core.config import Config
 from imagen.flow import intake
 from imagen.flow.services import Services
@@ -13,7 +13,10 @@ from imagen.jobs import messages
 
 def handle_upload(cfg: Config, svc: Services, event_type: str, data: Any) -> str | None:
     """Create the job for a finalized upload and publish it; returns the job id, if any."""
-    with tracing.span("imagen.on_upload", attributes={"imagen.event_type": event_type}):
+    with (
+        tracing.span("imagen.on_upload", attributes={"imagen.event_type": event_type}),
+        usage.metered("on_upload"),
+    ):
         return _upload(cfg, svc, event_type, data)
 
 
@@ -27,4 +30,6 @@ def _upload(cfg: Config, svc: Services, event_type: str, data: Any) -> str | Non
     if model is None:
         logs.upload_ignored(upload.name, reason)
         return None
-    return intake.queue_upload(cfg.names, svc, upload, model)
+    job_id = intake.queue_upload(cfg.names, svc, upload, model)
+    usage.name_job(job_id, model)
+    return job_id

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from imagen.cloud.jobstore import JobStore
 from imagen.cloud.objects import ResultHeaders, ResultUpload, Written
-from imagen.core import logs, metadata, options, tracing
+from imagen.core import logs, metadata, options, tracing, usage
 from imagen.core.config import Config
 from imagen.core.errors import BadInput, ServiceDown, Transient
 from imagen.core.limits import UPLOAD_CHUNK_BYTES
@@ -29,6 +31,33 @@ class ClaimLost(Exception):
     or the dead-letter handler, took it): stop, and touch nothing of the job's."""
 
 
+class Progress:
+    """How far a job is, for people watching: written when it passes another tenth of its tiles
+    (at most once every lease/12 s, 10 s in production), and carried by every lease renewal in
+    between. A job of a few seconds writes none; a five-minute one at most nine (it used to
+    write one a second)."""
+
+    STEP = 0.1
+
+    def __init__(
+        self, jobs: JobStore, job_id: str, lease_s: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.jobs, self.job_id, self.min_gap_s, self.clock = jobs, job_id, lease_s / 12, clock
+        self.latest: float | None = None  # what the next renewal records
+        self.written, self.last_write = 0.0, clock()
+
+    def report(self, fraction: float) -> None:
+        self.latest = round(fraction, 3)
+        now = self.clock()
+        if (
+            fraction < 1.0
+            and fraction >= self.written + self.STEP
+            and now - self.last_write >= self.min_gap_s
+        ):
+            self.written, self.last_write = fraction, now
+            self.jobs.progress(self.job_id, fraction)
+
+
 class Lease:
     """Renews the claim every lease/3 seconds while the job runs; knows when it is lost.
 
@@ -42,13 +71,17 @@ class Lease:
         self.lost = threading.Event()
         self.renewed = time.monotonic()
         self.plan: dict[str, Any] = {}  # the job's time plan, recorded on the next renewal
-        self.thread = threading.Thread(target=self._beat, name=f"lease-{claim.job_id[:8]}", daemon=True)
+        self.progress = Progress(svc.jobs, claim.job_id, cfg.lease_s)
+        beat = contextvars.copy_context().run  # its renewals count towards the job (core.usage)
+        self.thread = threading.Thread(
+            target=beat, args=(self._beat,), name=f"lease-{claim.job_id[:8]}", daemon=True
+        )
 
     def _beat(self) -> None:
         while not self.stop.wait(max(1.0, self.cfg.lease_s / 3)):
             try:
                 plan = self.plan
-                if not self.svc.jobs.renew(self.claim, self.cfg.lease_s, plan):
+                if not self.svc.jobs.renew(self.claim, self.cfg.lease_s, plan, self.progress.latest):
                     logs.lease_renewal_failed(self.claim.job_id, "the job is no longer this worker's")
                     self.lost.set()
                     return
@@ -295,14 +328,11 @@ def _infer_and_write(
     svc, spec, stats, lease = stream.svc, stream.spec, stream.stats, stream.lease
     deadline, upload = stream.deadline, stream.upload
     plan, opts = stream.planned.memory, stream.planned.opts
-    last_report = [time.monotonic()]  # the first report after a second: short jobs write none
 
-    def report(fraction: float) -> None:  # at most one progress write a second
+    def report(fraction: float) -> None:  # after each tile row
         lease.check()
         deadline.check()
-        if fraction < 1.0 and time.monotonic() - last_report[0] >= 1.0:
-            last_report[0] = time.monotonic()
-            svc.jobs.progress(lease.claim.job_id, fraction)
+        lease.progress.report(fraction)
 
     if spec.mode == "whole":
         out = compose.cutout(decoded.pixels, svc.inference.mask(spec, decoded.pixels, stats), opts)
@@ -341,7 +371,8 @@ def handle_job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
     with tracing.span("imagen.on_job", parent, {"imagen.model": cfg.model_name or ""}) as current:
         if isinstance(message, dict):
             current.set_attribute("imagen.job_id", str(parent.get("job_id", "")))
-        _job(cfg, svc, event_type, data)
+        with usage.metered("on_job"):
+            _job(cfg, svc, event_type, data)
 
 
 def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
@@ -350,6 +381,7 @@ def _job(cfg: Config, svc: Services, event_type: str, data: Any) -> None:
     except messages.EventError as exc:
         logs.bad_message(str(exc))  # acknowledged: redelivery could never succeed
         return
+    usage.name_job(msg.job_id, msg.model)
     if cfg.model_name and msg.model != cfg.model_name:
         logs.bad_message(f"job {msg.job_id} is for {msg.model}, this worker runs {cfg.model_name}")
         return

@@ -13,6 +13,7 @@ expired (the worker died) may be claimed again by the next delivery.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,6 +30,31 @@ class JobStatus(StrEnum):
 
 
 TERMINAL = frozenset({JobStatus.DONE, JobStatus.FAILED})
+# Every job document carries `shard`, from its id: the indexes on the timestamps that only grow
+# lead with it, so their writes spread over SHARDS ranges (Firestore holds one such range to
+# about 500 writes a second); the queries over them ask each shard (imagen.cloud.jobqueries).
+SHARDS = 4
+
+
+# Every query over the jobs collection (imagen.cloud.jobqueries), by its shape: the fields it
+# filters on for equality, in this order, and the field it orders or ranges on. Each has its
+# composite index in terraform/modules/firestore (tests/terraform/test_firestore.py).
+QUERIES: frozenset[tuple[tuple[str, ...], str]] = frozenset(
+    {
+        *((("shard", *eq), "created_at") for eq in ((), ("status",), ("model",), ("model", "status"))),
+        *(
+            (("shard", "owner", *eq), "created_at")
+            for eq in ((), ("status",), ("model",), ("model", "status"))
+        ),
+        (("shard", "status"), "lease_until"),
+        (("shard", "status"), "updated_at"),
+    }
+)
+
+
+def shard_of(job_id: str) -> int:
+    """The job's shard, spread evenly over the ids."""
+    return zlib.crc32(job_id.encode()) % SHARDS
 
 
 class Skip(StrEnum):
@@ -75,6 +101,7 @@ class Job:
     options: Mapping[str, str] = field(default_factory=dict)
     options_refused: bool = False
     owner: str = ""  # the HTTP API caller who made the upload; "" for any other way in
+    shard: int = 0
     run: int = 0
     attempts: int = 0
     claims: int = 0
@@ -86,6 +113,9 @@ class Job:
     started_at: dt.datetime | None = None
     renewed_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    expire_at: dt.datetime | None = None  # Firestore's TTL deletes the document after this
+    republished_at: dt.datetime | None = None  # the reconciler's last publish of it
+    republishes: int = 0
     lease_until: dt.datetime | None = None
     waiting_for: str = ""
     waiting_since: dt.datetime | None = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from imagen.jobs.messages import JobMessage
-from imagen.jobs.model import Claim, Job, JobStatus, Outcome, Skip
+from imagen.jobs.model import Claim, Job, JobStatus, Outcome, Skip, shard_of
 
 QUEUED, RUNNING, DONE, FAILED = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED
 
@@ -60,6 +60,7 @@ def created(
         "options": dict(options or {}),
         "run": run,
         "history": [entry(QUEUED, at)],
+        "shard": shard_of(msg.job_id),
     }
     if owner:
         doc["owner"] = owner
@@ -175,14 +176,22 @@ def claim(
 
 
 def renew(
-    job: Job | None, held: Claim, at: dt.datetime, lease_s: int, time_plan: Mapping[str, Any]
+    job: Job | None,
+    held: Claim,
+    at: dt.datetime,
+    lease_s: int,
+    time_plan: Mapping[str, Any],
+    progress: float | None = None,
 ) -> Update | None:
-    """Extend the worker's lease (and record the job's time plan once); None once it is not its own."""
+    """Extend the worker's lease (recording the job's time plan once, and its progress so far);
+    None once it is not its own."""
     if job is None or not job.holds(held):
         return None
     fields: dict[str, Any] = {"renewed_at": at, "lease_until": at + dt.timedelta(seconds=lease_s)}
     if time_plan:
         fields["time_plan"] = dict(time_plan)
+    if progress is not None:
+        fields["progress"] = progress
     return Update(fields)
 
 
@@ -259,7 +268,7 @@ def give_up(
     return Outcome.FAILED_NOW, terminal(FAILED, at, {"reason": gave_up(job)}, dead_letter=True)
 
 
-_QUEUED_AGAIN = ("reason", "event_published", "waiting_for", "waiting_since")
+_QUEUED_AGAIN = ("reason", "event_published", "waiting_for", "waiting_since", "expire_at")
 
 
 def _queued_again(

@@ -20,6 +20,7 @@ locals {
     MAX_OUTPUT_PIXELS    = tostring(var.max_output_pixels)
     BUCKET               = var.bucket # the reconciler finds objects with no job there
     RESULT_CACHE_CONTROL = var.result_cache_control
+    JOB_RETENTION_DAYS   = tostring(var.jobs_ttl_days) # an ended job gets expire_at (Firestore TTL)
     # A job waiting for a service (Triton down) fails past this; the dead-letter handler judges it too.
     WAIT_HORIZON_S = tostring(var.wait_horizon_seconds)
   }

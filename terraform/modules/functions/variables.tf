@@ -180,6 +180,16 @@ variable "api_invokers" {
   }
 }
 
+variable "jobs_ttl_days" {
+  type        = number
+  description = "Days an ended job's document is kept (JOB_RETENTION_DAYS; the Firestore TTL policy deletes it then); 0 keeps them."
+  default     = 30
+  validation {
+    condition     = var.jobs_ttl_days >= 0 && floor(var.jobs_ttl_days) == var.jobs_ttl_days
+    error_message = "jobs_ttl_days is a whole number of days, 0 or more."
+  }
+}
+
 variable "api_operators" {
   type        = list(string)
   description = "Identities (emails) that may read every job through the HTTP API (API_OPERATORS); others read only the jobs they created."
