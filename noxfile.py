@@ -1,9 +1,12 @@
 """Sessions: demo (the main job), up (keep the stack running), tests (unit, integration, system),
-lint, tf, models, bench, timeplan, quality, soak, fullsize, hostile."""
+lint, tf, models, bench, timeplan, quality, soak, fullsize, hostile, console (the web console in a
+browser)."""
 
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import nox
 
@@ -11,7 +14,9 @@ nox.options.sessions = ["lint", "tests", "tf"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
-RUNTIME = ["-r", "requirements.txt", "-e", ".", "-e", "./cli"]  # the core, and the `imagen` command
+# The functions' whole dependency tree, hashed (`nox -s lock` writes it from requirements.in).
+LOCK = "functions/requirements.txt"
+RUNTIME = ["-r", "requirements.txt", "-e", ".", "-e", "./cli"]  # the local stack, the core, `imagen`
 
 TEST = ["-r", "requirements-test.txt"]
 # Line coverage of the core and the CLI by the in-process tiers (unit + integration). The system
@@ -21,8 +26,20 @@ COVERAGE_FLOOR = 88
 COVERED = ["--cov=imagen", "--cov=imagen_cli", "--cov-report=term-missing:skip-covered"]
 
 
+def _locked(session: nox.Session, *rest: str) -> None:
+    """The functions' lock with every hash checked, then `rest` held to the lock's versions.
+    pip checks hashes for a whole invocation or none (a hashed constraints file turns it on too),
+    so the rest (unhashed, editable) goes second, with the lock's pins as plain constraints: a
+    package of the lock that the rest wants at another version fails the install."""
+    session.install("-q", "--require-hashes", "-r", LOCK)
+    lock = (Path(__file__).parent / LOCK).read_text()
+    pins = Path(session.create_tmp()) / "lock-pins.txt"
+    pins.write_text("".join(f"{m[1]}=={m[2]}\n" for m in re.finditer(r"^([\w.-]+)==(\S+)", lock, re.M)))
+    session.install("-q", "-c", str(pins), *rest)
+
+
 def _install(session: nox.Session, *extra: str) -> None:
-    session.install("-q", *RUNTIME, *extra)
+    _locked(session, *RUNTIME, *extra)
 
 
 def _run_stack(session: nox.Session, *args: str) -> None:
@@ -76,6 +93,22 @@ def timeplan(session: nox.Session) -> None:
 
 
 @nox.session
+def costs(session: nox.Session) -> None:
+    """What one job costs each service (Firestore, Pub/Sub, storage, CPU), per model and size,
+    counted on the local stack (ports 19500+, .stack-costs): docs/costs.json."""
+    _install(session)
+    _run_stack(session, "bench.costs", *session.posargs)
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """Offered load in steps past the knee on the local stack (ports 19400+, .stack-load): latency
+    p50/p95/p99 and the oldest waiting job per step, worker cost per megapixel (docs/load.md)."""
+    _install(session, "matplotlib==3.11.2")
+    _run_stack(session, "bench.load", *session.posargs)
+
+
+@nox.session
 def quality(session: nox.Session) -> None:
     """Model quality against plain baselines through the real Triton; writes docs/quality.md."""
     _install(session, "scikit-image==0.26.0")
@@ -93,8 +126,22 @@ def up(session: nox.Session) -> None:
 def cli(session: nox.Session) -> None:
     """The `imagen` command installed alone (`pip install . ./cli` into a fresh venv of its own)
     and every subcommand run against the local stack; the stack runs from this session's venv."""
-    session.install("-q", "-r", "requirements.txt", "-e", ".")  # the stack: no CLI here
+    _locked(session, "-r", "requirements.txt", "-e", ".")  # the stack: no CLI here
     _run_stack(session, "emulators.cli_session")
+
+
+@nox.session
+def console(session: nox.Session) -> None:
+    """`imagen console` driven by a real headless Chromium against the local stack (tests/console):
+    Debian's chromium is installed with apt-get when missing; Playwright drives it."""
+    if not shutil.which("chromium"):
+        apt = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-q", external=True, env=apt)
+        session.run("apt-get", "install", "-y", "-q", "chromium", external=True, env=apt)
+    _install(session, *TEST, "-e", "./cli[console]", "playwright==1.65.2")
+    # `-- --screenshots docs` rewrites docs/console_*.png; a path after `--` picks tests.
+    paths = [] if any(a.startswith("tests/") for a in session.posargs) else ["tests/console"]
+    session.run("pytest", *paths, *session.posargs)
 
 
 def _pytest(session: nox.Session, *args: str) -> None:
@@ -106,7 +153,7 @@ def _pytest(session: nox.Session, *args: str) -> None:
 def unit(session: nox.Session) -> None:
     """Unit tests: no services, and only what they import (requirements-unit.txt: no Triton
     server, no GCS emulator, no model-build-only packages)."""
-    session.install("-q", "-r", "requirements-unit.txt", "-e", ".", "-e", "./cli")
+    _locked(session, "-r", "requirements-unit.txt", "-e", ".", "-e", "./cli")
     session.run("pytest", *(session.posargs or ["tests/unit"]))
 
 
@@ -133,10 +180,32 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "tests/system")
 
 
+@nox.session(python="3.11")
+def lock(session: nox.Session) -> None:
+    """Rewrite functions/requirements.txt, the hashed lock of functions/requirements.in, for the
+    functions' runtime (CPython 3.11 on Linux). Keeps the pins that still fit; `-- --upgrade` (or
+    `-- --upgrade-package NAME`) moves them on. tests/unit/test_lock.py checks the two agree."""
+    session.install("-q", "pip-tools==7.6.2")
+    session.run(
+        "pip-compile",
+        "--quiet",
+        "--generate-hashes",
+        "--allow-unsafe",
+        "--strip-extras",
+        "--no-emit-index-url",
+        "--no-emit-find-links",
+        "--output-file",
+        LOCK,
+        "functions/requirements.in",
+        *session.posargs,
+        env={"CUSTOM_COMPILE_COMMAND": "python3 -m nox -s lock"},
+    )
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (format and check) and mypy."""
-    session.install("-q", *RUNTIME, *TEST)
+    _locked(session, *RUNTIME, *TEST)
     session.install("-q", "import-linter==2.16", "vulture==2.16")
     session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
@@ -190,6 +259,22 @@ def hostile(session: nox.Session) -> None:
     """Crafted files: what each costs the decoder before and after the limits (docs/hostile.md)."""
     _install(session)
     session.run("python", "-m", "bench.hostile", *session.posargs)
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """Each served graph at batches 1 to 32, fp32 and fp16, on the best backend present (docs/gpu.md);
+    with no GPU, onnxruntime's CPU provider, whose figures are labelled CPU figures."""
+    _install(session)
+    session.run("python", "-m", "bench.gpu", *session.posargs)
+
+
+@nox.session
+def coldstart(session: nox.Session) -> None:
+    """Each function's time from process start to its first answer, what it imports on the way
+    and its memory (docs/coldstart.md); `-- --before-source DIR` measures an older functions/ too."""
+    _install(session)
+    session.run("python", "-m", "bench.coldstart", *session.posargs)
 
 
 @nox.session

@@ -5,6 +5,7 @@
     imagen jobs [--limit N] [--status S] [--model M] [--watch]
     imagen retry JOB
     imagen backfill MODEL [--prefix P] [--dry-run] [--all]
+    imagen console [--port N] [--no-browser]     (pip install ./cli[console])
 
 `--local` (or IMAGEN_LOCAL=1) talks to the stack of `nox -s up` (IMAGEN_PORT_BASE, default 18000);
 otherwise the google-cloud clients use your credentials, --project and --bucket.
@@ -30,6 +31,7 @@ from imagen.jobs.model import JobStatus
 
 from . import render, watch
 from .backfill import Report, Scope, backfill
+from .files import OutsideOut, confined
 
 
 class CliError(Exception):
@@ -53,7 +55,7 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Target, d
     bucket = args.bucket or env.get("IMAGEN_BUCKET") or (LOCAL_BUCKET if local else "")
     if not project:
         raise CliError("no project: pass --project or set GOOGLE_CLOUD_PROJECT (or use --local)")
-    if not bucket and args.command in ("submit", "backfill"):
+    if not bucket and args.command in ("submit", "backfill", "console"):
         raise CliError("no bucket: pass --bucket or set IMAGEN_BUCKET (or use --local)")
     merged = {**env, **client_env}
     for key in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
@@ -131,7 +133,12 @@ def cmd_submit(b: Backend, args: argparse.Namespace) -> int:
         job = docs.get(jid, {})
         if job.get("status") == JobStatus.DONE:
             result = object_name(job["result_uri"])
-            dest = out / result.split("/", 1)[1]
+            try:
+                dest = confined(out, result.split("/", 1)[-1])
+            except OutsideOut as exc:
+                failed += 1
+                render.say(f"refused {render.safe(name)}: {render.safe(str(exc))}")
+                continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             bucket.blob(result).download_to_filename(str(dest))
             render.say(f"done    {render.safe(name)} → {dest}  ({render.seconds(job)})")
@@ -193,8 +200,9 @@ def cmd_jobs(b: Backend, args: argparse.Namespace) -> int:
         time.sleep(2)
 
 
-def cmd_retry(b: Backend, args: argparse.Namespace) -> int:
-    job = find_job(b, args.ref)
+def retry_job(b: Backend, ref: str) -> str:
+    """Queue a failed job again and publish its message; its id (`imagen retry`, the console)."""
+    job = find_job(b, ref)
     try:
         msg = b.jobs.retry(job["job_id"])
     except ValueError as exc:
@@ -207,7 +215,11 @@ def cmd_retry(b: Backend, args: argparse.Namespace) -> int:
             f"({type(exc).__name__}: {exc}); the reconciler will publish it"
         ) from exc
     b.jobs.published(msg.job_id)
-    render.say(f"job {msg.job_id} queued again")
+    return msg.job_id
+
+
+def cmd_retry(b: Backend, args: argparse.Namespace) -> int:
+    render.say(f"job {retry_job(b, args.ref)} queued again")
     return 0
 
 
@@ -233,6 +245,28 @@ def cmd_backfill(b: Backend, args: argparse.Namespace) -> int:
         + (f", {report.processed} already processed" if report.processed else "")
     )
     return 0
+
+
+CONSOLE_MISSING = (
+    "the console needs its extra: pip install './cli[console]' (from a checkout) "
+    "or pip install 'imagen-cli[console]'"
+)
+
+
+def cmd_console(b: Backend, args: argparse.Namespace) -> int:
+    """A web page on 127.0.0.1 over the same jobs and bucket (imagen_cli.console)."""
+    from .console import serve
+
+    return serve.run(b, serve.settings(args.port, not args.no_browser, b.t.local, os.environ))
+
+
+def console_installed() -> bool:
+    """Whether the [console] extra is there (the plain CLI stays without it)."""
+    try:
+        from .console import serve  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def parser() -> argparse.ArgumentParser:
@@ -267,6 +301,9 @@ def parser() -> argparse.ArgumentParser:
     bf.add_argument("--prefix", default="", help="only objects under MODEL/PREFIX")
     bf.add_argument("--dry-run", action="store_true", help="list what would be done; change nothing")
     bf.add_argument("--all", action="store_true", help="also run finished jobs again (after a model upgrade)")
+    c = sub.add_parser("console", help="a web page on 127.0.0.1: jobs, results, submit, overview")
+    c.add_argument("--port", type=int, default=8765, help="where it listens (the next free one if taken)")
+    c.add_argument("--no-browser", action="store_true", help="print the URL, do not open a browser")
     return p
 
 
@@ -278,7 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "jobs": cmd_jobs,
         "retry": cmd_retry,
         "backfill": cmd_backfill,
+        "console": cmd_console,
     }
+    if args.command == "console" and not console_installed():
+        render.error(f"imagen: {CONSOLE_MISSING}")
+        return 2
     try:
         target, client_env = resolve(args, os.environ)
         os.environ.update(client_env)  # the google-cloud clients read the emulator hosts from here

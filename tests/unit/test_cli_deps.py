@@ -1,5 +1,6 @@
 """The CLI installs alone: every third-party package its code reaches (through the core too) is
 one that cli/pyproject.toml or the core's pyproject.toml declares, and none of the functions'.
+The console (imagen_cli.console) is the `console` extra's: its imports are declared there.
 
 A static walk of the imports from imagen_cli (function-level imports included, as import-linter
 counts them; `if TYPE_CHECKING:` and `try: … except ImportError:` imports left out). The
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -21,6 +23,8 @@ from emulators.cli_session import functions_only
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"imagen": ROOT / "functions" / "imagen", "imagen_cli": ROOT / "cli" / "imagen_cli"}
 FUNCTIONS_ONLY = set(functions_only())  # the contract's list (pyproject.toml)
+CONSOLE = "imagen_cli.console"  # installed with the extra: pip install ./cli[console]
+CONSOLE_MAY = {"pyvips"}  # the console's previews (its own import-linter contract allows it)
 
 
 def _file(module: str) -> Path | None:
@@ -73,14 +77,18 @@ def _imports(module: str, path: Path) -> set[str]:
     return found
 
 
-def reached_from_cli() -> tuple[set[str], set[str]]:
-    """Our modules the CLI's code reaches, and the top-level third-party packages they import."""
-    todo = [f"imagen_cli.{p.stem}" for p in PACKAGES["imagen_cli"].glob("*.py") if p.stem != "__init__"]
+def reached_from_cli(console: bool = False) -> tuple[set[str], set[str]]:
+    """Our modules the CLI's code reaches, and the top-level third-party packages they import:
+    the plain CLI's (the walk stops at the console), or the console's."""
+    if console:
+        todo = [f"{CONSOLE}.{p.stem}" for p in (PACKAGES["imagen_cli"] / "console").glob("*.py")]
+    else:
+        todo = [f"imagen_cli.{p.stem}" for p in PACKAGES["imagen_cli"].glob("*.py") if p.stem != "__init__"]
     ours: set[str] = set()
     external: set[str] = set()
     while todo:
         module = todo.pop()
-        if module in ours:
+        if module in ours or (not console and module.startswith(CONSOLE)):
             continue
         ours.add(module)
         parts = module.split(".")
@@ -97,8 +105,9 @@ def reached_from_cli() -> tuple[set[str], set[str]]:
     return ours, external
 
 
-def _declared(pyproject: Path) -> set[str]:
-    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+def _declared(pyproject: Path, extra: str = "") -> set[str]:
+    project = tomllib.loads(pyproject.read_text())["project"]
+    deps = project["optional-dependencies"][extra] if extra else project["dependencies"]
     return {_normal(re.match(r"[A-Za-z0-9._-]+", d).group()) for d in deps}  # type: ignore[union-attr]
 
 
@@ -139,3 +148,40 @@ def test_the_walk_sees_function_level_imports() -> None:
     ours, external = reached_from_cli()
     assert {"google", "rich", "opentelemetry"} <= external
     assert {"imagen.core.logs", "imagen.flow.intake", "imagen.cloud.objects"} <= ours
+
+
+def test_the_console_declares_its_imports_in_its_extra() -> None:
+    """What imagen_cli.console imports beyond the plain CLI is the `console` extra's, and the
+    extra declares nothing it does not import; no function runtime but its image library."""
+    ours, external = reached_from_cli(console=True)
+    assert not external & (FUNCTIONS_ONLY - CONSOLE_MAY), sorted(external & FUNCTIONS_ONLY)
+    assert not {m for m in ours if m.startswith(("imagen.image", "imagen.inference", "imagen.handlers"))}
+    extra = _declared(ROOT / "cli" / "pyproject.toml", "console")
+    declared = extra | _declared(ROOT / "cli" / "pyproject.toml") | _declared(ROOT / "pyproject.toml")
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {
+        top: sorted(providers.get(top, ["(not installed here)"]))
+        for top in external
+        if not {_normal(d) for d in providers.get(top, [])} & declared
+    }
+    assert not undeclared, f"the console imports packages its extra does not declare: {undeclared}"
+    provided = {_normal(d) for top in external for d in providers.get(top, [])}
+    assert not extra - provided, (
+        f"the console extra declares what the console never imports: {extra - provided}"
+    )
+    assert {"starlette", "uvicorn", "pyvips"} <= external
+
+
+def test_the_plain_cli_loads_without_the_console() -> None:
+    """`imagen` (any command but console) imports none of the extra's packages: the console is
+    imported by its command alone, so the CLI runs where the extra is not installed."""
+    extra = "('starlette', 'uvicorn', 'pyvips')"
+    probe = f"import sys, imagen_cli.app; print(' '.join(m for m in {extra} if m in sys.modules))"
+    run = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": f"{ROOT / 'cli'}:{ROOT / 'functions'}"},
+    )
+    assert run.stdout.split() == []

@@ -73,16 +73,7 @@ class JobQueries:
         return out
 
     def _query(self, equal: dict[str, Any], ranged: str) -> Any:
-        """The collection filtered on `equal`, for a query that orders or ranges on `ranged`: only
-        in a shape that has its index (ValueError otherwise, before Firestore would refuse it)."""
-        if (tuple(equal), ranged) not in QUERIES:
-            raise ValueError(
-                f"no index for a query on {tuple(equal)} by {ranged}: add it to QUERIES and Terraform"
-            )
-        query: Any = self.col
-        for field, value in equal.items():
-            query = query.where(filter=FieldFilter(field, "==", value))
-        return query
+        return indexed(self.col, equal, ranged)
 
     def scan_cursors(self) -> dict[str, str]:
         """Where the reconciler's scan of each model prefix goes on from (object names)."""
@@ -93,6 +84,17 @@ class JobQueries:
     def save_scan_cursors(self, cursors: dict[str, str]) -> None:
         usage.count(usage.FIRESTORE_WRITE)
         self._scan.set(cursors)
+
+
+def indexed(col: Any, equal: dict[str, Any], ranged: str) -> Any:
+    """`col` filtered on `equal`, for a query that orders or ranges on `ranged`: only in a shape
+    that has its index (QUERIES; ValueError otherwise, before Firestore would refuse it)."""
+    if (tuple(equal), ranged) not in QUERIES:
+        raise ValueError(f"no index for a query on {tuple(equal)} by {ranged}: add it to QUERIES and Terraform")
+    query: Any = col
+    for field, value in equal.items():
+        query = query.where(filter=FieldFilter(field, "==", value))
+    return query
 
 
 def _counted(found: list[T]) -> list[T]:
