@@ -142,6 +142,7 @@ def console(session: nox.Session) -> None:
     # `-- --screenshots docs` rewrites docs/console_*.png; a path after `--` picks tests.
     paths = [] if any(a.startswith("tests/") for a in session.posargs) else ["tests/console"]
     session.run("pytest", *paths, *session.posargs)
+    session.run("python", "-m", "bench.console_scale")  # its reads against 10,000 jobs: figures
 
 
 def _pytest(session: nox.Session, *args: str) -> None:

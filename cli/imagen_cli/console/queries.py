@@ -167,10 +167,7 @@ class JobReads:
             query = indexed(self.col, {"shard": n, "status": str(JobStatus.RUNNING)}, "lease_until")
             return query.order_by("lease_until").select(ROW_FIELDS)
 
-        return [
-            s.to_dict() or {}
-            for s in _merged(shard, RUNNING_MAX, lambda snap: (snap.get("lease_until"), snap.id))
-        ]
+        return [s.to_dict() or {} for s in _merged(shard, RUNNING_MAX, _by("job_id"))]
 
     def window(self, since: dt.datetime) -> tuple[list[Doc], bool]:
         """Jobs created since `since` (the fields the overview counts), and whether it was capped."""

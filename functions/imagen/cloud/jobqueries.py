@@ -90,7 +90,8 @@ def indexed(col: Any, equal: dict[str, Any], ranged: str) -> Any:
     """`col` filtered on `equal`, for a query that orders or ranges on `ranged`: only in a shape
     that has its index (QUERIES; ValueError otherwise, before Firestore would refuse it)."""
     if (tuple(equal), ranged) not in QUERIES:
-        raise ValueError(f"no index for a query on {tuple(equal)} by {ranged}: add it to QUERIES and Terraform")
+        shape = f"{tuple(equal)} by {ranged}"
+        raise ValueError(f"no index for a query on {shape}: add it to QUERIES and to Terraform")
     query: Any = col
     for field, value in equal.items():
         query = query.where(filter=FieldFilter(field, "==", value))

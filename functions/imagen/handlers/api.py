@@ -38,9 +38,7 @@ from imagen.core.identity import Caller
 from imagen.core.models import MODELS, spec_for
 from imagen.core.names import gs_uri, object_name
 from imagen.flow import intake
-from imagen.flow.planning import plan_job
 from imagen.flow.services import Services
-from imagen.image import imaging
 from imagen.jobs import events, messages
 from imagen.jobs.model import Job, JobStatus
 
@@ -217,6 +215,9 @@ def post_image(call: Call, model: str) -> Reply:
 def _check_image(cfg: Config, model: str, data: bytes, opts: options.Options) -> str:
     """The upload's Content-Type, from its own bytes; refused now if its job could never run
     (not an image, over the limits, or a result its options make too large or too slow)."""
+    from imagen.flow.planning import plan_job  # the image libraries: only for an upload
+    from imagen.image import imaging
+
     try:  # only the header: a file that is not an image is refused before it is stored
         image, header = imaging.probe(data, cfg.max_input_bytes, cfg.max_input_pixels)
         image.close()

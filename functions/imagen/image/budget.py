@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 
 from imagen.core.errors import BadInput
 from imagen.core.formats import FORMATS, Format
-from imagen.core.limits import UPLOAD_CHUNK_BYTES
+from imagen.core.limits import BLOCK_BYTES, UPLOAD_CHUNK_BYTES
 from imagen.core.models import ModelSpec
 from imagen.core.options import Options
-from imagen.image.encoding import BLOCK_BYTES
 from imagen.image.imaging import BLOCK_PIXELS, STRIP_ROWS, Header
 from imagen.image.tiling import Stitcher
 

@@ -20,12 +20,12 @@ import numpy as np
 import pyvips
 
 from imagen.core.formats import DEFAULT_QUALITY
+from imagen.core.limits import BLOCK_BYTES
 from imagen.image import png
 
 pyvips.cache_set_max(0)  # no operation cache: each job's pipeline is used once
 
 JPEG_QUALITY = DEFAULT_QUALITY["JPEG"]
-BLOCK_BYTES = 1024 * 1024  # strips go to an encoder in blocks of at most this many bytes
 
 
 def blocks(strip: np.ndarray) -> list[np.ndarray]:
