@@ -1,6 +1,6 @@
 """Sessions: demo (the main job), up (keep the stack running), tests (unit, integration, system),
 lint, tf, models, bench, timeplan, quality, soak, fullsize, hostile, console (the web console in a
-browser)."""
+browser), cli, lock, costs, load, coldstart, gpu."""
 
 from __future__ import annotations
 
