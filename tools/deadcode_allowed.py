@@ -32,6 +32,7 @@ events.EVENT_TYPES  # the schema tests: one JSON Schema per type
 # Fields of the stored job document that only readers (the console, operators) and Firestore's
 # TTL use; terraform/modules/firestore exempts every Job field from indexing (test_firestore.py).
 model.Job.expire_at, model.Job.republished_at, model.Job.republishes
+model.Job.updated_at, model.Job.publish_pending  # the reconciler queries them; tools read them
 
 # Read through the job document (Firestore, events, the API answer) rather than by name.
 model.Job.size_bytes, model.Job.created_at, model.Job.finished_at, model.Job.waits

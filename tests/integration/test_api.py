@@ -109,6 +109,8 @@ def test_too_large_and_unknown_paths(client: Any, monkeypatch: pytest.MonkeyPatc
     assert client.get("/api/v1/jobs", query_string={"limit": "0"}).status_code == 400
     assert client.get("/api/v1/jobs", query_string={"object": ""}).status_code == 400
     assert client.get("/api/v1/jobs", query_string={"object": "enhance/none.jpg"}).status_code == 404
+    for outside in ("results/enhance/x.jpg", "elsewhere/x.jpg"):  # no job there: 404, no storage call
+        assert client.get("/api/v1/jobs", query_string={"object": outside}).status_code == 404
 
 
 def test_a_signed_url_is_signed_for_the_option_headers(client: Any) -> None:

@@ -259,3 +259,21 @@ def test_progress_is_written_at_tenths_and_no_faster(
     stored = job_of(store, msg.job_id).progress
     assert progress.latest == 1.0
     assert stored is None if most == 0 else stored is not None and 0.1 <= stored < 1.0
+
+
+def test_a_job_from_before_shards_gets_one_at_its_next_move_or_from_the_tool(stack: Any, unique: str) -> None:
+    from tools.add_shards import add_shards
+
+    collection = f"jobs-unsharded-{unique}"
+    db = firestore.Client(project=stack.s.project)
+    store, queries = JobStore(db, collection), JobQueries(db, collection)
+    old, other = message(f"{unique}-old"), message(f"{unique}-other")
+    for msg in (old, other):
+        store.create(msg, "gs://b/enhance/x.jpg", 10)
+        db.collection(collection).document(msg.job_id).update({"shard": firestore.DELETE_FIELD})
+    assert queries.recent(10) == []  # invisible to every sharded query
+    assert isinstance(store.claim(old.job_id, lease_s=60, max_attempts=5), Claim)
+    assert [d["job_id"] for d in queries.recent(10)] == [old.job_id]  # its claim gave it its shard
+    assert add_shards(db, collection) == (2, 1)
+    assert {d["job_id"] for d in queries.recent(10)} == {old.job_id, other.job_id}
+    assert add_shards(db, collection) == (2, 0)

@@ -34,7 +34,7 @@ def api_env() -> dict[str, Any]:
     """The API's own environment on top of common_env (the object literal merged in)."""
     api = FUNCTIONS.resource("google_cloudfunctions2_function", "api")
     env = one(one(api["service_config"])["environment_variables"])
-    inner = re.fullmatch(r"\$\{merge\(local\.common_env, (\{.*\})\)\}", env, re.S)
+    inner = re.fullmatch(r"\$\{merge\(local\.common_env, local\.plan_env, (\{.*\})\)\}", env, re.S)
     assert inner, env
     parsed: dict[str, Any] = hcl2.loads(f"env = {inner.group(1)}", serialization_options=OPTIONS)
     return dict(one(parsed["env"]))
@@ -178,3 +178,18 @@ def test_the_api_knows_its_callers_and_their_jobs_are_indexed() -> None:
     assert one(root.named("module")["functions"]["api_operators"]) == "${var.api_operators}"
 
     # the owner's indexes: tests/terraform/test_firestore.py (one per query shape)
+
+
+def test_the_api_may_read_the_results_it_signs_links_to() -> None:
+    """A V4 signed URL grants what its signer may do: the API's result links need objects.get
+    under results/, and nothing above its model prefixes besides."""
+    grants = {
+        name: body
+        for (t, name), body in FUNCTIONS.resources().items()
+        if t.startswith("google_storage_bucket_iam") and "google_service_account.api" in one(body["member"])
+    }
+    assert set(grants) == {"api_writes_inputs", "api_reads_results"}
+    reads = grants["api_reads_results"]
+    assert one(reads["role"]) == custom_role("gets_objects")
+    assert one(one(reads["condition"])["expression"]) == RESULTS_ONLY
+    assert "sign_get" in storage_calls(SOURCE / "handlers" / "api.py", "call.svc.storage")

@@ -280,15 +280,19 @@ def test_workers_get_their_time_plan_and_wait_settings_from_the_root() -> None:
     job = functions.resource("google_cloudfunctions2_function", "on_job")
     env = one(one(job["service_config"])["environment_variables"])
     assert "local.common_env" in env and "local.worker_env" in env
-    worker_env, common_env = functions.locals()["worker_env"], functions.locals()["common_env"]
+    found = functions.locals()
+    plan_env, worker_env, common_env = found["plan_env"], found["worker_env"], found["common_env"]
     wired = {
         "FUNCTION_TIMEOUT_S": "var.worker_timeout_seconds",
         "JOB_TIME_LIMIT_S": "var.job_time_limit_seconds",
         "TILE_SECONDS": "var.tile_seconds",
-        "TRITON_PROBE_S": "var.triton_probe_seconds",
     }
     for name, variable in wired.items():
-        assert variable in worker_env[name], name
+        assert variable in plan_env[name], name
+    # the workers get the plan's settings and their own; the HTTP API plans with the same ones
+    assert worker_env.startswith("${merge(local.plan_env, {") and "var.triton_probe_seconds" in worker_env
+    api = functions.resource("google_cloudfunctions2_function", "api")
+    assert "local.plan_env" in one(one(api["service_config"])["environment_variables"])
     assert "var.wait_horizon_seconds" in common_env["WAIT_HORIZON_S"]  # the dead-letter handler too
     assert one(one(job["service_config"])["timeout_seconds"]) == "${var.worker_timeout_seconds}"
 

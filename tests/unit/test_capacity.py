@@ -13,7 +13,7 @@ def test_the_tables_in_the_doc_are_current() -> None:
     assert capacity.render(text, costs) == text, "docs/capacity.md is stale: run `python -m bench.capacity`"
 
 
-def test_a_running_job_adds_its_renewals_and_at_most_nine_progress_writes() -> None:
+def test_a_long_job_adds_its_renewals_and_nine_progress_writes() -> None:
     costs = json.loads(capacity.COSTS.read_text())
     small = capacity.ops(costs, capacity.Upload("style_aged", 512, 512, 1))
     large = capacity.ops(costs, capacity.Upload("upscale", 4000, 3000, 1))

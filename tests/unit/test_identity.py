@@ -15,8 +15,8 @@ KEY = "k" * 43
 NOW = 1_800_000_000.0
 
 
-def bearer(token: str) -> str:
-    return f"Bearer {token}"
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def google_token(**claims: Any) -> str:
@@ -48,10 +48,10 @@ def test_a_caller_reads_only_its_own() -> None:
 @pytest.mark.parametrize(
     ("header", "message"),
     [
-        ("", "send an identity token"),
-        ("Basic YTpi", "send an identity token"),
-        ("Bearer abc", "not a JWT"),
-        ("Bearer a.b.c", "cannot be decoded"),
+        ({}, "send an identity token"),
+        ({"Authorization": "Basic YTpi"}, "send an identity token"),
+        ({"Authorization": "Bearer abc"}, "not a JWT"),
+        ({"Authorization": "Bearer a.b.c"}, "cannot be decoded"),
         (
             bearer(identity.mint_local("a@example.com", "another key", now=NOW)),
             "does not match this stack's key",
@@ -64,7 +64,7 @@ def test_a_caller_reads_only_its_own() -> None:
         ),
     ],
 )
-def test_local_mode_refuses(header: str, message: str) -> None:
+def test_local_mode_refuses(header: dict[str, str], message: str) -> None:
     with pytest.raises(Unauthenticated, match=message):
         identity.caller(header, "local", (), KEY, now=NOW)
 
@@ -104,3 +104,24 @@ def test_a_local_token_is_no_good_in_the_cloud() -> None:
     token = identity.mint_local("a@example.com", KEY, now=NOW)
     with pytest.raises(Unauthenticated, match="issuer"):
         identity.caller(bearer(token), "platform", (), now=NOW)
+
+
+def test_in_the_cloud_the_token_cloud_run_verified_is_the_one_read() -> None:
+    """With X-Serverless-Authorization, Cloud Run checks that header and passes Authorization on
+    unchecked: a hand-made token there must not name the caller."""
+    verified = google_token(iss="https://accounts.google.com", email="alice@example.com", exp=NOW + 60)
+    forged = google_token(iss="https://accounts.google.com", email="ops@example.com", exp=NOW + 60)
+    headers = {"X-Serverless-Authorization": f"Bearer {verified}", "Authorization": f"Bearer {forged}"}
+    found = identity.caller(headers, "platform", ("ops@example.com",), now=NOW)
+    assert found == Caller("alice@example.com")
+
+
+def test_locally_only_authorization_counts() -> None:
+    token = identity.mint_local("alice@example.com", KEY, now=NOW)
+    with pytest.raises(Unauthenticated, match="send an identity token"):
+        identity.caller({"X-Serverless-Authorization": f"Bearer {token}"}, "local", (), KEY, now=NOW)
+
+
+def test_an_owner_in_any_script_is_compared_not_crashed_on() -> None:
+    assert not Caller("alice@example.com").may_read("ålice@example.com")
+    assert Caller("jösé@example.com").may_read("jösé@example.com")

@@ -5,9 +5,9 @@ libvips reads the file from disk with shrink-on-load: a JPEG decodes at 1/2 to 1
 PNG, TIFF and WebP stream through in strips, so memory follows the image's width, not its area
 (measured, a preview and a crop in a process of its own, 23 MiB before them: a 192 MP JPEG peaks
 at 68 MiB, a 48 MP RGBA PNG at 112 MiB and a 192 MP PNG at 114 MiB, whose pixels are 192 and
-576 MB). HEIF and AVIF have no scaled decoder: they decode
-whole, as big as the pipeline's own limit on their sources allows. A crop reads the lines down to
-its region and no further, and is at most CROP_MAX_SIDE a side.
+576 MB). HEIF and AVIF have no scaled decoder: they decode whole, a source up to the
+pipeline's MAX_INPUT_PIXELS, an AVIF result up to MAX_OUTPUT_PIXELS. A crop reads the lines down
+to its region and no further, and is at most CROP_MAX_SIDE a side.
 """
 
 from __future__ import annotations

@@ -149,17 +149,18 @@ class JobReads:
         return [s.to_dict() or {} for s in self.db.get_all(refs, field_paths=ROW_FIELDS) if s.exists]
 
     def changed_since(self, since: dt.datetime) -> list[Doc]:
-        """Documents updated after `since`, oldest update first, at most FEED_MAX."""
+        """Documents updated after `since`: the newest FEED_MAX of them, newest first (with more
+        changes than that in one tick the feed moves on to the newest instead of stalling)."""
 
         def shard(n: int) -> Any:
             query = indexed(self.col, {"shard": n}, "updated_at")
             return (
                 query.where(filter=FieldFilter("updated_at", ">", since))
-                .order_by("updated_at")
+                .order_by("updated_at", direction=firestore.Query.DESCENDING)
                 .select(ROW_FIELDS)
             )
 
-        found = _merged(shard, FEED_MAX, _by("updated_at"))
+        found = _merged(shard, FEED_MAX, _by("updated_at"), newest_first=True)
         return [s.to_dict() or {} for s in found]
 
     def running(self) -> list[Doc]:

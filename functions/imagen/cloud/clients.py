@@ -10,7 +10,7 @@ from imagen.cloud.jobqueries import JobQueries
 from imagen.cloud.jobstore import JobStore
 from imagen.cloud.objects import ObjectStore
 from imagen.cloud.publisher import Publisher, make_client
-from imagen.core.limits import JOB_RETENTION_DAYS
+from imagen.core.config import Config
 from imagen.core.names import Resources
 
 
@@ -24,7 +24,7 @@ class Cloud:
     publisher: Publisher
 
     @classmethod
-    def connect(cls, names: Resources, retention_days: int = JOB_RETENTION_DAYS) -> Cloud:
+    def connect(cls, names: Resources, retention_days: int = Config.job_retention_days) -> Cloud:
         """The clients; an ended job's document is kept `retention_days` (Config.job_retention_days)."""
         db = firestore.Client(project=names.project)
         return cls(

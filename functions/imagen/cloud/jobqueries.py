@@ -19,6 +19,7 @@ from imagen.jobs.model import QUERIES, SHARDS, Job, JobStatus
 
 T = TypeVar("T")
 _EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
+STUCK_MAX = 250  # jobs of each kind and shard one reconciler pass takes: 4 x 3 x 250 at most
 
 
 class JobQueries:
@@ -58,19 +59,21 @@ class JobQueries:
             running, queued = (
                 {"shard": shard, "status": str(s)} for s in (JobStatus.RUNNING, JobStatus.QUEUED)
             )
-            expired = self._query(running, "lease_until").where(
-                filter=FieldFilter("lease_until", "<", at - dt.timedelta(seconds=lease_margin_s))
+            expired = self._oldest(running, "lease_until", at - dt.timedelta(seconds=lease_margin_s))
+            pending = self._oldest(
+                {**queued, "publish_pending": True}, "updated_at", at - dt.timedelta(seconds=publish_grace_s)
             )
-            waiting = self._query(queued, "updated_at").where(
-                filter=FieldFilter("updated_at", "<", at - dt.timedelta(seconds=publish_grace_s))
-            )
-            out += [Job.from_doc(snap.to_dict() or {}) for snap in _counted(list(expired.stream()))]
-            for snap in _counted(list(waiting.stream())):
-                job = Job.from_doc(snap.to_dict() or {})
-                old = job.updated_at is not None and job.updated_at < at - dt.timedelta(seconds=queued_max_s)
-                if job.publish_pending or old:
-                    out.append(job)
+            old = self._oldest(queued, "updated_at", at - dt.timedelta(seconds=queued_max_s))
+            found = {job.job_id: job for job in (*expired, *pending, *old)}
+            out += found.values()
         return out
+
+    def _oldest(self, equal: dict[str, Any], field: str, before: dt.datetime) -> list[Job]:
+        """The jobs of `equal` whose `field` is before `before`, oldest first, at most STUCK_MAX:
+        a pass reads a bounded number whatever the backlog; the next pass takes the next ones."""
+        query = self._query(equal, field).where(filter=FieldFilter(field, "<", before))
+        snaps = _counted(list(query.order_by(field).limit(STUCK_MAX).stream()))
+        return [Job.from_doc(snap.to_dict() or {}) for snap in snaps]
 
     def _query(self, equal: dict[str, Any], ranged: str) -> Any:
         return indexed(self.col, equal, ranged)

@@ -15,10 +15,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from imagen.core import usage
-from imagen.core.limits import JOB_RETENTION_DAYS
+from imagen.core.config import Config
 from imagen.jobs import transitions as t
 from imagen.jobs.messages import JobMessage
-from imagen.jobs.model import TERMINAL, Claim, Job, JobStatus, Outcome, Skip
+from imagen.jobs.model import TERMINAL, Claim, Job, JobStatus, Outcome, Skip, shard_of
 
 T = TypeVar("T")
 Step = Callable[[Job | None, dt.datetime], tuple[T, "t.Update | None"]]
@@ -52,7 +52,7 @@ class JobStore:
     """Reads and moves jobs; every transition is a transaction on the database's clock."""
 
     def __init__(
-        self, db: firestore.Client, collection: str, retention_days: int = JOB_RETENTION_DAYS
+        self, db: firestore.Client, collection: str, retention_days: int = Config.job_retention_days
     ) -> None:
         """`collection` comes from Resources.jobs_collection; an ended job is kept `retention_days`
         (0: for ever)."""
@@ -92,7 +92,10 @@ class JobStore:
             result, update = step(Job.from_doc(snap.to_dict() or {}) if snap.exists else None, at)
             if update is not None:
                 usage.count(usage.FIRESTORE_WRITE)
-                tx.update(ref, to_firestore(update, at, self.retention))
+                fields = to_firestore(update, at, self.retention)
+                if snap.exists and "shard" not in (snap.to_dict() or {}):  # a job from before shards
+                    fields["shard"] = shard_of(job_id)
+                tx.update(ref, fields)
             return result
 
         return run(self.db.transaction())

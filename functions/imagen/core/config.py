@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from imagen.core import identity
-from imagen.core.limits import JOB_RETENTION_DAYS
 from imagen.core.models import DEFAULT_VARIANT, GPU_TILE_SECONDS, MODELS, TRITON_MODELS, VARIANTS
 from imagen.core.names import Resources
 
@@ -58,11 +57,10 @@ class Config:
     # The HTTP API takes a file in the request up to this (Cloud Run's request limit is 32 MiB);
     # larger ones go through a signed URL, up to max_input_bytes.
     api_max_upload_bytes: int = 30 * 1024 * 1024
-    # Who the API's callers are (imagen.core.identity). Operators read every job.
-    api_auth: str = "platform"  # `platform`: the Google ID token Cloud Run verified; `local`: API_LOCAL_KEY's
-    api_operators: tuple[
-        str, ...
-    ] = ()  # emails, comma-separated, that read every job (Terraform `api_operators`)
+    # Who the API's callers are (imagen.core.identity): `platform` reads the Google ID token Cloud
+    # Run verified; `local` checks tokens signed with API_LOCAL_KEY.
+    api_auth: str = "platform"
+    api_operators: tuple[str, ...] = ()  # emails that read every job (Terraform `api_operators`)
     api_local_key: str = ""  # the local stack's key for its HS256 tokens (`python -m emulators token`)
     api_max_wait_s: int = 60  # the most a POST may ask to wait for its job (`Prefer: wait=N`)
     api_link_ttl_s: int = 900  # seconds a signed upload or result URL stays valid
@@ -95,9 +93,7 @@ class Config:
     result_cache_control: str = (
         "private, max-age=3600"  # Cache-Control of every result (RESULT_CACHE_CONTROL)
     )
-    job_retention_days: int = (
-        JOB_RETENTION_DAYS  # days an ended job is kept (0: for ever; Terraform `jobs_ttl_days`)
-    )
+    job_retention_days: int = 30  # days an ended job is kept (0: for ever; Terraform `jobs_ttl_days`)
     bucket: str = ""  # the uploads' bucket (BUCKET): the reconciler finds objects with no job there
     otel_enabled: bool = False
     otel_endpoint: str = ""

@@ -4,7 +4,9 @@ Two ways to trust a token (API_AUTH):
 
 - `platform` (deployed): the function admits only callers that hold `run.invoker` on it, so
   Cloud Run has verified the Google ID token (signature, audience, expiry) before the request
-  reaches us; we read its claims and check the issuer, the expiry and a verified email.
+  reaches us; we read the claims of the token it verified and check the issuer, the expiry and a
+  verified email. Cloud Run verifies `X-Serverless-Authorization` when a request carries it and
+  then passes `Authorization` on unchecked, so that header, when present, is the one read.
 - `local` (the local stack): no Google in front, so the token is an HS256 JWT signed with the
   stack's own key (API_LOCAL_KEY); `python -m emulators token EMAIL` mints one. Its signature is
   checked here.
@@ -46,17 +48,24 @@ class Caller:
 
     def may_read(self, owner: str) -> bool:
         """Whether this caller may see a job owned by `owner` ("" for jobs not made by the API)."""
-        return self.operator or (bool(owner) and hmac.compare_digest(owner, self.email))
+        return self.operator or (bool(owner) and hmac.compare_digest(owner.encode(), self.email.encode()))
+
+
+VERIFIED_BY_CLOUD_RUN = "X-Serverless-Authorization"
 
 
 def caller(
-    authorization: str,
+    headers: Mapping[str, str],
     mode: str,
     operators: Collection[str],
     local_key: str = "",
     now: float | None = None,
 ) -> Caller:
-    """The caller named by an `Authorization: Bearer <JWT>` header, or Unauthenticated."""
+    """The caller named by the request's bearer token (the header the mode trusts), or
+    Unauthenticated."""
+    authorization = headers.get("Authorization", "")
+    if mode == PLATFORM:
+        authorization = headers.get(VERIFIED_BY_CLOUD_RUN) or authorization
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an identity token: Authorization: Bearer <token>")

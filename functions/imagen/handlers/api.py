@@ -79,6 +79,7 @@ class Call:
     request: flask.Request
     caller: Caller
     signer: Signer | None
+    started: float  # time.monotonic() when the request came in (a wait counts from it)
 
 
 def handle_api(cfg: Config, svc: Services, request: flask.Request, signer: Signer | None = None) -> Reply:
@@ -88,13 +89,13 @@ def handle_api(cfg: Config, svc: Services, request: flask.Request, signer: Signe
 
 
 def _handle(cfg: Config, svc: Services, request: flask.Request, signer: Signer | None) -> Reply:
-    path, method = request.path.rstrip("/") or "/", request.method
+    path, method, started = request.path.rstrip("/") or "/", request.method, time.monotonic()
     try:
         if path == "/health" and method == "GET":
             return health(cfg, svc, _caller_or_none(cfg, request))
         if not path.startswith(API):
             raise ApiError(404, f"no such endpoint {path}")
-        call = Call(cfg, svc, request, _caller(cfg, request), signer)
+        call = Call(cfg, svc, request, _caller(cfg, request), signer, started)
         return _route(call, path.removeprefix(API), method)
     except ApiError as exc:
         return Reply(exc.status, {"error": str(exc)}, exc.headers)
@@ -127,16 +128,15 @@ def _route(call: Call, path: str, method: str) -> Reply:
 
 def _caller(cfg: Config, request: flask.Request) -> Caller:
     try:
-        return identity.caller(
-            request.headers.get("Authorization", ""), cfg.api_auth, cfg.api_operators, cfg.api_local_key
-        )
+        headers = {k: request.headers.get(k, "") for k in ("Authorization", identity.VERIFIED_BY_CLOUD_RUN)}
+        return identity.caller(headers, cfg.api_auth, cfg.api_operators, cfg.api_local_key)
     except identity.Unauthenticated as exc:
         logs.api_unauthenticated(request.path, str(exc))
         raise ApiError(401, str(exc), {"WWW-Authenticate": 'Bearer realm="imagen"'}) from exc
 
 
 def _caller_or_none(cfg: Config, request: flask.Request) -> Caller | None:
-    if "Authorization" not in request.headers:
+    if not {"Authorization", identity.VERIFIED_BY_CLOUD_RUN} & set(request.headers.keys()):
         return None
     try:
         return _caller(cfg, request)
@@ -195,7 +195,8 @@ def post_image(call: Call, model: str) -> Reply:
     usage.name_job(job_id, model)
     logs.api_upload(job_id, model, name, len(data), call.caller.email)
     wait_s = _prefer_wait(request, cfg.api_max_wait_s)
-    job = _wait_for(call.svc, job_id, wait_s) if wait_s else None
+    left_s = wait_s - (time.monotonic() - call.started)  # counted from the request's arrival
+    job = _wait_for(call.svc, job_id, left_s) if wait_s else None
     headers = {"Location": f"{API}/jobs/{job_id}"}
     if wait_s:
         headers["Preference-Applied"] = f"wait={wait_s}"
@@ -242,7 +243,7 @@ def _prefer_wait(request: flask.Request, most_s: int) -> int:
     return min(int(found.group(1)), most_s) if found else 0
 
 
-def _wait_for(svc: Services, job_id: str, wait_s: int) -> Job | None:
+def _wait_for(svc: Services, job_id: str, wait_s: float) -> Job | None:
     """The job once it has ended, or as it is when `wait_s` has passed (reads back off to 2 s)."""
     deadline, pause = time.monotonic() + wait_s, 0.25
     while True:
@@ -358,7 +359,9 @@ def job_of_object(call: Call, name: str) -> Reply:
     """The job of the object's current generation, when it is this caller's."""
     if not name:
         raise ApiError(400, "give the object: ?object=<name in the bucket>")
-    generation = call.svc.storage.generation(call.cfg.bucket, name)
+    upload = messages.Upload(call.cfg.bucket, name, "0", 0, "", {})
+    routed = messages.route(upload, call.cfg.names.result_prefix)[0] is not None
+    generation = call.svc.storage.generation(call.cfg.bucket, name) if routed else None
     job = None
     if generation is not None:
         job = call.svc.jobs.get(messages.job_id(call.cfg.bucket, name, str(generation)))

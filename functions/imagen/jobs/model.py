@@ -48,6 +48,7 @@ QUERIES: frozenset[tuple[tuple[str, ...], str]] = frozenset(
         ),
         (("shard", "status"), "lease_until"),
         (("shard", "status"), "updated_at"),
+        (("shard", "status", "publish_pending"), "updated_at"),
         (("shard",), "updated_at"),  # the console's live feed: what changed since
     }
 )

@@ -25,7 +25,8 @@ locals {
     by_owner_model_status   = { equal = ["shard", "owner", "model", "status"], order = "created_at", direction = "DESCENDING" }
     running_by_lease        = { equal = ["shard", "status"], order = "lease_until", direction = "ASCENDING" }
     queued_by_last_update   = { equal = ["shard", "status"], order = "updated_at", direction = "ASCENDING" }
-    by_last_update          = { equal = ["shard"], order = "updated_at", direction = "ASCENDING" }
+    publish_pending         = { equal = ["shard", "status", "publish_pending"], order = "updated_at", direction = "ASCENDING" }
+    by_last_update          = { equal = ["shard"], order = "updated_at", direction = "DESCENDING" }
   }
   # Every field a job document holds (imagen.jobs.model.Job): none is queried alone, so none gets
   # the automatic single-field indexes (each write of a job would update ~40 index entries, and

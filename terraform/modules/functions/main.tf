@@ -30,19 +30,23 @@ locals {
     ? tonumber(trimsuffix(var.worker_memory, "Gi")) * 1024
     : tonumber(trimsuffix(var.worker_memory, "Mi"))
   )
-  worker_env = {
+  # What a job's plan is made from: the workers run by it, and the HTTP API checks it at upload
+  # (a file whose job could never run is refused before it is stored), so both get it.
+  plan_env = {
     WORKER_MEMORY_MB   = tostring(local.worker_memory_mb)
     WORKER_CONCURRENCY = tostring(var.worker_concurrency)
     UPSCALE_DEFAULT    = var.upscale_default
     # A job's time plan must fit in JOB_TIME_LIMIT_S, inside the function's timeout (Config refuses
-    # a limit at or past FUNCTION_TIMEOUT_S, so the two travel together, on the workers only).
+    # a limit at or past FUNCTION_TIMEOUT_S, so the two travel together).
     FUNCTION_TIMEOUT_S = tostring(var.worker_timeout_seconds)
     JOB_TIME_LIMIT_S   = tostring(var.job_time_limit_seconds)
     TILE_SECONDS       = join(",", [for m, s in var.tile_seconds : "${m}=${s}"]) # empty: the code's T4 figures
-    TRITON_PROBE_S     = tostring(var.triton_probe_seconds)
+  }
+  worker_env = merge(local.plan_env, {
+    TRITON_PROBE_S = tostring(var.triton_probe_seconds)
     # glibc gives freed strips back to the system only with a fixed mmap threshold (docs/memory.md)
     MALLOC_MMAP_THRESHOLD_ = "1048576"
-  }
+  })
   input_prefix_condition = join(" || ", [
     for m in var.models : "resource.name.startsWith(\"projects/_/buckets/${var.bucket}/objects/${m}/\")"
   ])
@@ -139,7 +143,7 @@ resource "google_project_iam_custom_role" "gets_objects" {
   project     = var.project_id
   role_id     = "imagenGetObjects"
   title       = "imagen: get objects"
-  description = "Gets objects by name; granted under results/ only, for their metadata."
+  description = "Gets objects by name; granted under results/ only."
   permissions = ["storage.objects.get"]
 }
 
@@ -161,7 +165,18 @@ resource "google_storage_bucket_iam_member" "reconciler_reads_results" {
 
 # The HTTP API writes uploads under the model prefixes (and reads them back: the job of an object),
 # creates their jobs and publishes them, reads the events topic for /health, and signs upload
-# URLs as itself (IAM signBlob on its own account).
+# URLs as itself (IAM signBlob on its own account). A signed URL grants only what its signer may
+# do: the result links it signs need `storage.objects.get` under results/ (api_reads_results).
+resource "google_storage_bucket_iam_member" "api_reads_results" {
+  bucket = var.bucket
+  role   = google_project_iam_custom_role.gets_objects.name
+  member = "serviceAccount:${google_service_account.api.email}"
+  condition {
+    title      = "results-prefix"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${var.bucket}/objects/${var.result_prefix}\")"
+  }
+}
+
 resource "google_storage_bucket_iam_member" "api_writes_inputs" {
   for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
   bucket   = var.bucket
@@ -489,11 +504,12 @@ resource "google_cloudfunctions2_function" "api" {
     service_account_email            = google_service_account.api.email
     # No VPC connector: the connector, and Triton's port, are the workers' path alone. /health does
     # not ask Triton in the cloud (TRITON_URL empty: not checked by the API).
-    environment_variables = merge(local.common_env, {
+    environment_variables = merge(local.common_env, local.plan_env, {
       TRITON_URL           = ""
       API_MAX_UPLOAD_BYTES = tostring(var.api_max_upload_bytes)
       API_AUTH             = "platform" # the caller is the identity Cloud Run checked
       API_OPERATORS        = join(",", var.api_operators)
+      API_MAX_WAIT_S       = "60" # Prefer: wait, counted from the request's start: inside the 120 s timeout
     })
   }
 }
