@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,21 @@ class Module:
 
     def locals(self) -> dict[str, Any]:
         return {k: one(v) for block in self.blocks("locals") for k, v in block.items()}
+
+    def env(self, expression: Any) -> dict[str, Any]:
+        """An environment map as a dict: a literal, or `merge(local.A, local.B, {...})` of this
+        module's locals and one object literal, resolved (later keys win, as in Terraform)."""
+        if isinstance(expression, dict):
+            return expression
+        found = re.fullmatch(r"\$\{merge\(((?:local\.\w+, )*local\.\w+)(?:, (\{.*\}))?\)\}", expression, re.S)
+        assert found, f"not a merge of locals and one object: {expression}"
+        out: dict[str, Any] = {}
+        for name in found.group(1).split(", "):
+            out.update(self.env(self.locals()[name.removeprefix("local.")]))
+        if found.group(2):
+            parsed = hcl2.loads(f"env = {found.group(2)}", serialization_options=OPTIONS)
+            out.update(one(parsed["env"]))
+        return out
 
 
 def load(path: Path) -> Module:

@@ -7,9 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import hcl2
-
-from .hcl import OPTIONS, TERRAFORM, all_module_dirs, load, one
+from .hcl import TERRAFORM, all_module_dirs, load, one
 from .test_wiring import walk
 
 FUNCTIONS = load(TERRAFORM / "modules" / "functions")
@@ -33,11 +31,7 @@ def custom_role(name: str) -> str:
 def api_env() -> dict[str, Any]:
     """The API's own environment on top of common_env (the object literal merged in)."""
     api = FUNCTIONS.resource("google_cloudfunctions2_function", "api")
-    env = one(one(api["service_config"])["environment_variables"])
-    inner = re.fullmatch(r"\$\{merge\(local\.common_env, local\.plan_env, (\{.*\})\)\}", env, re.S)
-    assert inner, env
-    parsed: dict[str, Any] = hcl2.loads(f"env = {inner.group(1)}", serialization_options=OPTIONS)
-    return dict(one(parsed["env"]))
+    return FUNCTIONS.env(one(one(api["service_config"])["environment_variables"]))
 
 
 def storage_calls(path: Path, receiver: str, function: str | None = None) -> set[str]:

@@ -18,7 +18,7 @@ def test_each_worker_knows_its_memory_and_concurrency_and_config_defaults_match(
     fn = functions.resource("google_cloudfunctions2_function", "on_job")
     env = one(one(fn["service_config"])["environment_variables"])
     assert "local.worker_env" in env and "local.common_env" in env
-    worker_env = functions.locals()["worker_env"]
+    worker_env = functions.env(functions.locals()["worker_env"])
     assert worker_env["WORKER_MEMORY_MB"] == "${tostring(local.worker_memory_mb)}"
     assert worker_env["WORKER_CONCURRENCY"] == "${tostring(var.worker_concurrency)}"
     assert worker_env["UPSCALE_DEFAULT"] == "${var.upscale_default}"
@@ -78,7 +78,7 @@ def test_each_worker_gets_the_time_plan_and_wait_settings_config_reads() -> None
     WAIT_HORIZON_S on every function (the dead-letter handler judges a waiting job too); the
     defaults are the code's, and a TILE_SECONDS Terraform renders is one Config parses."""
     functions = load(TERRAFORM / "modules" / "functions")
-    worker_env, common_env = functions.locals()["worker_env"], functions.locals()["common_env"]
+    worker_env, common_env = functions.env(functions.locals()["worker_env"]), functions.locals()["common_env"]
     assert worker_env["FUNCTION_TIMEOUT_S"] == "${tostring(var.worker_timeout_seconds)}"
     assert worker_env["JOB_TIME_LIMIT_S"] == "${tostring(var.job_time_limit_seconds)}"
     assert worker_env["TRITON_PROBE_S"] == "${tostring(var.triton_probe_seconds)}"
