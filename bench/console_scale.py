@@ -95,9 +95,14 @@ def main() -> int:
                 lambda p: len(p.rows),
             ),
             timed(
-                "table: name 'photo-0999'",
-                lambda: reads.page(Filter(name="photo-0999"), 50),
+                "table: a name in the newest (photo-00123)",
+                lambda: reads.page(Filter(name="photo-00123"), 50),
                 lambda p: len(p.rows),
+            ),
+            timed(
+                "table: a name that matches none (documents scanned)",
+                lambda: reads.page(Filter(name="no-such-name"), 50),
+                lambda p: p.scanned,
             ),
             timed("live: changed in 10 s", lambda: reads.changed_since(now - dt.timedelta(seconds=10)), len),
             timed("live: running", reads.running, len),
