@@ -364,10 +364,9 @@ def peer_rounds(p: Pipeline, run: str, count: int, together: int, rounds: int) -
     return out
 
 
-def machine() -> dict[str, Any]:
-    import onnxruntime
-
-    cpu = next(
+def cpu_name() -> str:
+    """The CPU's model name (what this machine's figures were measured on)."""
+    return next(
         (
             ln.split(":", 1)[1].strip()
             for ln in Path("/proc/cpuinfo").read_text().splitlines()
@@ -375,6 +374,12 @@ def machine() -> dict[str, Any]:
         ),
         platform.processor(),
     )
+
+
+def machine() -> dict[str, Any]:
+    import onnxruntime
+
+    cpu = cpu_name()
     mem = (
         int(
             next(

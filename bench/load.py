@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.bench import cpu_name
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SAMPLES = ROOT / "samples"
@@ -718,16 +720,8 @@ def plot(steps: list[Step], knee: int | None, path: Path, note: str) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
