@@ -89,11 +89,12 @@ class JobStore:
             usage.count(usage.FIRESTORE_READ)
             snap = ref.get(transaction=tx)
             at = snap.read_time or now()
-            result, update = step(Job.from_doc(snap.to_dict() or {}) if snap.exists else None, at)
+            doc = (snap.to_dict() or {}) if snap.exists else None
+            result, update = step(Job.from_doc(doc) if doc is not None else None, at)
             if update is not None:
                 usage.count(usage.FIRESTORE_WRITE)
                 fields = to_firestore(update, at, self.retention)
-                if snap.exists and "shard" not in (snap.to_dict() or {}):  # a job from before shards
+                if doc is not None and "shard" not in doc:  # a job from before shards
                     fields["shard"] = shard_of(job_id)
                 tx.update(ref, fields)
             return result
