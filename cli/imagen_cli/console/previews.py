@@ -60,7 +60,7 @@ def _open(path: Path) -> Any:
     try:
         image = pyvips.Image.new_from_file(str(path), access="sequential")
     except pyvips.Error as exc:
-        raise PreviewError(f"not an image libvips can read ({_first_line(exc)})") from exc
+        raise PreviewError("not an image the console can preview (libvips does not read it)") from exc
     if image.width * image.height > MAX_HEADER_PIXELS or max(image.width, image.height) > MAX_SIDE:
         raise PreviewError(f"{image.width}x{image.height} is over the console's bound for a preview")
     return image

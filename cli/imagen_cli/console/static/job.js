@@ -71,7 +71,13 @@ function links(job, side) {
 }
 
 function preview(job, side, max) {
-  return el("img", { src: `/api/jobs/${job.job_id}/${side}/preview?max=${max}`, alt: `${side} of ${shortName(job)}`, "data-side": side });
+  const url = `/api/jobs/${job.job_id}/${side}/preview?max=${max}`;
+  const img = el("img", { src: url, alt: `${side} of ${shortName(job)}`, "data-side": side });
+  // A file that is no image (the job failed for it) has no preview: say why, not a broken icon.
+  img.addEventListener("error", () =>
+    api(url).catch((error) => img.replaceWith(el("p", { class: "error", text: `no preview: ${error.message}` }))),
+  );
+  return img;
 }
 
 // The cutout's backdrop: a checkerboard, or a colour the person picks.
